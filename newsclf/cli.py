@@ -1,0 +1,169 @@
+"""The ``newsclf`` command line: one subcommand per library entry point.
+
+Exit codes: 0 success, 2 a user error (one line on stderr saying what to fix), 1 a bug
+(traceback), 130 interrupted. Paddle is imported only by the subcommands that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from newsclf import __version__
+from newsclf.config import POOLINGS, POSITIONS, TOKENIZERS, TrainConfig
+from newsclf.errors import NewsclfError
+
+_CHOICES = {"tokenizer": TOKENIZERS, "pooling": POOLINGS, "position": POSITIONS}
+_HELP = {
+    "tokenizer": "word: jieba words; char: characters; mixed: characters with their bigram and "
+                 "jieba word",
+    "user_dict": "jieba user dictionary file (copied into the model directory)",
+    "min_freq": "keep vocabulary entries seen at least this often in training",
+    "max_vocab": "vocabulary size cap (most frequent kept)",
+    "max_len": "positions kept per text (longer texts are truncated)",
+    "d_model": "width of embeddings and encoder",
+    "n_heads": "attention heads per layer",
+    "n_layers": "encoder layers",
+    "d_ff": "feed-forward width inside each layer",
+    "dropout": "dropout in the encoder and before the classifier",
+    "attn_dropout": "dropout on attention weights",
+    "emb_dropout": "dropout on the input embeddings",
+    "pre_ln": "layer norm before each sub-layer (pre-LN) instead of after",
+    "pooling": "how token vectors become one text vector",
+    "position": "positional encoding",
+    "epochs": "maximum epochs",
+    "batch_size": "texts per training step",
+    "lr": "peak learning rate (AdamW)",
+    "weight_decay": "AdamW weight decay",
+    "warmup": "share of steps spent warming the learning rate up",
+    "clip_norm": "gradient clipping by global norm (0: off)",
+    "label_smoothing": "label smoothing of the training loss",
+    "token_dropout": "probability of replacing a token by [UNK] in training",
+    "patience": "stop after this many epochs without dev macro-F1 gain",
+    "seed": "random seed (same seed and data: same metrics)",
+}
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--classes", metavar="PATH",
+                        help="class-names file, one per line; labels may then be ids (line N = id N)")
+    parser.add_argument("--format", choices=("tsv", "csv"),
+                        help="data format (default: by extension, .csv is CSV, else TSV)")
+    parser.add_argument("--text-column", default="text", metavar="NAME",
+                        help="CSV column holding the text (default: text)")
+    parser.add_argument("--label-column", default="label", metavar="NAME",
+                        help="CSV column holding the label (default: label)")
+    parser.add_argument("--encoding", default="auto",
+                        help="file encoding (default: auto = UTF-8, UTF-8 with BOM or GBK/GB18030)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsclf", description="Classify Chinese news by topic with a Transformer encoder.")
+    parser.add_argument("--version", action="version", version=f"newsclf {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser("train", help="train a model on labelled texts",
+                                description="Train a model and write its directory.")
+    train.add_argument("--train", required=True, metavar="PATH", help="training data (TSV or CSV)")
+    train.add_argument("--dev", metavar="PATH",
+                       help="dev data for early stopping and model selection (recommended)")
+    train.add_argument("--output", required=True, metavar="DIR", help="model directory to write")
+    _add_data_options(train)
+    train.add_argument("--config", metavar="FILE",
+                       help="JSON file of settings (the names below, with underscores); "
+                            "flags given on the command line win")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    defaults = TrainConfig()
+    group = train.add_argument_group("model and training settings")
+    for field in fields(TrainConfig):
+        default = getattr(defaults, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        help_text = f"{_HELP.get(field.name, '')} (default: {default})"
+        if isinstance(default, bool):
+            group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=help_text)
+        else:
+            kind = str if default is None else type(default)
+            group.add_argument(flag, dest=field.name, type=kind, default=None,
+                               choices=_CHOICES.get(field.name), help=help_text,
+                               metavar=None if field.name in _CHOICES else field.name.upper())
+
+    predict = commands.add_parser("predict", help="label texts with a trained model",
+                                  description="Label texts with a trained model.")
+    predict.add_argument("--model", required=True, metavar="DIR", help="model directory")
+    predict.add_argument("--text", action="append", metavar="TEXT",
+                         help="a text to classify (repeat for several)")
+    predict.add_argument("--top-k", type=int, default=1, metavar="K",
+                         help="show the K most likely classes (default: 1)")
+    return parser
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    values = TrainConfig.from_file(args.config).to_dict() if args.config else {}
+    for field in fields(TrainConfig):
+        given = getattr(args, field.name)
+        if given is not None:
+            values[field.name] = given
+    return TrainConfig.from_dict(values, source="command line")
+
+
+def _read_data(path: str, class_names, args):
+    from newsclf.data import read_labelled
+
+    return read_labelled(path, class_names, fmt=args.format, text_column=args.text_column,
+                         label_column=args.label_column, encoding=args.encoding)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from newsclf.data import read_class_names
+    from newsclf.train import train
+
+    config = _train_config(args)
+    class_names = read_class_names(args.classes, args.encoding) if args.classes else None
+    train_data = _read_data(args.train, class_names, args)
+    dev_data = _read_data(args.dev, class_names, args) if args.dev else None
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    result = train(config, train_data, dev_data, args.output, class_names,
+                   progress=not args.no_progress, log=log)
+    metrics = result.metrics
+    if "dev_accuracy" in metrics:
+        print(f"dev accuracy {metrics['dev_accuracy']:.4f}  macro-F1 {metrics['dev_macro_f1']:.4f}  "
+              f"(best epoch {metrics['best_epoch']} of {metrics['epochs_run']})")
+    print(f"model written to {result.output_dir}")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from newsclf.predict import Predictor
+
+    if not args.text:
+        raise NewsclfError("give at least one --text to classify")
+    if args.top_k < 1:
+        raise NewsclfError(f"--top-k must be at least 1, got {args.top_k}")
+    predictor = Predictor.from_dir(args.model)
+    for text, best in zip(args.text, predictor.predict(args.text, top_k=args.top_k)):
+        ranked = "  ".join(f"{item['label']} {item['score']:.3f}" for item in best)
+        print(f"{ranked}\t{text}")
+
+
+COMMANDS = {"train": cmd_train, "predict": cmd_predict}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except NewsclfError as exc:
+        print(f"newsclf {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"newsclf {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Training configuration: every hyper-parameter, its default and its validation.
+
+Kept free of Paddle so the CLI can build its options and ``--help`` answers fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from newsclf.errors import NewsclfError
+
+TOKENIZERS = ("word", "char", "mixed")
+POOLINGS = ("mean", "max", "cls")
+POSITIONS = ("sinusoidal", "learned")
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of a newsclf model and its training run (defaults measured on THUCNews dev)."""
+
+    # tokenization and vocabulary
+    tokenizer: str = "mixed"
+    user_dict: str | None = None
+    min_freq: int = 2
+    max_vocab: int = 60000
+    max_len: int = 64
+    # model
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int = 256
+    dropout: float = 0.1
+    attn_dropout: float = 0.1
+    emb_dropout: float = 0.1
+    pre_ln: bool = False
+    pooling: str = "mean"
+    position: str = "sinusoidal"
+    # optimisation
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    clip_norm: float = 1.0
+    label_smoothing: float = 0.1
+    token_dropout: float = 0.0
+    patience: int = 3
+    seed: int = 42
+
+    def validate(self) -> "TrainConfig":
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise NewsclfError(message)
+
+        need(self.tokenizer in TOKENIZERS, f"tokenizer must be one of {', '.join(TOKENIZERS)}, not {self.tokenizer!r}")
+        need(self.pooling in POOLINGS, f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}")
+        need(self.position in POSITIONS, f"position must be one of {', '.join(POSITIONS)}, not {self.position!r}")
+        for name in ("min_freq", "max_vocab", "max_len", "d_model", "n_heads", "n_layers", "d_ff",
+                     "epochs", "batch_size"):
+            need(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
+        need(self.d_model % self.n_heads == 0,
+             f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        for name in ("dropout", "attn_dropout", "emb_dropout", "label_smoothing", "token_dropout",
+                     "warmup"):
+            value = getattr(self, name)
+            need(0.0 <= value < 1.0, f"{name} must be in [0, 1), got {value}")
+        need(self.lr > 0, f"lr must be positive, got {self.lr}")
+        need(self.patience >= 1, f"patience must be at least 1, got {self.patience}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise NewsclfError(f"{source}: unknown setting(s) {', '.join(unknown)}; "
+                               f"known: {', '.join(sorted(known))}")
+        config = cls(**values)
+        for f in fields(cls):
+            value = getattr(config, f.name)
+            expected = type(getattr(cls(), f.name)) if getattr(cls(), f.name) is not None else str
+            if value is not None and not _fits(value, expected):
+                raise NewsclfError(f"{source}: {f.name} must be {expected.__name__}, got {value!r}")
+        return config.validate()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NewsclfError(f"{path}: config file not found") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise NewsclfError(f"{path}: not a valid JSON config ({exc})") from None
+        if not isinstance(values, dict):
+            raise NewsclfError(f"{path}: a config file holds one JSON object of settings")
+        return cls.from_dict(values, source=str(path))
+
+
+def _fits(value, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)

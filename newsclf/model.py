@@ -1,0 +1,154 @@
+"""The Transformer-encoder classifier (a ``paddle.nn.Layer``).
+
+ids ``[batch, length, n_features]`` -> summed feature embeddings + positional encoding ->
+``paddle.nn.TransformerEncoder`` with a padding mask -> pooling over real tokens only ->
+dropout -> linear classifier. Padding is any position whose first feature id is ``[PAD]`` (0).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+# Paddle's strided-view kernels make matmul on transposed tensors (every attention head) 10-30x
+# slower on CPU; contiguous kernels are what this model needs.
+os.environ.setdefault("FLAGS_use_stride_kernel", "0")
+with warnings.catch_warnings():  # Paddle warns about ccache on import; irrelevant to users
+    warnings.simplefilter("ignore")
+    import paddle
+    import paddle.nn as nn
+    import paddle.nn.functional as F
+
+import numpy as np
+
+from newsclf.vocab import PAD_ID
+
+
+def sinusoidal_encoding(length: int, d_model: int) -> np.ndarray:
+    """The fixed positional encoding of Vaswani et al.: sin on even, cos on odd dimensions."""
+    position = np.arange(length, dtype=np.float64)[:, None]
+    rate = np.exp(np.arange(0, d_model, 2, dtype=np.float64) * (-math.log(10000.0) / d_model))
+    table = np.zeros((length, d_model), dtype=np.float64)
+    table[:, 0::2] = np.sin(position * rate)
+    table[:, 1::2] = np.cos(position * rate)[:, : d_model // 2]
+    return table.astype(np.float32)
+
+
+def attention_weights(layer: nn.TransformerEncoderLayer, x, attn_mask):
+    """The softmax attention of one encoder layer for input ``x``: ``[batch, heads, q, k]``.
+
+    Recomputed from the layer's own projections (Paddle's layer does not return them); masked
+    keys get exactly zero weight."""
+    attention = layer.self_attn
+    if layer.normalize_before:
+        x = layer.norm1(x)
+    batch, length = x.shape[0], x.shape[1]
+
+    def heads(projected):
+        return projected.reshape([batch, length, attention.num_heads, attention.head_dim]) \
+            .transpose([0, 2, 1, 3])
+
+    q, k = heads(attention.q_proj(x)), heads(attention.k_proj(x))
+    scores = paddle.matmul(q, k, transpose_y=True) * (attention.head_dim ** -0.5)
+    keep = attn_mask.astype(scores.dtype)
+    weights = F.softmax(scores + (keep - 1.0) * 1e9, axis=-1) * keep
+    # Paddle's softmax clips exponents at -64, leaving ~1e-28 on masked keys: make them 0.
+    return weights / weights.sum(axis=-1, keepdim=True)
+
+
+class NewsClassifier(nn.Layer):
+    def __init__(self, vocab_size: int, n_classes: int, *, d_model: int = 128, n_heads: int = 4,
+                 n_layers: int = 2, d_ff: int = 256, dropout: float = 0.1,
+                 attn_dropout: float = 0.1, emb_dropout: float = 0.1, pre_ln: bool = False,
+                 pooling: str = "mean", position: str = "sinusoidal", max_len: int = 64):
+        super().__init__()
+        self.d_model, self.pooling, self.position = d_model, pooling, position
+        self.embedding = nn.Embedding(
+            vocab_size, d_model, padding_idx=PAD_ID,
+            weight_attr=paddle.ParamAttr(initializer=nn.initializer.Normal(std=d_model ** -0.5)))
+        positions = max_len + 1  # room for the [CLS] position
+        if position == "learned":
+            self.position_embedding = nn.Embedding(positions, d_model)
+        else:
+            self.register_buffer("position_table",
+                                 paddle.to_tensor(sinusoidal_encoding(positions, d_model)),
+                                 persistable=False)
+        if pooling == "cls":
+            self.cls = self.create_parameter(
+                [1, 1, d_model], default_initializer=nn.initializer.Normal(std=0.02))
+        self.embedding_dropout = nn.Dropout(emb_dropout)
+        layer = nn.TransformerEncoderLayer(d_model, n_heads, d_ff, dropout=dropout,
+                                           attn_dropout=attn_dropout, act_dropout=dropout,
+                                           activation="gelu", normalize_before=pre_ln)
+        self.encoder = nn.TransformerEncoder(layer, n_layers,
+                                             norm=nn.LayerNorm(d_model) if pre_ln else None)
+        self.head_dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(d_model, n_classes)
+
+    def forward(self, ids, return_attention: bool = False):
+        """Logits ``[batch, n_classes]``; with ``return_attention`` also a list with one
+        ``[batch, heads, length, length]`` attention tensor per layer."""
+        mask = ids[:, :, 0] != PAD_ID                                   # [batch, length]
+        x = self.embedding(ids).sum(axis=2) * math.sqrt(self.d_model)   # [batch, length, d]
+        if self.pooling == "cls":
+            x = paddle.concat([self.cls.expand([x.shape[0], 1, self.d_model]), x], axis=1)
+            mask = paddle.concat([paddle.ones([mask.shape[0], 1], dtype="bool"), mask], axis=1)
+        length = x.shape[1]
+        if self.position == "learned":
+            x = x + self.position_embedding(paddle.arange(length).unsqueeze(0))
+        else:
+            x = x + self.position_table[:length].unsqueeze(0)
+        x = self.embedding_dropout(x)
+        attn_mask = mask.unsqueeze([1, 2])                              # [batch, 1, 1, length]
+        attentions = []
+        for layer in self.encoder.layers:
+            if return_attention:
+                attentions.append(attention_weights(layer, x, attn_mask))
+            x = layer(x, src_mask=attn_mask)
+        if self.encoder.norm is not None:
+            x = self.encoder.norm(x)
+        logits = self.classifier(self.head_dropout(self.pool(x, mask)))
+        return (logits, attentions) if return_attention else logits
+
+    def pool(self, x, mask):
+        if self.pooling == "cls":
+            return x[:, 0]
+        weights = mask.astype(x.dtype).unsqueeze(-1)                    # [batch, length, 1]
+        if self.pooling == "max":
+            return (x + (weights - 1.0) * 1e9).max(axis=1)
+        return (x * weights).sum(axis=1) / weights.sum(axis=1)
+
+
+def build_model(config, vocab_size: int, n_classes: int) -> NewsClassifier:
+    """The classifier a :class:`~newsclf.config.TrainConfig` describes."""
+    return NewsClassifier(
+        vocab_size, n_classes, d_model=config.d_model, n_heads=config.n_heads,
+        n_layers=config.n_layers, d_ff=config.d_ff, dropout=config.dropout,
+        attn_dropout=config.attn_dropout, emb_dropout=config.emb_dropout, pre_ln=config.pre_ln,
+        pooling=config.pooling, position=config.position, max_len=config.max_len)
+
+
+def predict_logits(model: NewsClassifier, encoded, batch_size: int = 256) -> np.ndarray:
+    """Logits ``[n, n_classes]`` for encoded texts, in input order; batches texts of similar
+    length together so little is spent on padding."""
+    from newsclf.data import length_sorted_batches, pad_batch
+
+    was_training = model.training
+    model.eval()
+    out = None
+    with paddle.no_grad():
+        for index in length_sorted_batches([len(ids) for ids in encoded], batch_size):
+            logits = model(paddle.to_tensor(pad_batch([encoded[i] for i in index]))).numpy()
+            if out is None:
+                out = np.empty((len(encoded), logits.shape[1]), dtype=np.float32)
+            out[index] = logits
+    if was_training:
+        model.train()
+    return out
+
+
+def weights_of(model: nn.Layer) -> dict:
+    """The model's parameters as numpy arrays (a copy), by state-dict name."""
+    return {name: value.numpy().copy() for name, value in model.state_dict().items()}

@@ -1,0 +1,72 @@
+"""Vocabulary: feature strings to ids, built from training data only, saved as JSON.
+
+Ids 0 and 1 are ``[PAD]`` and ``[UNK]``; the rest are ordered by frequency, then by string, so
+the same data always gives the same vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from newsclf.errors import ModelDirError
+
+PAD, UNK = "[PAD]", "[UNK]"
+PAD_ID, UNK_ID = 0, 1
+
+
+class Vocab:
+    def __init__(self, tokens: Sequence[str]):
+        if list(tokens[:2]) != [PAD, UNK]:
+            raise ModelDirError("vocabulary must start with [PAD] and [UNK]")
+        self.tokens = list(tokens)
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+        if len(self.index) != len(self.tokens):
+            raise ModelDirError("vocabulary has duplicate entries")
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @classmethod
+    def build(cls, feature_sequences: Iterable[Sequence[Sequence[str]]], min_freq: int = 1,
+              max_size: int | None = None) -> "Vocab":
+        """Count every feature of every position; keep those seen ``min_freq`` times or more,
+        the ``max_size`` most frequent at most (specials not counted)."""
+        counts: Counter = Counter()
+        for positions in feature_sequences:
+            for features in positions:
+                counts.update(features)
+        kept = sorted((item for item in counts.items() if item[1] >= min_freq),
+                      key=lambda item: (-item[1], item[0]))
+        if max_size is not None:
+            kept = kept[:max_size]
+        return cls([PAD, UNK] + [token for token, _ in kept])
+
+    def encode(self, positions: Sequence[Sequence[str]], max_len: int,
+               n_features: int = 1) -> np.ndarray:
+        """Ids ``[length, n_features]`` (int64), truncated to ``max_len`` positions; an empty
+        text becomes one ``[UNK]`` position so no row is all padding."""
+        if not positions:
+            return np.full((1, n_features), UNK_ID, dtype=np.int64)
+        get = self.index.get
+        return np.array([[get(f, UNK_ID) for f in features] for features in positions[:max_len]],
+                        dtype=np.int64)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps({"tokens": self.tokens}, ensure_ascii=False),
+                              encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Vocab":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            tokens = data["tokens"]
+        except FileNotFoundError:
+            raise ModelDirError(f"{path}: vocabulary file is missing") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelDirError(f"{path}: vocabulary file is damaged ({exc})") from None
+        return cls(tokens)

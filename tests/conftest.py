@@ -1,0 +1,51 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews-headlines"
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+
+def run_cli(*args, cwd=None, timeout=600):
+    """Run the real ``newsclf`` command in a subprocess; returns CompletedProcess."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "newsclf", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd or ROOT, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    from newsclf.config import TrainConfig
+
+    return TrainConfig(d_model=64, n_heads=2, n_layers=1, d_ff=128, epochs=6, batch_size=16,
+                       lr=2e-3, min_freq=1, seed=7)
+
+
+@pytest.fixture(scope="session")
+def sample_model(tmp_path_factory, tiny_config):
+    """A small model trained once on data/sample, shared by the tests that only read it."""
+    from newsclf.data import read_labelled
+    from newsclf.train import train
+
+    out = tmp_path_factory.mktemp("models") / "sample"
+    train(tiny_config, read_labelled(SAMPLE / "train.tsv"), read_labelled(SAMPLE / "dev.tsv"),
+          out, progress=False, log=lambda message: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def predictor(sample_model):
+    from newsclf import Predictor
+
+    return Predictor.from_dir(sample_model)
+
+
+needs_thucnews = pytest.mark.skipif(
+    not (THUCNEWS / "train.txt").is_file(),
+    reason=f"THUCNews headlines not found at {THUCNEWS} (only present beside the project in CI)")

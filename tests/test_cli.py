@@ -1,0 +1,78 @@
+import json
+import subprocess
+import sys
+
+from conftest import SAMPLE, run_cli
+
+
+def test_help_is_fast_and_does_not_import_paddle():
+    code = ("import sys; from newsclf.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('paddle' in sys.modules, 'pandas' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "train" in result.stdout and "predict" in result.stdout
+    assert result.stdout.strip().endswith("False False")
+
+
+def test_train_and_predict_end_to_end(tmp_path):
+    out = tmp_path / "model"
+    result = run_cli("train", "--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv",
+                     "--output", out, "--epochs", "2", "--d-model", "32", "--n-heads", "2",
+                     "--d-ff", "64", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "dev accuracy" in result.stdout
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["config"]["epochs"] == 2 and config["config"]["d_model"] == 32
+    result = run_cli("predict", "--model", out, "--text", "国足公布集训名单", "--text", "央行降息",
+                     "--top-k", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().split("\n")
+    assert len(lines) == 2 and lines[0].endswith("\t国足公布集训名单")
+
+
+def test_config_file_and_flag_override(tmp_path):
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps({"epochs": 1, "d_model": 16, "n_heads": 2, "d_ff": 32,
+                                       "tokenizer": "char"}), encoding="utf-8")
+    out = tmp_path / "model"
+    result = run_cli("train", "--train", SAMPLE / "train.tsv", "--output", out, "--config",
+                     config_path, "--tokenizer", "word", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((out / "config.json").read_text(encoding="utf-8"))["config"]
+    assert saved["tokenizer"] == "word" and saved["d_model"] == 16 and saved["epochs"] == 1
+
+
+def test_boolean_flags_are_real_switches(tmp_path):
+    from newsclf.cli import _train_config, build_parser
+
+    parse = build_parser().parse_args
+    base = ["train", "--train", "x", "--output", "y"]
+    assert _train_config(parse(base + ["--pre-ln"])).pre_ln is True
+    assert _train_config(parse(base + ["--no-pre-ln"])).pre_ln is False
+
+
+def one_line_error(result):
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().split("\n")
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_user_errors_exit_2_with_one_line(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("好新闻\t财经\n没有标签的一行\n", encoding="utf-8")
+    line = one_line_error(run_cli("train", "--train", bad, "--output", tmp_path / "m"))
+    assert "bad.tsv:2: no tab" in line
+    line = one_line_error(run_cli("train", "--train", tmp_path / "nope.tsv", "--output", tmp_path / "m"))
+    assert "nope.tsv: file not found" in line
+    line = one_line_error(run_cli("train", "--train", SAMPLE / "train.tsv", "--output",
+                                  tmp_path / "m", "--d-model", "30", "--n-heads", "4"))
+    assert "multiple of n_heads" in line
+    line = one_line_error(run_cli("predict", "--model", tmp_path / "nomodel", "--text", "x"))
+    assert "model directory not found" in line
+    config_path = tmp_path / "c.json"
+    config_path.write_text('{"epoch": 3}', encoding="utf-8")
+    line = one_line_error(run_cli("train", "--train", SAMPLE / "train.tsv", "--output",
+                                  tmp_path / "m", "--config", config_path))
+    assert "unknown setting(s) epoch" in line

@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+
+from newsclf.data import (length_sorted_batches, pad_batch, padding_mask, read_class_names,
+                          read_labelled)
+from newsclf.errors import DataError
+
+
+def write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_tsv_with_class_names(tmp_path):
+    data = read_labelled(write(tmp_path / "a.tsv", "央行降准\t财经\n球队夺冠\t体育 \n"))
+    assert data.texts == ["央行降准", "球队夺冠"]
+    assert data.labels == ["财经", "体育"]  # trailing space in a label is not a new class
+
+
+def test_tsv_with_ids_and_class_file(tmp_path):
+    classes = read_class_names(write(tmp_path / "class.txt", "财经\n体育\n"))
+    data = read_labelled(write(tmp_path / "a.txt", "央行降准\t0\n球队夺冠\t1\n"), classes)
+    assert data.labels == ["财经", "体育"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk", "gb18030"])
+def test_encodings_are_detected(tmp_path, encoding):
+    path = write(tmp_path / "a.tsv", "股市大涨，券商领涨\t股票\r\n房价回稳\t房产\r\n", encoding)
+    data = read_labelled(path)
+    assert data.texts == ["股市大涨，券商领涨", "房价回稳"]
+    assert data.labels == ["股票", "房产"]
+
+
+def test_header_line_is_skipped_and_blank_lines_ignored(tmp_path):
+    data = read_labelled(write(tmp_path / "a.tsv", "text\tlabel\n\n一\t甲\n\n"))
+    assert data.texts == ["一"] and data.labels == ["甲"]
+
+
+def test_csv_columns_by_name_with_quotes(tmp_path):
+    path = write(tmp_path / "a.csv", 'id,title,topic\n1,"逗号,和""引号""",财经\n2,"换\n行",体育\n')
+    data = read_labelled(path, text_column="title", label_column="topic")
+    assert data.texts == ['逗号,和"引号"', "换\n行"]
+    assert data.labels == ["财经", "体育"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("好\t财经\n没有制表符\n", r"a\.tsv:2: no tab"),
+    ("好\t财经\n\t体育\n", r"a\.tsv:2: empty text"),
+    ("好\t财经\n坏\t\n", r"a\.tsv:2: empty label"),
+    ("", r"no examples"),
+])
+def test_malformed_tsv_names_file_and_line(tmp_path, content, message):
+    with pytest.raises(DataError, match=message):
+        read_labelled(write(tmp_path / "a.tsv", content))
+
+
+def test_label_id_out_of_range_and_unknown_name(tmp_path):
+    path = write(tmp_path / "a.tsv", "好\t0\n坏\t5\n")
+    with pytest.raises(DataError, match=r"a\.tsv:2: label id 5 is out of range"):
+        read_labelled(path, ["财经", "体育"])
+    path = write(tmp_path / "b.tsv", "好\t财经\n坏\t军事\n")
+    with pytest.raises(DataError, match=r"b\.tsv:2: label '军事' is not a known class"):
+        read_labelled(path, ["财经", "体育"])
+
+
+def test_missing_csv_column_lists_the_columns(tmp_path):
+    path = write(tmp_path / "a.csv", "title,topic\n好,财经\n")
+    with pytest.raises(DataError, match="no column 'text'.*'title', 'topic'"):
+        read_labelled(path)
+
+
+def test_missing_file_nul_bytes_and_undecodable(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        read_labelled(tmp_path / "absent.tsv")
+    nul = tmp_path / "nul.tsv"
+    nul.write_bytes("好\t财经\n".encode() + b"a\x00b\t1\n")
+    with pytest.raises(DataError, match=r"nul\.tsv:2: contains NUL bytes"):
+        read_labelled(nul)
+    bad = tmp_path / "c.tsv"
+    bad.write_bytes("好\t财经\n".encode() + b"\xff\xfe\xff\t1\n")
+    with pytest.raises(DataError, match=r"c\.tsv:2: cannot decode"):
+        read_labelled(bad)
+
+
+def test_explicit_encoding_override(tmp_path):
+    path = write(tmp_path / "a.tsv", "房价回稳\t房产\n", "gbk")
+    assert read_labelled(path, encoding="gb18030").texts == ["房价回稳"]
+    with pytest.raises(DataError, match=r"a\.tsv:1: not valid utf-8"):
+        read_labelled(path, encoding="utf-8")
+    with pytest.raises(DataError, match="unknown encoding"):
+        read_labelled(path, encoding="klingon")
+
+
+def test_class_file_errors(tmp_path):
+    with pytest.raises(DataError, match="listed twice"):
+        read_class_names(write(tmp_path / "c.txt", "财经\n体育\n财经\n"))
+    with pytest.raises(DataError, match="empty"):
+        read_class_names(write(tmp_path / "d.txt", "\n\n"))
+
+
+def test_pad_batch_pads_to_longest_and_mask_marks_tokens():
+    a = np.array([[5, 6], [7, 8]], dtype=np.int64)
+    b = np.array([[9, 9]], dtype=np.int64)
+    batch = pad_batch([a, b])
+    assert batch.shape == (2, 2, 2)
+    assert (batch[1, 1] == 0).all()
+    assert padding_mask(batch).tolist() == [[True, True], [True, False]]
+
+
+def test_length_sorted_batches_cover_every_index_once():
+    batches = length_sorted_batches([5, 1, 3, 2, 4], 2)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == [0, 1, 2, 3, 4]
+    assert flat.tolist() == [1, 3, 2, 4, 0]

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from newsclf.config import TrainConfig
+from newsclf.data import pad_batch
+from newsclf.model import build_model, paddle, predict_logits, sinusoidal_encoding
+
+
+def make_model(**overrides):
+    paddle.seed(0)
+    config = TrainConfig(d_model=32, n_heads=4, n_layers=2, d_ff=64, max_len=32, **overrides)
+    model = build_model(config, vocab_size=50, n_classes=5)
+    model.eval()
+    return model
+
+
+def texts(n_features=3):
+    rng = np.random.RandomState(0)
+    short = rng.randint(2, 50, size=(4, n_features)).astype(np.int64)
+    long = rng.randint(2, 50, size=(11, n_features)).astype(np.int64)
+    return short, long
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "cls"])
+@pytest.mark.parametrize("position", ["sinusoidal", "learned"])
+@pytest.mark.parametrize("pre_ln", [False, True])
+def test_padding_does_not_change_logits(pooling, position, pre_ln):
+    model = make_model(pooling=pooling, position=position, pre_ln=pre_ln)
+    short, long = texts()
+    alone = model(paddle.to_tensor(pad_batch([short]))).numpy()[0]
+    batched = model(paddle.to_tensor(pad_batch([short, long]))).numpy()[0]
+    np.testing.assert_allclose(alone, batched, atol=1e-5)
+
+
+def test_attention_is_zero_on_padding_and_rows_sum_to_one():
+    model = make_model()
+    short, long = texts()
+    logits, attentions = model(paddle.to_tensor(pad_batch([short, long])), return_attention=True)
+    assert len(attentions) == 2
+    for layer in attentions:
+        weights = layer.numpy()
+        assert weights.shape == (2, 4, 11, 11)
+        np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-5)
+        assert (weights[0, :, :, 4:] == 0).all()
+
+
+def test_attention_matches_paddles_own_attention():
+    model = make_model()
+    short, long = texts()
+    ids = paddle.to_tensor(pad_batch([short, long]))
+    _, attentions = model(ids, return_attention=True)
+    layer = model.encoder.layers[0]
+    x = model.embedding(ids).sum(axis=2) * 32 ** 0.5 + model.position_table[:11].unsqueeze(0)
+    mask = (ids[:, :, 0] != 0).unsqueeze([1, 2])
+    layer.self_attn.need_weights = True
+    try:
+        _, expected = layer.self_attn(x, x, x, mask)
+    finally:
+        layer.self_attn.need_weights = False
+    np.testing.assert_allclose(attentions[0].numpy(), expected.numpy(), atol=1e-6)
+
+
+def test_predict_logits_keeps_input_order():
+    model = make_model()
+    short, long = texts()
+    encoded = [long, short, long[:7], short[:1]]
+    together = predict_logits(model, encoded, batch_size=2)
+    one_by_one = np.stack([predict_logits(model, [ids])[0] for ids in encoded])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
+def test_sinusoidal_encoding_values():
+    table = sinusoidal_encoding(10, 8)
+    assert table.shape == (10, 8)
+    np.testing.assert_allclose(table[0, 0::2], 0.0)
+    np.testing.assert_allclose(table[0, 1::2], 1.0)
+    np.testing.assert_allclose(table[3, 0], np.sin(3.0), rtol=1e-6)

@@ -1,0 +1,106 @@
+import json
+
+import numpy as np
+import pytest
+
+from newsclf import ModelDirError, Predictor
+from newsclf.data import read_labelled
+from newsclf.errors import DataError
+from newsclf.train import train
+
+from conftest import SAMPLE
+
+
+def test_model_directory_holds_every_file(sample_model):
+    names = {p.name for p in sample_model.iterdir()}
+    assert {"config.json", "vocab.json", "labels.json", "model.safetensors", "metrics.json",
+            "train_log.jsonl"} <= names
+    config = json.loads((sample_model / "config.json").read_text(encoding="utf-8"))
+    assert config["config"]["d_model"] == 64 and config["newsclf_version"]
+    assert config["libraries"]["paddlepaddle"]
+    metrics = json.loads((sample_model / "metrics.json").read_text(encoding="utf-8"))
+    log = [json.loads(line) for line in (sample_model / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == metrics["epochs_run"]
+    best = log[metrics["best_epoch"] - 1]
+    assert metrics["dev_macro_f1"] == best["dev_macro_f1"] == max(r["dev_macro_f1"] for r in log)
+
+
+def test_predict_returns_label_and_score_in_input_order(predictor):
+    texts = ["沪深两市成交额突破万亿 券商股集体涨停", "", "高考志愿填报指南发布"]
+    results = predictor.predict(texts)
+    probabilities = predictor.predict_proba(texts)
+    assert probabilities.shape == (3, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    for result, row in zip(results, probabilities):
+        assert result["label"] == predictor.classes_[row.argmax()]
+        assert result["score"] == pytest.approx(row.max())
+    assert list(predictor.classes_) == sorted(set(read_labelled(SAMPLE / "train.tsv").labels))
+
+
+def test_top_k_is_sorted_and_consistent(predictor):
+    [ranked] = predictor.predict(["国足备战世预赛"], top_k=3)
+    assert len(ranked) == 3
+    assert ranked[0]["score"] >= ranked[1]["score"] >= ranked[2]["score"]
+    assert ranked[0] == predictor.predict(["国足备战世预赛"])[0]
+
+
+def test_model_learned_something(sample_model):
+    metrics = json.loads((sample_model / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["dev_accuracy"] > 0.25  # 10 classes: chance is 0.1
+
+
+def test_same_seed_gives_identical_metrics(tmp_path, tiny_config, sample_model):
+    data = read_labelled(SAMPLE / "train.tsv"), read_labelled(SAMPLE / "dev.tsv")
+    train(tiny_config, *data, tmp_path / "again", progress=False, log=lambda m: None)
+    assert (tmp_path / "again" / "metrics.json").read_bytes() == \
+        (sample_model / "metrics.json").read_bytes()
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == \
+        (sample_model / "model.safetensors").read_bytes()
+
+
+def test_damaged_model_directories_are_refused(tmp_path, sample_model):
+    import shutil
+
+    def copy(name):
+        target = tmp_path / name
+        shutil.copytree(sample_model, target)
+        return target
+
+    with pytest.raises(ModelDirError, match="not found"):
+        Predictor.from_dir(tmp_path / "absent")
+    broken = copy("no_vocab")
+    (broken / "vocab.json").unlink()
+    with pytest.raises(ModelDirError, match="vocab.json: missing"):
+        Predictor.from_dir(broken)
+    truncated = copy("truncated")
+    weights = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(ModelDirError, match="model.safetensors: does not match"):
+        Predictor.from_dir(truncated)
+    edited = copy("edited")
+    config = json.loads((edited / "config.json").read_text(encoding="utf-8"))
+    config["config"]["d_model"] = 128
+    (edited / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ModelDirError, match="weights do not fit"):
+        Predictor.from_dir(edited)
+    newer = copy("newer")
+    config["config"]["d_model"] = 64
+    config["format_version"] = 99
+    (newer / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ModelDirError, match="newer"):
+        Predictor.from_dir(newer)
+
+
+def test_dev_class_unseen_in_training_is_refused(tmp_path, tiny_config):
+    train_path = tmp_path / "train.tsv"
+    train_path.write_text("股市大涨\t股票\n球队夺冠\t体育\n", encoding="utf-8")
+    dev_path = tmp_path / "dev.tsv"
+    dev_path.write_text("房价回稳\t房产\n", encoding="utf-8")
+    with pytest.raises(DataError, match="房产 never occur in the training data"):
+        train(tiny_config, read_labelled(train_path), read_labelled(dev_path), tmp_path / "m",
+              progress=False, log=lambda m: None)
+    one_class = tmp_path / "one.tsv"
+    one_class.write_text("股市大涨\t股票\n股市大跌\t股票\n", encoding="utf-8")
+    with pytest.raises(DataError, match="only one class"):
+        train(tiny_config, read_labelled(one_class), None, tmp_path / "m",
+              progress=False, log=lambda m: None)
