@@ -7,8 +7,9 @@ __version__ = "0.1.0"
 
 from newsclf.errors import DataError, ModelDirError, NewsclfError  # noqa: E402
 from newsclf.config import TrainConfig  # noqa: E402
+from newsclf.evaluate import EvaluationResult, evaluate  # noqa: E402
 
-__all__ = ["Predictor", "TrainConfig", "NewsclfError", "DataError", "ModelDirError",
+__all__ = ["Predictor", "TrainConfig", "evaluate", "EvaluationResult", "NewsclfError", "DataError", "ModelDirError",
            "__version__"]
 
 

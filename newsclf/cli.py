@@ -90,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
                                choices=_CHOICES.get(field.name), help=help_text,
                                metavar=None if field.name in _CHOICES else field.name.upper())
 
+    evaluate = commands.add_parser(
+        "evaluate", help="score a model on labelled texts: metrics, confusion matrix, mistakes",
+        description="Score a model on labelled data and write metrics.json, "
+                    "classification_report.txt, confusion_matrix.csv/_normalized.csv/.png and "
+                    "misclassified.csv.")
+    evaluate.add_argument("--model", required=True, metavar="DIR", help="model directory")
+    evaluate.add_argument("--data", required=True, metavar="PATH", help="labelled data (TSV or CSV)")
+    evaluate.add_argument("--output", metavar="DIR",
+                          help="where to write the reports (default: DIR/eval-<data file name>)")
+    evaluate.add_argument("--batch-size", type=int, default=256, metavar="N",
+                          help="texts per model call (default: 256)")
+    _add_data_options(evaluate)
+
     predict = commands.add_parser("predict", help="label texts with a trained model",
                                   description="Label texts with a trained model.")
     predict.add_argument("--model", required=True, metavar="DIR", help="model directory")
@@ -134,6 +147,23 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"model written to {result.output_dir}")
 
 
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from newsclf.data import read_class_names
+    from newsclf.evaluate import evaluate
+    from newsclf.predict import Predictor
+
+    predictor = Predictor.from_dir(args.model)
+    class_names = read_class_names(args.classes, args.encoding) if args.classes else None
+    data = _read_data(args.data, class_names, args)
+    result = evaluate(predictor, data.texts, data.labels, batch_size=args.batch_size)
+    output = Path(args.output) if args.output else Path(args.model) / f"eval-{Path(args.data).stem}"
+    result.save(output)
+    print(result.summary())
+    print(f"reports written to {output}")
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from newsclf.predict import Predictor
 
@@ -147,7 +177,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         print(f"{ranked}\t{text}")
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -149,6 +149,12 @@ def predict_logits(model: NewsClassifier, encoded, batch_size: int = 256) -> np.
     return out
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of a numpy array of logits."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 def weights_of(model: nn.Layer) -> dict:
     """The model's parameters as numpy arrays (a copy), by state-dict name."""
     return {name: value.numpy().copy() for name, value in model.state_dict().items()}

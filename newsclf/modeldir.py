@@ -29,7 +29,11 @@ FORMAT = "newsclf-model"
 FORMAT_VERSION = 1
 CONFIG, VOCAB, LABELS, WEIGHTS, USER_DICT = (
     "config.json", "vocab.json", "labels.json", "model.safetensors", "user_dict.txt")
-METRICS, TRAIN_LOG = "metrics.json", "train_log.jsonl"
+METRICS, TRAIN_LOG, EVAL_DEV = "metrics.json", "train_log.jsonl", "eval_dev"
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:
@@ -43,6 +47,7 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

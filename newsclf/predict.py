@@ -60,10 +60,9 @@ class Predictor:
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Class probabilities ``[n, n_classes]``, columns in the order of ``classes_``."""
-        logits = self.predict_logits(texts, batch_size)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        from newsclf.model import softmax
+
+        return softmax(self.predict_logits(texts, batch_size))
 
     def predict(self, texts: Sequence[str], top_k: int | None = None, batch_size: int = 256):
         """For each text, in input order, ``{"label": name, "score": probability}``; with

@@ -20,7 +20,7 @@ import numpy as np
 from newsclf.config import TrainConfig
 from newsclf.data import LabelledData, encode_texts, pad_batch
 from newsclf.errors import DataError, NewsclfError
-from newsclf.modeldir import METRICS, TRAIN_LOG, save_model_dir, write_json
+from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir, write_json
 from newsclf.tokenize import Tokenizer
 from newsclf.vocab import PAD_ID, UNK_ID, Vocab
 
@@ -85,14 +85,6 @@ def _learning_rate(config: TrainConfig, total_steps: int):
     return paddle.optimizer.lr.LambdaDecay(config.lr, factor)
 
 
-def score(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> dict:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    return {"accuracy": float(accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro",
-                                       labels=list(range(n_classes)), zero_division=0))}
-
-
 def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData | None,
           output_dir: str | Path, class_names: Sequence[str] | None = None,
           progress: bool = True, log=print) -> TrainResult:
@@ -101,7 +93,8 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     Without ``dev_data`` every epoch runs and the last one is kept."""
     from tqdm.auto import tqdm
 
-    from newsclf.model import F, build_model, paddle, predict_logits, weights_of
+    from newsclf.evaluate import EvaluationResult
+    from newsclf.model import F, build_model, paddle, predict_logits, softmax, weights_of
 
     config.validate()
     started = time.perf_counter()
@@ -120,7 +113,6 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     y_train = np.array([class_index[label] for label in train_data.labels], dtype=np.int64)
     if dev_data is not None:
         dev_ids = encode_texts(tokenizer, vocab, dev_data.texts, config.max_len)
-        y_dev = np.array([class_index[label] for label in dev_data.labels], dtype=np.int64)
     log(f"{len(train_ids)} training texts, {len(dev_data) if dev_data else 0} dev texts, "
         f"{len(classes)} classes, vocabulary {len(vocab)}")
 
@@ -164,8 +156,9 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
         record = {"epoch": epoch, "train_loss": round(total_loss / seen, 6),
                   "lr": float(schedule.get_lr())}
         if dev_data is not None:
-            predicted = predict_logits(model, dev_ids).argmax(axis=1)
-            record.update({f"dev_{k}": v for k, v in score(y_dev, predicted, len(classes)).items()})
+            dev_result = EvaluationResult.from_predictions(
+                classes, dev_data.texts, dev_data.labels, softmax(predict_logits(model, dev_ids)))
+            record.update(dev_accuracy=dev_result.accuracy, dev_macro_f1=dev_result.macro_f1)
         record["epoch_seconds"] = round(time.perf_counter() - epoch_start, 2)
         record["texts_per_second"] = round(seen / record["epoch_seconds"], 1)
         history.append(record)
@@ -179,6 +172,7 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
         improved = dev_data is None or best is None or record["dev_macro_f1"] > best["dev_macro_f1"]
         if improved:
             best, best_epoch, waited = record, epoch, 0
+            best_dev_result = dev_result if dev_data is not None else None
             save_model_dir(output_dir, weights=weights_of(model), **save_args)
         else:
             waited += 1
@@ -191,6 +185,8 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     if dev_data is not None:
         metrics.update(dev_accuracy=best["dev_accuracy"], dev_macro_f1=best["dev_macro_f1"])
     write_json(output_dir / METRICS, metrics)
+    if best_dev_result is not None:
+        best_dev_result.save(output_dir / EVAL_DEV)
     log(f"best epoch {best_epoch}; model saved to {output_dir} "
         f"({time.perf_counter() - started:.0f}s)")
     return TrainResult(output_dir, metrics)

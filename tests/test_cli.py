@@ -76,3 +76,36 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
     line = one_line_error(run_cli("train", "--train", SAMPLE / "train.tsv", "--output",
                                   tmp_path / "m", "--config", config_path))
     assert "unknown setting(s) epoch" in line
+
+
+def test_evaluate_writes_reports_that_agree(tmp_path, sample_model):
+    import pandas as pd
+
+    out = tmp_path / "eval"
+    result = run_cli("evaluate", "--model", sample_model, "--data", SAMPLE / "dev.tsv",
+                     "--output", out)
+    assert result.returncode == 0, result.stderr
+    assert "accuracy" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    matrix = pd.read_csv(out / "confusion_matrix.csv", index_col=0, encoding="utf-8-sig")
+    wrong = pd.read_csv(out / "misclassified.csv", encoding="utf-8-sig")
+    assert matrix.values.sum() == metrics["n"] == 120
+    assert abs(matrix.values.trace() / matrix.values.sum() - metrics["accuracy"]) < 1e-12
+    assert len(wrong) == metrics["n"] - matrix.values.trace()
+    assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_on_labels_the_model_does_not_know(tmp_path, sample_model):
+    data = tmp_path / "other.tsv"
+    data.write_text("新车上市引发关注\t汽车\n", encoding="utf-8")
+    line = one_line_error(run_cli("evaluate", "--model", sample_model, "--data", data,
+                                  "--output", tmp_path / "eval"))
+    assert "'汽车'" in line and "not classes of the model" in line
+    assert not (tmp_path / "eval").exists()
+
+
+def test_training_saves_dev_evaluation_in_the_model_directory(sample_model):
+    metrics = json.loads((sample_model / "metrics.json").read_text(encoding="utf-8"))
+    dev = json.loads((sample_model / "eval_dev" / "metrics.json").read_text(encoding="utf-8"))
+    assert dev["accuracy"] == metrics["dev_accuracy"] and dev["n"] == 120
+    assert (sample_model / "eval_dev" / "confusion_matrix.png").is_file()

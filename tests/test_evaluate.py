@@ -1,0 +1,260 @@
+import importlib
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from newsclf.data import read_labelled
+from newsclf.errors import NewsclfError
+from newsclf.evaluate import EvaluationResult, MissingFontWarning, evaluate
+
+from conftest import SAMPLE
+
+evaluation = importlib.import_module("newsclf.evaluate")  # the module; newsclf.evaluate is the function
+
+CLASSES = ["体育", "财经", "科技"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def one_hot(ids, n_classes, score=1.0):
+    probabilities = np.full((len(ids), n_classes), (1.0 - score) / max(1, n_classes - 1))
+    probabilities[np.arange(len(ids)), ids] = score
+    return probabilities
+
+
+def read_matrix(path):
+    return pd.read_csv(path, index_col=0, encoding="utf-8-sig")
+
+
+def test_perfect_classifier():
+    ids = [0, 1, 2, 0, 1, 2, 2]
+    labels = [CLASSES[i] for i in ids]
+    result = EvaluationResult.from_predictions(CLASSES, [f"text {i}" for i in range(7)], labels,
+                                               one_hot(ids, 3))
+    assert result.accuracy == 1.0 and result.macro_f1 == 1.0 and result.weighted_f1 == 1.0
+    assert result.n == 7 and result.classes == CLASSES
+    matrix = result.confusion_matrix
+    assert list(matrix.index) == CLASSES and list(matrix.columns) == CLASSES
+    np.testing.assert_array_equal(matrix.to_numpy(), np.diag([2, 2, 3]))
+    np.testing.assert_array_equal(result.confusion_matrix_normalized.to_numpy(), np.eye(3))
+    assert result.misclassified.empty
+    assert list(result.misclassified.columns) == ["text", "true_label", "pred_label", "pred_score"]
+    assert result.per_class["科技"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 3}
+    assert "no errors" in result.summary()
+
+
+def test_always_wrong_classifier_lists_every_row_most_confident_first():
+    true_ids = np.array([0, 1, 2, 0, 1, 2])
+    scores = np.array([0.5, 0.9, 0.7, 0.9, 0.6, 0.5])  # ties keep input order
+    probabilities = one_hot((true_ids + 1) % 3, 3) * scores[:, None]
+    probabilities[np.arange(6), true_ids] = 0.01
+    texts = [f"text {i}" for i in range(6)]
+    result = EvaluationResult.from_predictions(CLASSES, texts, [CLASSES[i] for i in true_ids],
+                                               probabilities)
+    assert result.accuracy == 0.0 and result.macro_f1 == 0.0
+    assert np.trace(result.confusion_matrix.to_numpy()) == 0
+    wrong = result.misclassified
+    assert len(wrong) == 6
+    assert list(wrong["text"]) == ["text 1", "text 3", "text 2", "text 4", "text 0", "text 5"]
+    assert list(wrong["pred_score"]) == sorted(wrong["pred_score"], reverse=True)
+    assert (wrong["true_label"] != wrong["pred_label"]).all()
+    assert wrong.iloc[0].to_dict() == {"text": "text 1", "true_label": "财经",
+                                       "pred_label": "科技", "pred_score": 0.9}
+    summary = result.summary(top=2)
+    assert "accuracy 0.0000" in summary and "→" in summary
+
+
+def test_class_absent_from_the_data_keeps_its_row_and_column(tmp_path):
+    classes = CLASSES + ["房产"]
+    ids = [0, 1, 2, 0, 1]
+    predicted = [0, 1, 3, 0, 2]  # one text is wrongly predicted as the absent class
+    result = EvaluationResult.from_predictions(classes, ["a", "b", "c", "d", "e"],
+                                               [classes[i] for i in ids], one_hot(predicted, 4, 0.7))
+    assert result.per_class["房产"]["support"] == 0
+    assert result.confusion_matrix.loc["科技", "房产"] == 1
+    assert list(result.confusion_matrix_normalized.loc["房产"]) == [0.0, 0.0, 0.0, 0.0]
+    assert not result.confusion_matrix_normalized.isna().any().any()
+    assert "房产" in result.report()
+
+    result.save(tmp_path)
+    for name in ("confusion_matrix.csv", "confusion_matrix_normalized.csv", "misclassified.csv"):
+        text = (tmp_path / name).read_text(encoding="utf-8-sig")
+        assert "nan" not in text.lower(), name
+    metrics_text = (tmp_path / "metrics.json").read_text(encoding="utf-8")
+    assert "NaN" not in metrics_text and "Infinity" not in metrics_text
+    matrix = read_matrix(tmp_path / "confusion_matrix.csv")
+    assert list(matrix.index) == classes and list(matrix.columns) == classes
+    assert list(read_matrix(tmp_path / "confusion_matrix_normalized.csv").loc["房产"]) == [0] * 4
+
+
+def test_unknown_labels_are_named(predictor):
+    with pytest.raises(NewsclfError) as error:
+        evaluate(predictor, ["今天天气很好", "新车上市", "又一款新车"], ["体育", "汽车", "汽车"])
+    message = str(error.value)
+    assert "'汽车'" in message and "2 of 3" in message
+    assert "体育" in message and "财经" in message  # the model's classes are listed
+    assert "\n" not in message
+
+
+def test_empty_input_is_refused(predictor):
+    with pytest.raises(NewsclfError, match="nothing to evaluate"):
+        evaluate(predictor, [], [])
+    with pytest.raises(NewsclfError, match="nothing to evaluate"):
+        EvaluationResult.from_predictions(CLASSES, [], [], np.zeros((0, 3)))
+
+
+def test_many_unknown_labels_are_summarised():
+    labels = [f"x{i:02d}" for i in range(15)]
+    with pytest.raises(NewsclfError, match="and 5 more") as error:
+        EvaluationResult.from_predictions(CLASSES, None, labels, np.zeros((15, 3)))
+    assert "'x00'" in str(error.value) and "'x14'" not in str(error.value)
+
+
+def test_probabilities_are_computed_once_with_the_batch_size():
+    class FakePredictor:
+        classes_ = np.array(CLASSES, dtype=object)
+        calls = []
+
+        def predict_proba(self, texts, batch_size=256):
+            self.calls.append((list(texts), batch_size))
+            return one_hot([0] * len(texts), 3)
+
+    fake = FakePredictor()
+    result = evaluate(fake, ["甲", "乙"], ["体育", "科技"], batch_size=7)
+    assert fake.calls == [(["甲", "乙"], 7)]
+    assert result.accuracy == 0.5
+
+
+def test_sample_model_scores_are_consistent_and_saved(predictor, tmp_path):
+    dev = read_labelled(SAMPLE / "dev.tsv")
+    result = evaluate(predictor, dev.texts, dev.labels)
+    counts = result.confusion_matrix.to_numpy()
+    trace = int(np.trace(counts))
+    assert counts.sum() == result.n == len(dev)
+    assert trace / counts.sum() == pytest.approx(result.accuracy)
+    assert len(result.misclassified) == result.n - trace
+    assert result.classes == list(predictor.classes_)
+    assert sum(v["support"] for v in result.per_class.values()) == result.n
+    assert counts.sum(axis=1).tolist() == [result.per_class[c]["support"] for c in result.classes]
+    np.testing.assert_allclose(result.confusion_matrix_normalized.sum(axis=1), 1.0)
+    train_metrics = json.loads((predictor.files.path / "metrics.json").read_text("utf-8"))
+    assert result.macro_f1 == pytest.approx(train_metrics["dev_macro_f1"])  # same model, same data
+
+    out = result.save(tmp_path / "eval_dev")
+    names = {p.name for p in out.iterdir()}
+    assert names == {"metrics.json", "classification_report.txt", "confusion_matrix.csv",
+                     "confusion_matrix_normalized.csv", "misclassified.csv",
+                     "confusion_matrix.png"}
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics == result.to_dict()
+    assert metrics["accuracy"] == result.accuracy and metrics["n"] == len(dev)
+    assert list(metrics["per_class"]) == result.classes
+
+    assert (out / "confusion_matrix.csv").read_bytes().startswith(b"\xef\xbb\xbftrue\\predicted,")
+    matrix = read_matrix(out / "confusion_matrix.csv")
+    pd.testing.assert_frame_equal(matrix, result.confusion_matrix, check_names=False)
+    normalized = read_matrix(out / "confusion_matrix_normalized.csv")
+    np.testing.assert_allclose(normalized.to_numpy(),
+                               result.confusion_matrix_normalized.to_numpy(), atol=1e-6)
+
+    wrong = pd.read_csv(out / "misclassified.csv", encoding="utf-8-sig", dtype={"text": str})
+    assert list(wrong.columns) == ["text", "true_label", "pred_label", "pred_score"]
+    assert len(wrong) == result.n - trace
+    assert list(wrong["text"]) == list(result.misclassified["text"])
+    np.testing.assert_allclose(wrong["pred_score"], result.misclassified["pred_score"])
+    pairs = wrong.groupby(["true_label", "pred_label"]).size()
+    for (true, pred), count in pairs.items():
+        assert matrix.loc[true, pred] == count
+
+    report = (out / "classification_report.txt").read_text(encoding="utf-8")
+    assert all(name in report for name in result.classes)
+    assert f"{result.accuracy:.4f}" in report
+
+
+def test_png_is_written(tmp_path):
+    from PIL import Image
+
+    ids = [0, 1, 2, 2, 1, 0, 0]
+    result = EvaluationResult.from_predictions(CLASSES, None, [CLASSES[i] for i in ids],
+                                               one_hot([0, 1, 2, 1, 1, 2, 0], 3, 0.8))
+    result.save(tmp_path)
+    data = (tmp_path / "confusion_matrix.png").read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000
+    with Image.open(tmp_path / "confusion_matrix.png") as image:
+        width, height = image.size
+    assert 400 <= width <= 4000 and 400 <= height <= 4000
+
+
+def test_without_a_cjk_font_labels_become_class_numbers_and_one_warning(monkeypatch, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(evaluation, "find_cjk_font", lambda: None)
+    monkeypatch.setattr(evaluation, "_warned_missing_font", False)
+    result = EvaluationResult.from_predictions(CLASSES, None, CLASSES, one_hot([0, 1, 2], 3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ax = result.plot()
+        result.plot()
+        result.save(tmp_path)
+    plt.close("all")
+    font_warnings = [w for w in caught if issubclass(w.category, MissingFontWarning)]
+    assert len(font_warnings) == 1
+    message = str(font_warnings[0].message)
+    assert "no CJK font" in message and "fonts-noto-cjk" in message
+    assert "confusion_matrix.csv" in message
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["class 0", "class 1", "class 2"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["class 0", "class 1", "class 2"]
+    assert (tmp_path / "confusion_matrix.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_plot_uses_class_names_when_a_font_draws_them():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if evaluation.find_cjk_font() is None:
+        pytest.skip("no CJK font installed")
+    result = EvaluationResult.from_predictions(CLASSES, None, CLASSES, one_hot([0, 1, 2], 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no missing-glyph warnings from matplotlib either
+        ax = result.plot()
+        ax.figure.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
+    assert "accuracy 1.0000" in ax.get_title()
+    plt.close("all")
+
+
+def test_ascii_class_names_need_no_cjk_font(monkeypatch):
+    monkeypatch.setattr(evaluation, "find_cjk_font", lambda: None)
+    monkeypatch.setattr(evaluation, "_warned_missing_font", False)
+    classes = ["sports", "finance"]
+    result = EvaluationResult.from_predictions(classes, None, classes, one_hot([0, 1], 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = result.plot_png()
+    assert png.startswith(PNG_SIGNATURE)
+
+
+def test_font_lookup_survives_a_stale_matplotlib_cache(monkeypatch):
+    from matplotlib import font_manager
+
+    evaluation.find_cjk_font.cache_clear()
+    try:
+        found = evaluation.find_cjk_font()
+        if found is None:
+            pytest.skip("no CJK font installed")
+        evaluation.find_cjk_font.cache_clear()
+        # matplotlib's cache predates the font: the file is only in the system font directories
+        monkeypatch.setattr(font_manager.fontManager, "ttflist",
+                            [e for e in font_manager.fontManager.ttflist if e.fname != found])
+        if found not in font_manager.findSystemFonts():
+            pytest.skip(f"{found} is not in a standard font directory")
+        assert evaluation.find_cjk_font() == found
+    finally:
+        evaluation.find_cjk_font.cache_clear()
