@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -206,3 +207,106 @@ def encode_texts(tokenizer, vocab, texts: Sequence[str], max_len: int) -> list[n
     """Tokenize and encode each text to ids ``[length, n_features]`` (see :mod:`newsclf.vocab`)."""
     return [vocab.encode(tokenizer.features(text), max_len, tokenizer.n_features)
             for text in texts]
+
+
+# --- streaming unlabelled input for prediction ---------------------------------------------
+
+PREDICT_FORMATS = ("csv", "tsv", "txt")
+
+
+def detect_predict_format(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    return {".tsv": "tsv", ".txt": "txt"}.get(suffix, "csv")
+
+
+def _sniff_encoding(head: bytes, source: str) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if b"\x00" in head:
+        raise DataError(f"{source}: contains NUL bytes; this looks like a binary or UTF-16 file; "
+                        "save it as UTF-8 text")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        try:
+            codecs.getincrementaldecoder("gb18030")().decode(head, final=False)
+            return "gb18030"
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{source}:{_line_of(head, exc.start)}: cannot decode as UTF-8 or "
+                            "GBK/GB18030; pass --encoding with the file's encoding") from None
+
+
+def open_binary_input(path: str):
+    """A buffered binary stream for a path, or standard input for ``-``."""
+    if path == "-":
+        return io.BufferedReader(sys.stdin.buffer, buffer_size=1 << 16), "<stdin>"
+    try:
+        return open(path, "rb"), path
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a data file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def iter_input_chunks(path: str, *, fmt: str | None = None, text_column: str = "text",
+                      encoding: str | None = None, chunk_size: int = 10000):
+    """Read texts to classify in chunks of ``chunk_size`` rows, keeping every input column.
+
+    Yields ``(frame, text_column)``: a DataFrame of strings (all columns, unchanged) and the name
+    of the text column. Formats: ``csv`` (header; comma), ``tsv`` (header; tab, no quoting),
+    ``txt`` (one text per line, column ``text``). Encoding detected unless given.
+    """
+    import pandas as pd
+
+    fmt = fmt or detect_predict_format(path)
+    if fmt not in PREDICT_FORMATS:
+        raise DataError(f"unknown input format {fmt!r}; use {', '.join(PREDICT_FORMATS)}")
+    raw, source = open_binary_input(path)
+    with raw:
+        head = raw.peek(1 << 16)[: 1 << 16] if hasattr(raw, "peek") else b""
+        if encoding in (None, "auto"):
+            encoding = _sniff_encoding(head, source)
+        else:
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise DataError(f"unknown encoding {encoding!r}; try utf-8, utf-8-sig or gb18030") from None
+        text_stream = io.TextIOWrapper(raw, encoding=encoding, newline="")
+        row = 0
+        try:
+            if fmt == "txt":
+                lines = []
+                for line in text_stream:
+                    lines.append(line.rstrip("\r\n"))
+                    if len(lines) == chunk_size:
+                        yield pd.DataFrame({"text": lines}, dtype=object), "text"
+                        row += len(lines)
+                        lines = []
+                if lines or row == 0:
+                    yield pd.DataFrame({"text": lines}, dtype=object), "text"
+                return
+            options = dict(dtype=str, keep_default_na=False, chunksize=chunk_size)
+            if fmt == "tsv":
+                options.update(sep="\t", quoting=3)  # csv.QUOTE_NONE: quotes are text
+            try:
+                reader = pd.read_csv(text_stream, **options)
+            except pd.errors.EmptyDataError:
+                raise DataError(f"{source}: empty file; expected a header row and texts") from None
+            with reader:
+                for frame in reader:
+                    if text_column not in frame.columns:
+                        raise DataError(
+                            f"{source}: no column {text_column!r}; columns are "
+                            f"{', '.join(map(repr, frame.columns))} (use --text-column)")
+                    yield frame.fillna(""), text_column
+                    row += len(frame)
+            if row == 0:
+                raise DataError(f"{source}: no rows below the header; nothing to classify")
+        except UnicodeDecodeError:
+            raise DataError(f"{source}: not valid {encoding} after row {row + 1}; pass --encoding "
+                            "with the file's encoding") from None
+        except pd.errors.ParserError as exc:
+            raise DataError(f"{source}: malformed {fmt.upper()} ({str(exc).strip()})") from None

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import time
+from collections import deque
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from newsclf.data import encode_texts
-from newsclf.errors import ModelDirError
+from newsclf.errors import DataError, ModelDirError, NewsclfError
 from newsclf.modeldir import ModelFiles, load_model_dir
-from newsclf.tokenize import Tokenizer
+from newsclf.tokenize import Tokenizer, normalize
+
+LONG_TEXT_MODES = ("truncate", "chunk")
 
 
 class Predictor:
@@ -48,26 +54,47 @@ class Predictor:
         return cls(load_model_dir(path))
 
     def encode(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Token ids of each text, truncated to the model's ``max_len``."""
         return encode_texts(self.tokenizer, self.vocab, texts, self.config.max_len)
 
-    def predict_logits(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    def predict_logits(self, texts: Sequence[str], batch_size: int = 256,
+                       long_text: str = "truncate") -> np.ndarray:
+        """Logits ``[n, n_classes]``. ``long_text="chunk"`` classifies a text longer than
+        ``max_len`` by all of it: windows of ``max_len`` positions, logits averaged."""
         from newsclf.model import predict_logits
 
         texts = _as_list(texts)
+        if long_text not in LONG_TEXT_MODES:
+            raise NewsclfError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, "
+                               f"not {long_text!r}")
         if not texts:
             return np.zeros((0, len(self.classes_)), dtype=np.float32)
-        return predict_logits(self.model, self.encode(texts), batch_size)
+        if long_text == "truncate":
+            return predict_logits(self.model, self.encode(texts), batch_size)
+        windows, owner = [], []
+        size = self.config.max_len
+        for i, ids in enumerate(encode_texts(self.tokenizer, self.vocab, texts, sys.maxsize)):
+            for start in range(0, len(ids), size):
+                windows.append(ids[start:start + size])
+                owner.append(i)
+        window_logits = predict_logits(self.model, windows, batch_size)
+        owner = np.asarray(owner)
+        totals = np.zeros((len(texts), window_logits.shape[1]), dtype=np.float64)
+        np.add.at(totals, owner, window_logits)
+        return (totals / np.bincount(owner, minlength=len(texts))[:, None]).astype(np.float32)
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 256,
+                      long_text: str = "truncate") -> np.ndarray:
         """Class probabilities ``[n, n_classes]``, columns in the order of ``classes_``."""
         from newsclf.model import softmax
 
-        return softmax(self.predict_logits(texts, batch_size))
+        return softmax(self.predict_logits(texts, batch_size, long_text))
 
-    def predict(self, texts: Sequence[str], top_k: int | None = None, batch_size: int = 256):
+    def predict(self, texts: Sequence[str], top_k: int | None = None, batch_size: int = 256,
+                long_text: str = "truncate"):
         """For each text, in input order, ``{"label": name, "score": probability}``; with
         ``top_k=k``, a list of the k best such dicts, best first."""
-        probabilities = self.predict_proba(texts, batch_size)
+        probabilities = self.predict_proba(texts, batch_size, long_text)
         k = 1 if top_k is None else max(1, min(int(top_k), len(self.classes_)))
         best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
         rows = [[{"label": str(self.classes_[j]), "score": float(p[j])} for j in order]
@@ -83,3 +110,170 @@ def _as_list(texts) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
     return texts
+
+
+# --- labelling files ------------------------------------------------------------------------
+
+def prediction_columns(classes, probabilities: np.ndarray, top_k: int = 1,
+                       with_probabilities: bool = False) -> dict[str, np.ndarray]:
+    """The columns newsclf adds to a table of texts: ``pred_label``, ``pred_score``; with
+    ``top_k > 1`` ``top{i}_label``/``top{i}_score``; with probabilities ``prob_<class>``."""
+    classes = np.asarray(classes, dtype=object)
+    k = max(1, min(top_k, len(classes)))
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    rows = np.arange(len(probabilities))[:, None]
+    labels, scores = classes[order], probabilities[rows, order]
+    columns = {"pred_label": labels[:, 0], "pred_score": scores[:, 0]}
+    if k > 1:
+        for i in range(k):
+            columns[f"top{i + 1}_label"] = labels[:, i]
+            columns[f"top{i + 1}_score"] = scores[:, i]
+    if with_probabilities:
+        for j, name in enumerate(classes):
+            columns[f"prob_{name}"] = probabilities[:, j]
+    return columns
+
+
+def _label_frame(frame, text_column: str, classify, classes, top_k: int, with_probabilities: bool):
+    """Add prediction columns and an ``error`` column to one chunk; rows whose text is empty
+    after normalization get empty predictions and ``error = "empty text"``."""
+    texts = frame[text_column].tolist()
+    valid = np.array([bool(normalize(t)) for t in texts], dtype=bool)
+    probabilities = np.zeros((len(texts), len(classes)), dtype=np.float32)
+    if valid.any():
+        probabilities[valid] = classify([t for t, ok in zip(texts, valid) if ok])
+    for name, values in prediction_columns(classes, probabilities, top_k,
+                                           with_probabilities).items():
+        values = values.astype(object)
+        values[~valid] = ""
+        frame[name] = values
+    frame["error"] = np.where(valid, "", "empty text")
+    return frame
+
+
+_worker_predictor = None
+
+
+def _init_worker(model_dir: str) -> None:
+    global _worker_predictor
+    _worker_predictor = Predictor.from_dir(model_dir)
+
+
+def _worker_classify(texts, batch_size, long_text):
+    return _worker_predictor.predict_proba(texts, batch_size, long_text)
+
+
+def predict_file(model, input_path: str, output_path: str, *, text_column: str = "text",
+                 fmt: str | None = None, encoding: str | None = None, top_k: int = 1,
+                 probabilities: bool = False, batch_size: int = 256, chunk_size: int = 5000,
+                 excel: bool = False, long_text: str = "truncate", workers: int = 1,
+                 progress: bool = True) -> dict:
+    """Label every row of a CSV, TSV or text file and write all input columns plus the
+    prediction columns, one output row per input row, in order.
+
+    Streams in chunks (flat memory at any size); writes to a temporary file renamed at the end,
+    so a failed run leaves nothing under ``output_path``. ``-`` reads standard input / writes
+    standard output. ``workers > 1`` spreads tokenization and inference over processes.
+    Returns ``{"rows", "empty", "seconds"}``.
+    """
+    from tqdm.auto import tqdm
+
+    from newsclf.data import iter_input_chunks
+
+    predictor = model if isinstance(model, Predictor) else Predictor.from_dir(model)
+    if top_k < 1:
+        raise NewsclfError(f"top_k must be at least 1, got {top_k}")
+    if workers < 1:
+        raise NewsclfError(f"workers must be at least 1, got {workers}")
+    if long_text not in LONG_TEXT_MODES:
+        raise NewsclfError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, not {long_text!r}")
+    classes = list(predictor.classes_)
+    started = time.perf_counter()
+    output_sep = "\t" if str(output_path).lower().endswith((".tsv", ".txt")) else ","
+    output_encoding = "utf-8-sig" if excel else "utf-8"
+    to_stdout = output_path == "-"
+    if not to_stdout:
+        target = Path(output_path)
+        if target.is_dir():
+            raise NewsclfError(f"{target}: is a directory; give an output file name")
+        if not target.parent.is_dir():
+            raise NewsclfError(f"{target.parent}: output folder does not exist")
+        tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        handle = open(tmp, "w", encoding=output_encoding, newline="")
+    else:
+        handle = sys.stdout
+    bar = tqdm(total=_count_rows(input_path, fmt), unit="row", disable=None if progress else True,
+               file=sys.stderr, dynamic_ncols=True, desc="predict")
+    pool = None
+    rows = empty = 0
+    try:
+        if workers > 1:
+            import multiprocessing
+
+            pool = multiprocessing.get_context("spawn").Pool(
+                workers, initializer=_init_worker, initargs=(str(predictor.files.path),))
+        added = set(prediction_columns(classes, np.zeros((0, len(classes))), top_k, probabilities))
+        chunks = _refuse_column_clashes(
+            iter_input_chunks(input_path, fmt=fmt, text_column=text_column, encoding=encoding,
+                              chunk_size=chunk_size), added | {"error"})
+
+        def classify_here(texts):
+            return predictor.predict_proba(texts, batch_size, long_text)
+
+        def write(frame, column, classify):
+            nonlocal rows, empty
+            labelled = _label_frame(frame, column, classify, classes, top_k, probabilities)
+            labelled.to_csv(handle, sep=output_sep, index=False, header=rows == 0,
+                            lineterminator="\n", float_format="%.6f")
+            rows += len(labelled)
+            empty += int((labelled["error"] != "").sum())
+            bar.update(len(labelled))
+
+        pending = deque()  # chunks in flight, written strictly in input order
+        for frame, column in chunks:
+            if pool is None:
+                pending.append((frame, column, classify_here))
+            else:
+                texts = [t for t in frame[column].tolist() if normalize(t)]
+                future = pool.apply_async(_worker_classify, (texts, batch_size, long_text))
+                pending.append((frame, column, lambda _texts, future=future: future.get()))
+            while len(pending) > (2 * workers if pool else 0):
+                write(*pending.popleft())
+        while pending:
+            write(*pending.popleft())
+        if not to_stdout:
+            handle.close()
+            tmp.replace(target)
+    except BaseException:
+        if not to_stdout:
+            handle.close()
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    return {"rows": rows, "empty": empty, "seconds": time.perf_counter() - started}
+
+
+def _refuse_column_clashes(chunks, added: set):
+    """Refuse input whose columns would be overwritten by the prediction columns."""
+    for frame, column in chunks:
+        clash = sorted(added & set(frame.columns))
+        if clash:
+            raise DataError(f"the input already has column(s) {', '.join(clash)}; rename them, "
+                            "newsclf writes its predictions there")
+        yield frame, column
+
+
+def _count_rows(path: str, fmt: str | None) -> int | None:
+    """Approximate row count for the progress bar (newlines; header not counted)."""
+    if path == "-" or not Path(path).is_file():
+        return None
+    from newsclf.data import detect_predict_format
+
+    count = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            count += block.count(b"\n")
+    return max(0, count - (0 if (fmt or detect_predict_format(path)) == "txt" else 1))

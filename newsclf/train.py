@@ -135,7 +135,7 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
         model.train()
         epoch_start, total_loss, seen = time.perf_counter(), 0.0, 0
         bar = tqdm(total=len(train_ids), desc=f"epoch {epoch}/{config.epochs}", unit="text",
-                   disable=not progress, leave=False, dynamic_ncols=True)
+                   disable=None if progress else True, leave=False, dynamic_ncols=True)
         for index in _batches(lengths, config.batch_size, rng):
             ids = pad_batch([train_ids[i] for i in index])
             if config.token_dropout:

@@ -1,0 +1,161 @@
+"""Batch prediction on files: every row kept, in order, across formats and encodings."""
+
+
+import pandas as pd
+import pytest
+
+from newsclf.errors import DataError, NewsclfError
+from newsclf.predict import predict_file
+
+from conftest import SAMPLE, run_cli
+
+HOSTILE = [
+    "沪指放量上涨 券商板块集体走强",
+    "",
+    "   ",
+    "😀🎉",
+    "带,逗号的标题",
+    '带"引号"的标题',
+    "带\n换行的\r\n标题",
+    "\u200b\u200d",
+    "足球" * 10000,
+    "ＮＢＡ总决赛第七场",
+]
+
+
+def hostile_frame():
+    return pd.DataFrame({"id": [str(i) for i in range(len(HOSTILE))], "text": HOSTILE,
+                         "note": [f"备注{i}" for i in range(len(HOSTILE))]})
+
+
+def write_csv(path, encoding):
+    path.write_bytes(hostile_frame().to_csv(index=False).encode(encoding))
+    return path
+
+
+def read_out(path):
+    return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030"])
+def test_hostile_rows_are_all_kept_in_order_with_identical_predictions(tmp_path, predictor, encoding):
+    out = tmp_path / "out.csv"
+    summary = predict_file(predictor, str(write_csv(tmp_path / "in.csv", encoding)), str(out),
+                           progress=False, chunk_size=3)
+    result = read_out(out)
+    expected = hostile_frame()
+    assert summary["rows"] == len(expected) == len(result)
+    pd.testing.assert_frame_equal(result[["id", "text", "note"]], expected)
+    empty = result["error"] == "empty text"
+    assert empty.tolist() == [False, True, True, False, False, False, False, True, False, False]
+    assert (result.loc[empty, "pred_label"] == "").all()
+    assert set(result.loc[~empty, "pred_label"]) <= set(predictor.classes_)
+    direct = predictor.predict([t for t, e in zip(HOSTILE, empty) if not e])
+    assert result.loc[~empty, "pred_label"].tolist() == [d["label"] for d in direct]
+
+
+def test_encodings_give_identical_output(tmp_path, predictor):
+    outputs = []
+    for encoding in ["utf-8", "utf-8-sig", "gb18030"]:
+        out = tmp_path / f"out-{encoding}.csv"
+        predict_file(predictor, str(write_csv(tmp_path / f"in-{encoding}.csv", encoding)),
+                     str(out), progress=False)
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_top_k_probabilities_and_excel_bom(tmp_path, predictor):
+    out = tmp_path / "out.csv"
+    predict_file(predictor, str(write_csv(tmp_path / "in.csv", "utf-8")), str(out), top_k=3,
+                 probabilities=True, excel=True, progress=False)
+    assert out.read_bytes().startswith(b"\xef\xbb\xbf")
+    result = read_out(out)
+    prob_columns = [f"prob_{c}" for c in predictor.classes_]
+    assert [c for c in result.columns if c.startswith("prob_")] == prob_columns
+    row = result.iloc[0]
+    assert row["top1_label"] == row["pred_label"]
+    assert float(row["top1_score"]) >= float(row["top2_score"]) >= float(row["top3_score"])
+    assert sum(float(row[c]) for c in prob_columns) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_txt_and_tsv_inputs(tmp_path, predictor):
+    txt = tmp_path / "in.txt"
+    txt.write_text("第一条新闻\n\n第三条\t带制表符\n", encoding="utf-8")
+    out = tmp_path / "out.tsv"
+    predict_file(predictor, str(txt), str(out), progress=False)
+    result = pd.read_csv(out, sep="\t", dtype=str, keep_default_na=False)
+    assert result["text"].tolist() == ["第一条新闻", "", "第三条\t带制表符"]
+    tsv = tmp_path / "in.tsv"
+    tsv.write_text('title\tsource\n"引号"开头的标题\t网站\n', encoding="utf-8")
+    out = tmp_path / "out2.csv"
+    predict_file(predictor, str(tsv), str(out), text_column="title", progress=False)
+    assert read_out(out)["title"].tolist() == ['"引号"开头的标题']
+
+
+def test_long_text_chunk_averages_windows(predictor):
+    article = "股市" * 200 + "足球比赛" * 100
+    truncated = predictor.predict_proba([article])
+    chunked = predictor.predict_proba([article], long_text="chunk")
+    assert chunked.shape == truncated.shape
+    assert abs(chunked - truncated).max() > 1e-4  # the end of the article now counts
+    short = ["央行降息"]
+    assert abs(predictor.predict_proba(short, long_text="chunk")
+               - predictor.predict_proba(short)).max() < 1e-6
+
+
+def test_bad_inputs_are_clear_and_leave_no_output(tmp_path, predictor):
+    src = write_csv(tmp_path / "in.csv", "utf-8")
+    out = tmp_path / "out.csv"
+    with pytest.raises(DataError, match="no column 'headline'; columns are 'id', 'text', 'note'"):
+        predict_file(predictor, str(src), str(out), text_column="headline", progress=False)
+    assert not out.exists() and list(tmp_path.iterdir()) == [src]
+    with pytest.raises(DataError, match="file not found"):
+        predict_file(predictor, str(tmp_path / "missing.csv"), str(out), progress=False)
+    clash = tmp_path / "clash.csv"
+    clash.write_text("text,pred_label\n新闻,x\n", encoding="utf-8")
+    with pytest.raises(DataError, match="already has column"):
+        predict_file(predictor, str(clash), str(out), progress=False)
+    with pytest.raises(NewsclfError, match="top_k"):
+        predict_file(predictor, str(src), str(out), top_k=0, progress=False)
+
+
+def test_existing_output_survives_a_failed_run(tmp_path, predictor):
+    src = tmp_path / "in.csv"
+    src.write_bytes("text\n好新闻\n".encode() + b"\xff\xfe bad bytes\n")
+    out = tmp_path / "out.csv"
+    out.write_text("previous results\n", encoding="utf-8")
+    with pytest.raises(DataError):
+        predict_file(predictor, str(src), str(out), progress=False, encoding="utf-8")
+    assert out.read_text(encoding="utf-8") == "previous results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+
+
+def test_cli_file_prediction_with_workers_and_stdin(tmp_path, sample_model):
+    src = write_csv(tmp_path / "in.csv", "gb18030")
+    one = tmp_path / "one.csv"
+    two = tmp_path / "two.csv"
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output", one,
+                     "--no-progress")
+    assert result.returncode == 0, result.stderr
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output", two,
+                     "--workers", "2", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert one.read_bytes() == two.read_bytes()
+    import subprocess
+    import sys
+
+    piped = subprocess.run([sys.executable, "-m", "newsclf", "predict", "--model", str(sample_model),
+                            "--input", "-", "--format", "txt", "--output", "-", "--no-progress"],
+                           input="股市大涨\n球队夺冠\n".encode(), capture_output=True)
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.decode().strip().split("\n")
+    assert lines[0].startswith("text,pred_label,pred_score") and len(lines) == 3
+
+
+def test_cli_unknown_column_is_one_line(tmp_path, sample_model):
+    src = write_csv(tmp_path / "in.csv", "utf-8")
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output",
+                     tmp_path / "o.csv", "--text-column", "title")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "columns are 'id', 'text', 'note'" in result.stderr
