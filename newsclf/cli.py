@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", metavar="FILE",
                        help="JSON file of settings (the names below, with underscores); "
                             "flags given on the command line win")
+    train.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run from OUTPUT/checkpoint (same data and "
+                            "settings; ends as the uninterrupted run would)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     defaults = TrainConfig()
     group = train.add_argument_group("model and training settings")
@@ -164,7 +167,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     dev_data = _read_data(args.dev, class_names, args) if args.dev else None
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     result = train(config, train_data, dev_data, args.output, class_names,
-                   progress=not args.no_progress, log=log)
+                   progress=not args.no_progress, log=log, resume=args.resume)
     metrics = result.metrics
     if "dev_accuracy" in metrics:
         print(f"dev accuracy {metrics['dev_accuracy']:.4f}  macro-F1 {metrics['dev_macro_f1']:.4f}  "
