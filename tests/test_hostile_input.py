@@ -1,0 +1,88 @@
+"""Hostile training and evaluation files through the CLI: a one-line error or correct handling."""
+
+import pytest
+
+from conftest import SAMPLE, run_cli
+
+GOOD = SAMPLE / "train.tsv"
+FAST = ["--epochs", "1", "--d-model", "32", "--n-heads", "2", "--n-layers", "1", "--d-ff", "32",
+        "--no-progress"]
+
+
+def train(tmp_path, data, *extra):
+    return run_cli("train", "--train", data, "--output", tmp_path / "model", *FAST, *extra)
+
+
+def assert_user_error(result, *fragments):
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().split("\n")
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def sample_lines(n=60):
+    return GOOD.read_text(encoding="utf-8").splitlines()[:n]
+
+
+@pytest.mark.parametrize("name, content, fragments", [
+    ("empty.tsv", b"", ["empty.tsv: no examples"]),
+    ("header.tsv", b"text\tlabel\n", ["header.tsv: no examples"]),
+    ("header.csv", b"text,label\n", ["header.csv: no rows below the header"]),
+    ("notab.tsv", "好新闻\t财经\n这一行没有标签\n".encode(), ["notab.tsv:2: no tab"]),
+    ("columns.csv", "text,label\n好,财经\n坏,体育,多余\n".encode(), ["columns.csv: malformed CSV",
+                                                                  "line 3"]),
+    ("nul.tsv", "好新闻\t财经\n".encode() + b"\x00\x00\x01\x02", ["nul.tsv:2", "NUL bytes"]),
+    ("junk.tsv", bytes(range(128, 256)) * 50, ["junk.tsv"]),
+    ("oneclass.tsv", "股市大涨\t股票\n股市大跌\t股票\n".encode(), ["only one class"]),
+])
+def test_bad_training_files(tmp_path, name, content, fragments):
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert_user_error(train(tmp_path, path), *fragments)
+    assert not (tmp_path / "model" / "config.json").exists()
+
+
+def test_label_ids_against_a_class_file(tmp_path):
+    classes = tmp_path / "class.txt"
+    classes.write_text("财经\n体育\n", encoding="utf-8")
+    data = tmp_path / "ids.txt"
+    data.write_text("央行降息\t0\n球队夺冠\t1\n房价回落\t7\n", encoding="utf-8")
+    assert_user_error(train(tmp_path, data, "--classes", classes), "ids.txt:3",
+                      "label id 7 is out of range")
+    data.write_text("央行降息\t财经\n新车上市\t汽车\n", encoding="utf-8")
+    assert_user_error(train(tmp_path, data, "--classes", classes), "ids.txt:2", "'汽车'")
+
+
+def test_dev_class_unseen_in_training(tmp_path):
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("新车上市\t汽车\n", encoding="utf-8")
+    assert_user_error(run_cli("train", "--train", GOOD, "--dev", dev, "--output",
+                              tmp_path / "m", *FAST), "汽车 never occur in the training data")
+
+
+def test_crlf_bom_gbk_long_and_odd_texts_train_fine(tmp_path):
+    lines = sample_lines()
+    odd = ["足球" * 50000 + "\t体育",                     # a 100,000-character text
+           "😀🎉 表情标题 \u200b零宽\u200d字符\x07\t娱乐",   # emoji, zero-width, control
+           "\u200b\u200b\t社会"]                          # a text that normalizes to nothing
+    body = "\r\n".join(lines + odd) + "\r\n"
+    for name, raw in [("crlf_bom.tsv", b"\xef\xbb\xbf" + body.encode("utf-8")),
+                      ("gbk.tsv", "\r\n".join(lines).encode("gbk"))]:
+        path = tmp_path / name
+        path.write_bytes(raw)
+        result = train(tmp_path, path)
+        assert result.returncode == 0, result.stderr
+    predicted = run_cli("predict", "--model", tmp_path / "model", "--text", "足球" * 10000,
+                        "--text", "😀", "--text", "")
+    assert predicted.returncode == 0, predicted.stderr
+    assert len(predicted.stdout.strip("\n").split("\n")) == 3
+
+
+def test_evaluate_with_bad_files(tmp_path, sample_model):
+    missing = run_cli("evaluate", "--model", sample_model, "--data", tmp_path / "none.tsv")
+    assert_user_error(missing, "none.tsv: file not found")
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("好新闻\t财经\n没有标签\n", encoding="utf-8")
+    assert_user_error(run_cli("evaluate", "--model", sample_model, "--data", bad), "bad.tsv:2")
