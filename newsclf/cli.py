@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true",
                        help="continue an interrupted run from OUTPUT/checkpoint (same data and "
                             "settings; ends as the uninterrupted run would)")
+    train.add_argument("--no-export", action="store_true",
+                       help="skip the Paddle Inference export at the end (prediction then runs "
+                            "on the slower dynamic graph until 'newsclf export')")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     defaults = TrainConfig()
     group = train.add_argument_group("model and training settings")
@@ -92,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
             group.add_argument(flag, dest=field.name, type=kind, default=None,
                                choices=_CHOICES.get(field.name), help=help_text,
                                metavar=None if field.name in _CHOICES else field.name.upper())
+
+    export = commands.add_parser(
+        "export", help="write the Paddle Inference graph that fast prediction runs on",
+        description="Export a model directory's network as a static graph (DIR/inference) and "
+                    "check that it gives the same logits; 'newsclf train' does this already.")
+    export.add_argument("--model", required=True, metavar="DIR", help="model directory")
 
     evaluate = commands.add_parser(
         "evaluate", help="score a model on labelled texts: metrics, confusion matrix, mistakes",
@@ -167,12 +176,21 @@ def cmd_train(args: argparse.Namespace) -> None:
     dev_data = _read_data(args.dev, class_names, args) if args.dev else None
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     result = train(config, train_data, dev_data, args.output, class_names,
-                   progress=not args.no_progress, log=log, resume=args.resume)
+                   progress=not args.no_progress, log=log, resume=args.resume,
+                   export=not args.no_export)
     metrics = result.metrics
     if "dev_accuracy" in metrics:
         print(f"dev accuracy {metrics['dev_accuracy']:.4f}  macro-F1 {metrics['dev_macro_f1']:.4f}  "
               f"(best epoch {metrics['best_epoch']} of {metrics['epochs_run']})")
     print(f"model written to {result.output_dir}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from newsclf.predict import export_model
+
+    info = export_model(args.model)
+    print(f"exported to {args.model}/inference (max logit difference "
+          f"{info['max_abs_logit_difference']:.1e} over {info['checked_lengths']} lengths)")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -216,7 +234,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
               f"{summary['seconds']:.1f}s -> {args.output}", file=sys.stderr)
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -152,23 +152,65 @@ def build_model(config, vocab_size: int, n_classes: int) -> NewsClassifier:
         pooling=config.pooling, position=config.position, max_len=config.max_len)
 
 
-def predict_logits(model: NewsClassifier, encoded, batch_size: int = 256) -> np.ndarray:
+def predict_logits(model, encoded, batch_size: int = 256) -> np.ndarray:
     """Logits ``[n, n_classes]`` for encoded texts, in input order; batches texts of similar
-    length together so little is spent on padding."""
+    length together so little is spent on padding. ``model`` is a :class:`NewsClassifier` or
+    any callable mapping an int64 batch ``[batch, length, n_features]`` to logits."""
     from newsclf.data import length_sorted_batches, pad_batch
 
-    was_training = model.training
-    model.eval()
+    if isinstance(model, nn.Layer):
+        was_training = model.training
+        model.eval()
+        try:
+            with paddle.no_grad():
+                return predict_logits(lambda ids: model(paddle.to_tensor(ids)).numpy(),
+                                      encoded, batch_size)
+        finally:
+            if was_training:
+                model.train()
     out = None
-    with paddle.no_grad():
-        for index in length_sorted_batches([len(ids) for ids in encoded], batch_size):
-            logits = model(paddle.to_tensor(pad_batch([encoded[i] for i in index]))).numpy()
-            if out is None:
-                out = np.empty((len(encoded), logits.shape[1]), dtype=np.float32)
-            out[index] = logits
-    if was_training:
-        model.train()
+    for index in length_sorted_batches([len(ids) for ids in encoded], batch_size):
+        logits = model(pad_batch([encoded[i] for i in index]))
+        if out is None:
+            out = np.empty((len(encoded), logits.shape[1]), dtype=np.float32)
+        out[index] = logits
     return out
+
+
+def export_static(model: NewsClassifier, prefix: str, n_features: int) -> None:
+    """Save the model as a static graph (``prefix.json`` + ``prefix.pdiparams``) for Paddle
+    Inference; batch size and length stay dynamic."""
+    from paddle.static import InputSpec
+
+    model.eval()
+    static = paddle.jit.to_static(
+        model, input_spec=[InputSpec([None, None, n_features], "int64", name="ids")],
+        full_graph=True)
+    paddle.jit.save(static, prefix)
+
+
+class InferenceEngine:
+    """A Paddle Inference predictor on an exported graph (oneDNN on CPU): a callable from an
+    int64 batch to logits, several times faster than the dynamic graph."""
+
+    def __init__(self, prefix: str, threads: int = 1):
+        import paddle.inference as inference
+
+        config = inference.Config(prefix + ".json", prefix + ".pdiparams")
+        config.disable_gpu()
+        config.enable_mkldnn()
+        config.set_cpu_math_library_num_threads(threads)
+        config.disable_glog_info()
+        config.switch_ir_optim(True)
+        self.predictor = inference.create_predictor(config)
+        self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+        self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        self.input.reshape(list(ids.shape))
+        self.input.copy_from_cpu(np.ascontiguousarray(ids))
+        self.predictor.run()
+        return self.output.copy_to_cpu()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +59,14 @@ def write_json(path: str | Path, value) -> None:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def library_versions() -> dict:
@@ -193,14 +200,3 @@ def load_model_dir(path: str | Path) -> ModelFiles:
     if actual_shapes != expected_shapes:
         raise ModelDirError(f"{path / WEIGHTS}: tensor names or shapes differ from {CONFIG}")
     return ModelFiles(path, config, vocab, labels, weights, n_features, user_dict, info)
-
-
-def replace_dir(source: Path, target: Path) -> None:
-    """Move a finished directory into place, replacing ``target`` if it exists."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(source, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(source, target)

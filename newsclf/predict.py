@@ -1,4 +1,5 @@
-"""Prediction: the :class:`Predictor` that loads a model directory and labels texts."""
+"""Prediction: the :class:`Predictor` that loads a model directory and labels texts, the
+inference export (``newsclf export``) it runs on when present, and labelling whole files."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from newsclf.modeldir import ModelFiles, load_model_dir
 from newsclf.tokenize import Tokenizer, normalize
 
 LONG_TEXT_MODES = ("truncate", "chunk")
+BACKENDS = ("auto", "inference", "dynamic")
+EXPORT_DIR, EXPORT_PREFIX, EXPORT_INFO = "inference", "model", "export.json"
 
 
 class Predictor:
@@ -27,7 +30,7 @@ class Predictor:
     [{'label': '财经', 'score': 0.97}]
     """
 
-    def __init__(self, files: ModelFiles):
+    def __init__(self, files: ModelFiles, backend: str = "auto", threads: int = 1):
         from newsclf.model import build_model, paddle
 
         self.files = files
@@ -47,11 +50,26 @@ class Predictor:
                                 "describes (names or shapes differ)")
         self.model.set_state_dict({k: paddle.to_tensor(v) for k, v in files.weights.items()})
         self.model.eval()
+        if backend not in BACKENDS:
+            raise NewsclfError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        self.backend, self._forward = "dynamic", self.model
+        if backend != "dynamic":
+            problem = _export_problem(files)
+            if problem is None:
+                from newsclf.model import InferenceEngine
+
+                prefix = str(files.path / EXPORT_DIR / EXPORT_PREFIX)
+                self.backend, self._forward = "inference", InferenceEngine(prefix, threads)
+            elif backend == "inference":
+                raise ModelDirError(f"{files.path}: {problem}; run 'newsclf export --model "
+                                    f"{files.path}'")
 
     @classmethod
-    def from_dir(cls, path: str | Path) -> "Predictor":
-        """Load a model directory written by ``newsclf train``."""
-        return cls(load_model_dir(path))
+    def from_dir(cls, path: str | Path, backend: str = "auto", threads: int = 1) -> "Predictor":
+        """Load a model directory written by ``newsclf train``. ``backend="auto"`` runs on the
+        Paddle Inference export when the directory has a current one, else on the dynamic
+        graph; ``"inference"`` requires the export, ``"dynamic"`` ignores it."""
+        return cls(load_model_dir(path), backend, threads)
 
     def encode(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Token ids of each text, truncated to the model's ``max_len``."""
@@ -70,14 +88,14 @@ class Predictor:
         if not texts:
             return np.zeros((0, len(self.classes_)), dtype=np.float32)
         if long_text == "truncate":
-            return predict_logits(self.model, self.encode(texts), batch_size)
+            return predict_logits(self._forward, self.encode(texts), batch_size)
         windows, owner = [], []
         size = self.config.max_len
         for i, ids in enumerate(encode_texts(self.tokenizer, self.vocab, texts, sys.maxsize)):
             for start in range(0, len(ids), size):
                 windows.append(ids[start:start + size])
                 owner.append(i)
-        window_logits = predict_logits(self.model, windows, batch_size)
+        window_logits = predict_logits(self._forward, windows, batch_size)
         owner = np.asarray(owner)
         totals = np.zeros((len(texts), window_logits.shape[1]), dtype=np.float64)
         np.add.at(totals, owner, window_logits)
@@ -110,6 +128,68 @@ def _as_list(texts) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
     return texts
+
+
+# --- inference export ------------------------------------------------------------------------
+
+def _export_problem(files: ModelFiles) -> str | None:
+    """Why the directory's inference export cannot be used (None: it can)."""
+    import json
+
+    from newsclf.modeldir import WEIGHTS, sha256_file
+
+    directory = files.path / EXPORT_DIR
+    try:
+        info = json.loads((directory / EXPORT_INFO).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "it has no inference export"
+    except ValueError:
+        return f"{directory / EXPORT_INFO} is damaged"
+    if info.get("weights_sha256") != files.info["files"][WEIGHTS]["sha256"]:
+        return "its inference export is from other weights (stale)"
+    for name, digest in info.get("files", {}).items():
+        if not (directory / name).is_file() or sha256_file(directory / name) != digest:
+            return f"its inference export file {name} is missing or damaged"
+    return None
+
+
+def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
+    """Write the Paddle Inference export of a model directory into ``DIR/inference`` and check
+    that it gives the dynamic model's logits (max absolute difference within ``tolerance``) on
+    random texts of every length up to ``max_len``. Returns the export info."""
+    import json
+    import shutil
+    import tempfile
+
+    from newsclf.model import InferenceEngine, export_static, predict_logits
+    from newsclf.modeldir import WEIGHTS, sha256_file, write_json
+
+    predictor = Predictor.from_dir(model_dir, backend="dynamic")
+    files = predictor.files
+    rng = np.random.RandomState(0)
+    n_features = files.n_features
+    probe = [rng.randint(2, len(predictor.vocab), size=(length, n_features)).astype(np.int64)
+             for length in range(1, predictor.config.max_len + 1)]
+    target = files.path / EXPORT_DIR
+    staging = Path(tempfile.mkdtemp(dir=files.path, prefix=".inference-"))
+    try:
+        export_static(predictor.model, str(staging / EXPORT_PREFIX), n_features)
+        engine = InferenceEngine(str(staging / EXPORT_PREFIX))
+        difference = float(np.abs(predict_logits(engine, probe, 16)
+                                  - predict_logits(predictor.model, probe, 16)).max())
+        if not difference <= tolerance:
+            raise ModelDirError(f"{files.path}: the exported graph's logits differ from the "
+                                f"model's by {difference:.2g} (over {tolerance}); not exported")
+        info = {"weights_sha256": files.info["files"][WEIGHTS]["sha256"],
+                "files": {p.name: sha256_file(p) for p in sorted(staging.iterdir())},
+                "max_abs_logit_difference": difference, "checked_lengths": len(probe)}
+        write_json(staging / EXPORT_INFO, info)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return info
 
 
 # --- labelling files ------------------------------------------------------------------------
@@ -154,9 +234,9 @@ def _label_frame(frame, text_column: str, classify, classes, top_k: int, with_pr
 _worker_predictor = None
 
 
-def _init_worker(model_dir: str) -> None:
+def _init_worker(model_dir: str, backend: str) -> None:
     global _worker_predictor
-    _worker_predictor = Predictor.from_dir(model_dir)
+    _worker_predictor = Predictor.from_dir(model_dir, backend)
 
 
 def _worker_classify(texts, batch_size, long_text):
@@ -211,7 +291,7 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
             import multiprocessing
 
             pool = multiprocessing.get_context("spawn").Pool(
-                workers, initializer=_init_worker, initargs=(str(predictor.files.path),))
+                workers, initializer=_init_worker, initargs=(str(predictor.files.path), predictor.backend))
         added = set(prediction_columns(classes, np.zeros((0, len(classes))), top_k, probabilities))
         chunks = _refuse_column_clashes(
             iter_input_chunks(input_path, fmt=fmt, text_column=text_column, encoding=encoding,

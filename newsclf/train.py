@@ -201,12 +201,14 @@ def _load_checkpoint(output_dir: Path) -> tuple[dict, dict]:
 
 def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData | None,
           output_dir: str | Path, class_names: Sequence[str] | None = None,
-          progress: bool = True, log=print, resume: bool = False) -> TrainResult:
+          progress: bool = True, log=print, resume: bool = False,
+          export: bool = True) -> TrainResult:
     """Train a model and write its directory to ``output_dir``; returns the best dev metrics.
 
     Without ``dev_data`` every epoch runs and the last one is kept. After each epoch a
     checkpoint (weights, optimizer, schedule, progress) goes to ``output_dir/checkpoint``;
     ``resume=True`` continues from it and ends exactly where an uninterrupted run would.
+    ``export=True`` finishes with the Paddle Inference export that fast prediction runs on.
     """
     config.validate()
     output_dir = Path(output_dir)
@@ -218,8 +220,17 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     except OSError as exc:
         raise NewsclfError(f"{output_dir}: cannot create the output directory ({exc.strerror})") from None
     with _OutputLock(output_dir):
-        return _train_locked(config, train_data, dev_data, output_dir, classes, progress, log,
-                             resume)
+        result = _train_locked(config, train_data, dev_data, output_dir, classes, progress, log,
+                               resume)
+        if export:
+            from newsclf.predict import export_model
+
+            try:
+                export_model(output_dir)
+                log("exported for Paddle Inference (fast prediction)")
+            except NewsclfError as exc:
+                log(f"warning: no inference export, prediction will use the dynamic graph: {exc}")
+        return result
 
 
 def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progress, log,

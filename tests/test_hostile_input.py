@@ -6,7 +6,7 @@ from conftest import SAMPLE, run_cli
 
 GOOD = SAMPLE / "train.tsv"
 FAST = ["--epochs", "1", "--d-model", "32", "--n-heads", "2", "--n-layers", "1", "--d-ff", "32",
-        "--no-progress"]
+        "--no-progress", "--no-export"]
 
 
 def train(tmp_path, data, *extra):

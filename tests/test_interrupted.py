@@ -14,7 +14,7 @@ from conftest import ROOT, SAMPLE, run_cli
 
 TINY = ["--d-model", "64", "--n-heads", "2", "--n-layers", "1", "--d-ff", "128",
         "--batch-size", "16", "--lr", "0.002", "--min-freq", "1", "--seed", "3",
-        "--patience", "20", "--no-progress"]
+        "--patience", "20", "--no-progress", "--no-export"]
 
 
 def train_args(out, epochs):

@@ -51,7 +51,8 @@ def test_model_learned_something(sample_model):
 
 def test_same_seed_gives_identical_metrics(tmp_path, tiny_config, sample_model):
     data = read_labelled(SAMPLE / "train.tsv"), read_labelled(SAMPLE / "dev.tsv")
-    train(tiny_config, *data, tmp_path / "again", progress=False, log=lambda m: None)
+    train(tiny_config, *data, tmp_path / "again", progress=False, log=lambda m: None,
+          export=False)
     assert (tmp_path / "again" / "metrics.json").read_bytes() == \
         (sample_model / "metrics.json").read_bytes()
     assert (tmp_path / "again" / "model.safetensors").read_bytes() == \
@@ -104,3 +105,33 @@ def test_dev_class_unseen_in_training_is_refused(tmp_path, tiny_config):
     with pytest.raises(DataError, match="only one class"):
         train(tiny_config, read_labelled(one_class), None, tmp_path / "m",
               progress=False, log=lambda m: None)
+
+
+def test_inference_export_is_used_and_matches_the_dynamic_graph(sample_model, predictor):
+    assert predictor.backend == "inference"
+    dynamic = Predictor.from_dir(sample_model, backend="dynamic")
+    assert dynamic.backend == "dynamic"
+    texts = read_labelled(SAMPLE / "dev.tsv").texts + ["", "足球" * 200]
+    np.testing.assert_allclose(predictor.predict_proba(texts), dynamic.predict_proba(texts),
+                               atol=1e-4)
+
+
+def test_stale_or_missing_export_falls_back_or_is_refused(tmp_path, sample_model):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(sample_model, copy)
+    info_path = copy / "inference" / "export.json"
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    info["weights_sha256"] = "0" * 64
+    info_path.write_text(json.dumps(info), encoding="utf-8")
+    assert Predictor.from_dir(copy).backend == "dynamic"
+    with pytest.raises(ModelDirError, match="stale"):
+        Predictor.from_dir(copy, backend="inference")
+    shutil.rmtree(copy / "inference")
+    with pytest.raises(ModelDirError, match="no inference export"):
+        Predictor.from_dir(copy, backend="inference")
+    from newsclf.predict import export_model
+
+    export_model(copy)
+    assert Predictor.from_dir(copy, backend="inference").backend == "inference"

@@ -1,0 +1,114 @@
+"""Prediction throughput of newsclf on THUCNews dev headlines, end to end and by stage.
+
+Prints, in one run: jieba tokenization alone (the ceiling for word-level models), newsclf
+tokenization + encoding, model-only inference, end-to-end ``newsclf predict`` on a CSV with
+``--workers 1`` and ``--workers 2``, and peak resident memory of a run over a large CSV
+(``--big-rows``, default 100,000). Usage:
+
+    python benchmarks/predict_throughput.py --model DIR [--data ../shared/data/thucnews-headlines]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from newsclf import Predictor
+from newsclf.data import read_class_names, read_labelled
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rate(rows: int, seconds: float) -> float:
+    return rows / seconds if seconds > 0 else float("inf")
+
+
+def timed(function, *args):
+    started = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - started
+
+
+def run_predict(model: Path, source: Path, output: Path, *extra: str) -> dict:
+    """``newsclf predict`` in a child process: wall seconds and the child's peak RSS (MiB)."""
+    command = [sys.executable, "-m", "newsclf", "predict", "--model", str(model), "--input",
+               str(source), "--output", str(output), "--no-progress", *extra]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    _, _, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if process.returncode not in (0, None) or usage is None:
+        raise SystemExit(f"newsclf predict failed: {process.stderr.read()}")
+    return {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="a trained model directory")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/thucnews-headlines")
+    parser.add_argument("--big-rows", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    if not (args.data / "dev.txt").is_file():
+        sys.exit(f"THUCNews headlines not found in {args.data}")
+    classes = read_class_names(args.data / "class.txt")
+    texts = read_labelled(args.data / "dev.txt", classes).texts
+    n = len(texts)
+    predictor = Predictor.from_dir(args.model)
+    predictor.predict(texts[:256])  # warm up jieba and the model
+
+    results = {"rows": n, "model": str(args.model), "tokenizer": predictor.config.tokenizer}
+    _, seconds = timed(lambda: [predictor.tokenizer.words(t) for t in texts])
+    results["jieba_rows_per_second"] = rate(n, seconds)
+    encoded, seconds = timed(predictor.encode, texts)
+    results["tokenize_encode_rows_per_second"] = rate(n, seconds)
+    from newsclf.model import predict_logits
+
+    _, seconds = timed(predict_logits, predictor.model, encoded, 256)
+    results["model_only_rows_per_second"] = rate(n, seconds)
+    _, seconds = timed(predictor.predict_proba, texts)
+    results["predict_proba_rows_per_second"] = rate(n, seconds)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        source = tmp / "dev.csv"
+        pd.DataFrame({"id": range(n), "text": texts}).to_csv(source, index=False)
+        for workers in args.workers:
+            run = run_predict(args.model, source, tmp / f"out{workers}.csv", "--workers", str(workers))
+            results[f"end_to_end_workers{workers}_rows_per_second"] = rate(n, run["seconds"])
+            results[f"end_to_end_workers{workers}_peak_rss_mib"] = run["peak_rss_mib"]
+        outputs = [(tmp / f"out{w}.csv").read_bytes() for w in args.workers]
+        results["workers_outputs_identical"] = all(o == outputs[0] for o in outputs)
+
+        big = tmp / "big.csv"
+        repeats = -(-args.big_rows // n)
+        with open(big, "w", encoding="utf-8") as handle:
+            handle.write("id,text\n")
+            for i in range(args.big_rows):
+                handle.write(f"{i},{texts[i % n]}\n")
+        run = run_predict(args.model, big, tmp / "big_out.csv")
+        lines = sum(1 for _ in open(tmp / "big_out.csv", encoding="utf-8")) - 1
+        results.update({"big_rows": args.big_rows, "big_rows_out": lines,
+                        "big_rows_per_second": rate(args.big_rows, run["seconds"]),
+                        "big_peak_rss_mib": run["peak_rss_mib"], "big_repeats_of_dev": repeats})
+
+    print(f"{'stage':<34} {'rows/s':>10}")
+    for key, value in results.items():
+        if key.endswith("rows_per_second"):
+            print(f"{key.replace('_rows_per_second', ''):<34} {value:>10.0f}")
+    print(f"peak RSS, workers 1 on {n} rows: {results['end_to_end_workers1_peak_rss_mib']:.0f} MiB; "
+          f"on {args.big_rows} rows: {results['big_peak_rss_mib']:.0f} MiB "
+          f"({results['big_rows_out']} rows out)")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
