@@ -128,6 +128,55 @@ class _OutputLock:
         self.path.unlink(missing_ok=True)
 
 
+class _Parallel:
+    """The data-parallel environment when launched by ``paddle.distributed.launch`` (world
+    size > 1), else a single process. Only rank 0 writes files."""
+
+    def __init__(self):
+        import os
+
+        self.world = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
+        self.rank = int(os.environ.get("PADDLE_TRAINER_ID", "0"))
+        if self.world > 1:
+            import paddle.distributed as dist
+
+            dist.init_parallel_env()
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+
+    @property
+    def writer(self) -> bool:
+        return self.rank == 0
+
+    def broadcast(self, value):
+        """Rank 0's ``value`` on every rank (any picklable object)."""
+        if self.world == 1:
+            return value
+        import paddle.distributed as dist
+
+        holder = [value]
+        dist.broadcast_object_list(holder, src=0)
+        return holder[0]
+
+    def gather_rows(self, local: np.ndarray, total: int) -> np.ndarray:
+        """Concatenate every rank's rows of a strided shard (row i on rank i % world) back
+        into input order."""
+        if self.world == 1:
+            return local
+        import paddle
+        import paddle.distributed as dist
+
+        per_rank = -(-total // self.world)
+        padded = np.zeros((per_rank,) + local.shape[1:], dtype=local.dtype)
+        padded[:len(local)] = local
+        parts = []
+        dist.all_gather(parts, paddle.to_tensor(padded))
+        result = np.empty((total,) + local.shape[1:], dtype=local.dtype)
+        for rank, part in enumerate(parts):
+            rows = len(range(rank, total, self.world))
+            result[rank::self.world] = part.numpy()[:rows]
+        return result
+
+
 def _optimizer_state(optimizer, model) -> tuple[dict, dict]:
     """Optimizer tensors keyed by structured parameter names (stable across processes), and
     the scheduler state."""
@@ -216,12 +265,16 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
         raise NewsclfError(f"{output_dir}: exists and is not a directory; choose another --output")
     classes = resolve_classes(train_data, dev_data, class_names)
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        output_dir.mkdir(parents=True, exist_ok=True)  # every rank: no race on who makes it
     except OSError as exc:
         raise NewsclfError(f"{output_dir}: cannot create the output directory ({exc.strerror})") from None
+    parallel = _Parallel()
+    if not parallel.writer:
+        return _train_locked(config, train_data, dev_data, output_dir, classes, False,
+                             lambda message: None, resume, parallel)
     with _OutputLock(output_dir):
         result = _train_locked(config, train_data, dev_data, output_dir, classes, progress, log,
-                               resume)
+                               resume, parallel)
         if export:
             from newsclf.predict import export_model
 
@@ -234,7 +287,7 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
 
 
 def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progress, log,
-                  resume) -> TrainResult:
+                  resume, parallel: _Parallel) -> TrainResult:
     from tqdm.auto import tqdm
 
     from newsclf.evaluate import EvaluationResult
@@ -245,7 +298,9 @@ def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progr
     seed_everything(config.seed)
     tokenizer = Tokenizer(config.tokenizer, config.user_dict)
     train_features = [tokenizer.features(text) for text in train_data.texts]
-    vocab = Vocab.build(train_features, config.min_freq, config.max_vocab)
+    vocab = Vocab(parallel.broadcast(
+        Vocab.build(train_features, config.min_freq, config.max_vocab).tokens
+        if parallel.writer else None))
     train_ids = [vocab.encode(f, config.max_len, tokenizer.n_features) for f in train_features]
     del train_features
     y_train = np.array([class_index[label] for label in train_data.labels], dtype=np.int64)
@@ -254,8 +309,9 @@ def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progr
         f"{len(classes)} classes, vocabulary {len(vocab)}")
 
     model = build_model(config, len(vocab), len(classes))
+    network = paddle.DataParallel(model) if parallel.world > 1 else model
     lengths = np.array([len(ids) for ids in train_ids])
-    steps_per_epoch = -(-len(train_ids) // config.batch_size)
+    steps_per_epoch = -(-len(train_ids) // (config.batch_size * parallel.world))
     schedule = _learning_rate(config, steps_per_epoch * config.epochs)
     decay = {p.name for p in model.parameters() if len(p.shape) >= 2}
     optimizer = paddle.optimizer.AdamW(
@@ -286,25 +342,38 @@ def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progr
         log(f"resuming after epoch {state['epoch']} (best so far: epoch {best_epoch})")
         if state.get("stopped"):
             first_epoch = config.epochs + 1
-    else:
+    elif parallel.writer:
         (output_dir / TRAIN_LOG).unlink(missing_ok=True)
+    if parallel.world > 1:
+        from paddle.io import DistributedBatchSampler
 
-    save_args = dict(config=config, vocab=vocab, labels=classes, n_features=tokenizer.n_features)
+        sampler = DistributedBatchSampler(range(len(train_ids)), config.batch_size,
+                                          num_replicas=parallel.world, rank=parallel.rank,
+                                          shuffle=True)
+        log(f"data-parallel training on {parallel.world} processes")
+
+    save_args = dict(config=config, vocab=vocab, labels=classes, n_features=tokenizer.n_features,
+                     extra={"training": {"world_size": parallel.world}})
     stopped = False
     for epoch in range(first_epoch, config.epochs + 1):
         model.train()
-        paddle.seed(_epoch_seed(config.seed, epoch))
+        paddle.seed(_epoch_seed(config.seed, epoch) + parallel.rank)
         rng = np.random.RandomState(_epoch_seed(config.seed, epoch))
+        if parallel.world > 1:
+            sampler.set_epoch(epoch)
+            batches = [np.asarray(index) for index in sampler]
+        else:
+            batches = _batches(lengths, config.batch_size, rng)
         epoch_start, total_loss, seen = time.perf_counter(), 0.0, 0
-        bar = tqdm(total=len(train_ids), desc=f"epoch {epoch}/{config.epochs}", unit="text",
+        bar = tqdm(total=sum(map(len, batches)), desc=f"epoch {epoch}/{config.epochs}", unit="text",
                    disable=None if progress else True, leave=False, dynamic_ncols=True)
         try:
-            for index in _batches(lengths, config.batch_size, rng):
+            for index in batches:
                 ids = pad_batch([train_ids[i] for i in index])
                 if config.token_dropout:
                     drop = (rng.random_sample(ids.shape) < config.token_dropout) & (ids != PAD_ID)
                     ids[drop] = UNK_ID
-                logits = model(paddle.to_tensor(ids))
+                logits = network(paddle.to_tensor(ids))
                 loss = F.cross_entropy(logits, paddle.to_tensor(y_train[index]),
                                        label_smoothing=config.label_smoothing)
                 loss.backward()
@@ -326,12 +395,27 @@ def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progr
         record = {"epoch": epoch, "train_loss": round(total_loss / seen, 6),
                   "lr": float(schedule.get_lr())}
         if dev_data is not None:
-            probabilities = softmax(predict_logits(model, dev_ids))
+            probabilities = parallel.gather_rows(
+                softmax(predict_logits(model, dev_ids[parallel.rank::parallel.world])),
+                len(dev_ids))
             dev_result = EvaluationResult.from_predictions(classes, dev_data.texts,
                                                            dev_data.labels, probabilities)
             record.update(dev_accuracy=dev_result.accuracy, dev_macro_f1=dev_result.macro_f1)
         seconds = time.perf_counter() - epoch_start
+        seen *= parallel.world
         history.append(record)
+        improved = dev_data is None or best is None or record["dev_macro_f1"] > best["dev_macro_f1"]
+        if improved:
+            best, best_epoch, waited = record, epoch, 0
+            if dev_data is not None:
+                best_probabilities = probabilities
+        else:
+            waited += 1
+            stopped = waited >= config.patience
+        if not parallel.writer:
+            if stopped:
+                break
+            continue
         with open(output_dir / TRAIN_LOG, "a", encoding="utf-8") as handle:
             timing = {"epoch_seconds": round(seconds, 2), "texts_per_second": round(seen / seconds, 1)}
             handle.write(json.dumps({**record, **timing}, ensure_ascii=False) + "\n")
@@ -340,14 +424,8 @@ def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progr
             summary += f", dev accuracy {record['dev_accuracy']:.4f}, macro-F1 {record['dev_macro_f1']:.4f}"
         log(summary + f" ({seconds:.0f}s)")
 
-        if dev_data is None or best is None or record["dev_macro_f1"] > best["dev_macro_f1"]:
-            best, best_epoch, waited = record, epoch, 0
-            if dev_data is not None:
-                best_probabilities = probabilities
+        if improved:
             save_model_dir(output_dir, weights=weights_of(model), **save_args)
-        else:
-            waited += 1
-            stopped = waited >= config.patience
         extra = {"best_dev_probabilities": best_probabilities} if best_probabilities is not None else {}
         _save_checkpoint(output_dir, model, optimizer, {
             "run": run_identity, "epoch": epoch, "history": history, "best_epoch": best_epoch,
@@ -356,6 +434,8 @@ def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progr
             log(f"no dev macro-F1 gain for {waited} epochs: stopping early")
             break
 
+    if not parallel.writer:
+        return TrainResult(output_dir, {})
     metrics = {"best_epoch": best_epoch, "epochs_run": len(history),
                "n_train": len(train_ids), "n_dev": len(dev_data) if dev_data else 0}
     if dev_data is not None:

@@ -1,0 +1,40 @@
+"""Data-parallel training through Paddle's own launcher (2 CPU processes, gloo)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from newsclf import Predictor, evaluate
+from newsclf.data import read_labelled
+
+from conftest import ROOT, SAMPLE
+
+
+def test_two_process_training_through_paddle_distributed_launch(tmp_path):
+    entry = tmp_path / "newsclf_entry.py"  # the launcher runs a script; this is `newsclf`
+    entry.write_text("import sys\nfrom newsclf.cli import main\nsys.exit(main())\n")
+    out = tmp_path / "model"
+    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+               "--log_dir", str(tmp_path / "logs"), "--", str(entry), "train",
+               "--train", str(SAMPLE / "train.tsv"), "--dev", str(SAMPLE / "dev.tsv"),
+               "--output", str(out), "--epochs", "4", "--d-model", "64", "--n-heads", "2",
+               "--n-layers", "1", "--d-ff", "128", "--batch-size", "16", "--lr", "0.002",
+               "--min-freq", "1", "--no-progress", "--no-export"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=900)
+    logs = "\n".join(p.read_text(errors="replace") for p in sorted((tmp_path / "logs").glob("workerlog.*")))
+    assert result.returncode == 0, logs[-3000:]
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["training"]["world_size"] == 2
+    assert "data-parallel training on 2 processes" in logs
+    log_lines = (out / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(log_lines) == json.loads((out / "metrics.json").read_text())["epochs_run"]
+
+    # the dev scores gathered across ranks are those of the saved model on the whole dev set
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    dev = read_labelled(SAMPLE / "dev.tsv")
+    result = evaluate(Predictor.from_dir(out), dev.texts, dev.labels)
+    assert result.n == metrics["n_dev"] == 120
+    assert abs(result.accuracy - metrics["dev_accuracy"]) < 1e-9
