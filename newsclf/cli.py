@@ -96,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
                                choices=_CHOICES.get(field.name), help=help_text,
                                metavar=None if field.name in _CHOICES else field.name.upper())
 
+    baseline = commands.add_parser(
+        "baseline", help="score TF-IDF + linear SVM baselines on your data",
+        description="Train classical baselines (TF-IDF character 1-3-grams or jieba word "
+                    "1-2-grams + LinearSVC) on the training data and score them on the dev data: "
+                    "the bar a Transformer has to clear on this data.")
+    baseline.add_argument("--train", required=True, metavar="PATH", help="training data")
+    baseline.add_argument("--dev", required=True, metavar="PATH", help="dev data")
+    baseline.add_argument("--model", dest="baselines", action="append",
+                          choices=("tfidf-char-svm", "tfidf-word-svm"),
+                          help="which baseline (repeat; default: both)")
+    _add_data_options(baseline)
+
     export = commands.add_parser(
         "export", help="write the Paddle Inference graph that fast prediction runs on",
         description="Export a model directory's network as a static graph (DIR/inference) and "
@@ -185,6 +197,24 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"model written to {result.output_dir}")
 
 
+def cmd_baseline(args: argparse.Namespace) -> None:
+    from newsclf.baseline import BASELINES, run_baseline
+    from newsclf.data import read_class_names
+
+    class_names = read_class_names(args.classes, args.encoding) if args.classes else None
+    train_data = _read_data(args.train, class_names, args)
+    dev_data = _read_data(args.dev, class_names, args)
+    unknown = sorted(set(dev_data.labels) - set(train_data.labels))
+    if unknown:
+        raise NewsclfError(f"{args.dev}: class(es) {', '.join(unknown)} never occur in {args.train}")
+    print(f"{'baseline':<16} {'dev acc':>8} {'macro-F1':>9} {'train s':>8} {'predict/s':>10}")
+    for name in args.baselines or list(BASELINES):
+        result = run_baseline(name, train_data.texts, train_data.labels, dev_data.texts,
+                              dev_data.labels)
+        print(f"{name:<16} {result.accuracy:>8.4f} {result.macro_f1:>9.4f} "
+              f"{result.train_seconds:>8.1f} {result.predict_rows_per_second:>10.0f}")
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     from newsclf.predict import export_model
 
@@ -235,7 +265,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "export": cmd_export}
+            "export": cmd_export, "baseline": cmd_baseline}
 
 
 def main(argv: list[str] | None = None) -> int:

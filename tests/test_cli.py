@@ -109,3 +109,11 @@ def test_training_saves_dev_evaluation_in_the_model_directory(sample_model):
     dev = json.loads((sample_model / "eval_dev" / "metrics.json").read_text(encoding="utf-8"))
     assert dev["accuracy"] == metrics["dev_accuracy"] and dev["n"] == 120
     assert (sample_model / "eval_dev" / "confusion_matrix.png").is_file()
+
+
+def test_baseline_command_scores_both_baselines():
+    result = run_cli("baseline", "--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.strip().split("\n")[1:]}
+    assert set(rows) == {"tfidf-char-svm", "tfidf-word-svm"}
+    assert 0.3 < float(rows["tfidf-char-svm"][1]) <= 1.0
