@@ -21,10 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from newsclf import Predictor
-from newsclf.data import read_class_names, read_labelled
+from common import THUCNEWS, load_thucnews
 
-ROOT = Path(__file__).resolve().parents[1]
+from newsclf import Predictor
 
 
 def rate(rows: int, seconds: float) -> float:
@@ -53,14 +52,11 @@ def run_predict(model: Path, source: Path, output: Path, *extra: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="a trained model directory")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/thucnews-headlines")
+    parser.add_argument("--data", type=Path, default=THUCNEWS)
     parser.add_argument("--big-rows", type=int, default=100_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    if not (args.data / "dev.txt").is_file():
-        sys.exit(f"THUCNews headlines not found in {args.data}")
-    classes = read_class_names(args.data / "class.txt")
-    texts = read_labelled(args.data / "dev.txt", classes).texts
+    texts = load_thucnews(args.data)[2].texts
     n = len(texts)
     predictor = Predictor.from_dir(args.model)
     predictor.predict(texts[:256])  # warm up jieba and the model
