@@ -13,6 +13,7 @@ from dataclasses import fields
 from newsclf import __version__
 from newsclf.config import POOLINGS, POSITIONS, TOKENIZERS, TrainConfig
 from newsclf.errors import NewsclfError
+from newsclf.explain import add_explain_parser, cmd_explain
 
 _CHOICES = {"tokenizer": TOKENIZERS, "pooling": POOLINGS, "position": POSITIONS}
 _HELP = {
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--workers", type=int, default=1, metavar="N",
                          help="processes sharing tokenization and inference (default: 1)")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_explain_parser(commands)
     return parser
 
 
@@ -265,7 +267,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "export": cmd_export, "baseline": cmd_baseline}
+            "export": cmd_export, "baseline": cmd_baseline, "explain": cmd_explain}
 
 
 def main(argv: list[str] | None = None) -> int:

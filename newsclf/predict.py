@@ -108,6 +108,13 @@ class Predictor:
 
         return softmax(self.predict_logits(texts, batch_size, long_text))
 
+    def explain(self, text: str):
+        """Tokens, attention weights and attention-rollout importance for one text (see
+        :mod:`newsclf.explain`)."""
+        from newsclf.explain import explain
+
+        return explain(self, text)
+
     def predict(self, texts: Sequence[str], top_k: int | None = None, batch_size: int = 256,
                 long_text: str = "truncate"):
         """For each text, in input order, ``{"label": name, "score": probability}``; with

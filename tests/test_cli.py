@@ -117,3 +117,12 @@ def test_baseline_command_scores_both_baselines():
     rows = {line.split()[0]: line.split() for line in result.stdout.strip().split("\n")[1:]}
     assert set(rows) == {"tfidf-char-svm", "tfidf-word-svm"}
     assert 0.3 < float(rows["tfidf-char-svm"][1]) <= 1.0
+
+
+def test_explain_command_prints_prediction_and_writes_html(tmp_path, sample_model):
+    page = tmp_path / "explain.html"
+    result = run_cli("explain", "--model", sample_model, "--text", "主队加时赛绝杀晋级决赛",
+                     "--html", page, "--no-color")
+    assert result.returncode == 0, result.stderr
+    assert "赛" in result.stdout
+    assert "<html" in page.read_text(encoding="utf-8")
