@@ -37,54 +37,54 @@ def _line_of(raw: bytes, offset: int) -> int:
     return raw.count(b"\n", 0, offset) + 1
 
 
-def decode_bytes(raw: bytes, path: str, encoding: str | None = None) -> str:
-    """Decode a whole file: the given encoding, else UTF-8 (with or without BOM), else GB18030
-    (a superset of GBK). Errors name the file and line."""
-    if encoding == "auto":
-        encoding = None
-    if encoding:
+def detect_encoding(head: bytes, source: str, complete: bool = False) -> str:
+    """The encoding of a file from its first bytes (or all of them, ``complete``): UTF-8 with
+    a BOM, else UTF-8, else GB18030 (a superset of GBK). NUL bytes mean binary or UTF-16."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise DataError(f"{source}:{_line_of(head, nul)}: contains NUL bytes; this looks like a "
+                        "binary or UTF-16 file; save it as UTF-8 text")
+    first_error = None
+    for encoding in ("utf-8", "gb18030"):
         try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise DataError(f"unknown encoding {encoding!r}; try utf-8, utf-8-sig or gb18030") from None
-        try:
-            text = raw.decode(encoding)
+            codecs.getincrementaldecoder(encoding)().decode(head, final=complete)
+            return encoding
         except UnicodeDecodeError as exc:
-            raise DataError(f"{path}:{_line_of(raw, exc.start)}: not valid {encoding} "
-                            f"(byte {raw[exc.start]:#04x}); check the file's encoding") from None
+            first_error = first_error or exc
+    raise DataError(f"{source}:{_line_of(head, first_error.start)}: cannot decode as UTF-8 or "
+                    "GBK/GB18030; pass --encoding with the file's encoding")
+
+
+def _check_encoding_name(encoding: str) -> None:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(f"unknown encoding {encoding!r}; try utf-8, utf-8-sig or gb18030") from None
+
+
+def decode_bytes(raw: bytes, path: str, encoding: str | None = None) -> str:
+    """Decode a whole file with the given encoding, or the detected one (``None``/``auto``).
+    Errors name the file and line."""
+    if encoding in (None, "auto"):
+        encoding = detect_encoding(raw, path, complete=True)
     else:
-        nul = raw.find(b"\x00")
-        if nul >= 0:
-            raise DataError(f"{path}:{_line_of(raw, nul)}: contains NUL bytes; this looks like a "
-                            "binary or UTF-16 file; save it as UTF-8 text")
-        if raw.startswith(codecs.BOM_UTF8):
-            encoding = "utf-8-sig"
-        try:
-            text = raw.decode(encoding or "utf-8")
-        except UnicodeDecodeError as utf8_error:
-            if encoding:
-                raise DataError(f"{path}:{_line_of(raw, utf8_error.start)}: not valid UTF-8 "
-                                "after its BOM; check the file's encoding") from None
-            try:
-                text = raw.decode("gb18030")
-            except UnicodeDecodeError:
-                raise DataError(
-                    f"{path}:{_line_of(raw, utf8_error.start)}: cannot decode as UTF-8 or "
-                    "GBK/GB18030; pass --encoding with the file's encoding") from None
+        _check_encoding_name(encoding)
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}:{_line_of(raw, exc.start)}: not valid {encoding} "
+                        f"(byte {raw[exc.start]:#04x}); check the file's encoding") from None
     return text.removeprefix("\ufeff")
 
 
 def read_file_text(path: str | Path, encoding: str | None = None) -> str:
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a data file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    return decode_bytes(raw, str(path), encoding)
+    """The decoded text of a file (``-``: standard input)."""
+    handle, source = open_binary_input(str(path))
+    with handle:
+        raw = handle.read()
+    return decode_bytes(raw, source, encoding)
 
 
 def read_class_names(path: str | Path, encoding: str | None = None) -> list[str]:
@@ -219,24 +219,6 @@ def detect_predict_format(path: str) -> str:
     return {".tsv": "tsv", ".txt": "txt"}.get(suffix, "csv")
 
 
-def _sniff_encoding(head: bytes, source: str) -> str:
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if b"\x00" in head:
-        raise DataError(f"{source}: contains NUL bytes; this looks like a binary or UTF-16 file; "
-                        "save it as UTF-8 text")
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        try:
-            codecs.getincrementaldecoder("gb18030")().decode(head, final=False)
-            return "gb18030"
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{source}:{_line_of(head, exc.start)}: cannot decode as UTF-8 or "
-                            "GBK/GB18030; pass --encoding with the file's encoding") from None
-
-
 def open_binary_input(path: str):
     """A buffered binary stream for a path, or standard input for ``-``."""
     if path == "-":
@@ -268,12 +250,9 @@ def iter_input_chunks(path: str, *, fmt: str | None = None, text_column: str = "
     with raw:
         head = raw.peek(1 << 16)[: 1 << 16] if hasattr(raw, "peek") else b""
         if encoding in (None, "auto"):
-            encoding = _sniff_encoding(head, source)
+            encoding = detect_encoding(head, source)
         else:
-            try:
-                codecs.lookup(encoding)
-            except LookupError:
-                raise DataError(f"unknown encoding {encoding!r}; try utf-8, utf-8-sig or gb18030") from None
+            _check_encoding_name(encoding)
         text_stream = io.TextIOWrapper(raw, encoding=encoding, newline="")
         row = 0
         try:
