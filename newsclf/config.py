@@ -30,11 +30,11 @@ class TrainConfig:
     # model
     d_model: int = 128
     n_heads: int = 4
-    n_layers: int = 2
+    n_layers: int = 1
     d_ff: int = 256
-    dropout: float = 0.1
+    dropout: float = 0.2
     attn_dropout: float = 0.1
-    emb_dropout: float = 0.1
+    emb_dropout: float = 0.2
     pre_ln: bool = False
     pooling: str = "mean"
     position: str = "sinusoidal"
@@ -46,7 +46,7 @@ class TrainConfig:
     warmup: float = 0.06
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
-    token_dropout: float = 0.0
+    token_dropout: float = 0.1
     patience: int = 3
     seed: int = 42
 
