@@ -221,11 +221,17 @@ def prediction_columns(classes, probabilities: np.ndarray, top_k: int = 1,
     return columns
 
 
+def has_content(text: str) -> bool:
+    """Whether anything is left of ``text`` after normalization (fast for ordinary text:
+    a letter or digit always survives)."""
+    return any(ch.isalnum() for ch in text) or bool(normalize(text))
+
+
 def _label_frame(frame, text_column: str, classify, classes, top_k: int, with_probabilities: bool):
     """Add prediction columns and an ``error`` column to one chunk; rows whose text is empty
     after normalization get empty predictions and ``error = "empty text"``."""
     texts = frame[text_column].tolist()
-    valid = np.array([bool(normalize(t)) for t in texts], dtype=bool)
+    valid = np.array([has_content(t) for t in texts], dtype=bool)
     probabilities = np.zeros((len(texts), len(classes)), dtype=np.float32)
     if valid.any():
         probabilities[valid] = classify([t for t, ok in zip(texts, valid) if ok])
@@ -321,7 +327,7 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
             if pool is None:
                 pending.append((frame, column, classify_here))
             else:
-                texts = [t for t in frame[column].tolist() if normalize(t)]
+                texts = [t for t in frame[column].tolist() if has_content(t)]
                 future = pool.apply_async(_worker_classify, (texts, batch_size, long_text))
                 pending.append((frame, column, lambda _texts, future=future: future.get()))
             while len(pending) > (2 * workers if pool else 0):
