@@ -157,8 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "average over windows covering all of it (chunk)")
     predict.add_argument("--batch-size", type=int, default=256, metavar="N",
                          help="texts per model call (default: 256)")
-    predict.add_argument("--workers", type=int, default=1, metavar="N",
-                         help="processes sharing tokenization and inference (default: 1)")
+    predict.add_argument("--workers", type=int, metavar="N",
+                         help="processes sharing tokenization and inference (default: one per "
+                              "core, at most 4, for files of 50,000 rows or more; else 1)")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_explain_parser(commands)
     return parser

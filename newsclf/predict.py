@@ -30,7 +30,7 @@ class Predictor:
     [{'label': '财经', 'score': 0.97}]
     """
 
-    def __init__(self, files: ModelFiles, backend: str = "auto", threads: int = 1):
+    def __init__(self, files: ModelFiles, backend: str = "auto", threads: int | None = None):
         from newsclf.model import build_model, paddle
 
         self.files = files
@@ -59,16 +59,19 @@ class Predictor:
                 from newsclf.model import InferenceEngine
 
                 prefix = str(files.path / EXPORT_DIR / EXPORT_PREFIX)
+                threads = threads or min(4, os.cpu_count() or 1)
                 self.backend, self._forward = "inference", InferenceEngine(prefix, threads)
             elif backend == "inference":
                 raise ModelDirError(f"{files.path}: {problem}; run 'newsclf export --model "
                                     f"{files.path}'")
 
     @classmethod
-    def from_dir(cls, path: str | Path, backend: str = "auto", threads: int = 1) -> "Predictor":
+    def from_dir(cls, path: str | Path, backend: str = "auto",
+                 threads: int | None = None) -> "Predictor":
         """Load a model directory written by ``newsclf train``. ``backend="auto"`` runs on the
         Paddle Inference export when the directory has a current one, else on the dynamic
-        graph; ``"inference"`` requires the export, ``"dynamic"`` ignores it."""
+        graph; ``"inference"`` requires the export, ``"dynamic"`` ignores it. ``threads``: CPU
+        threads of the inference engine (default: the machine's cores, at most 4)."""
         return cls(load_model_dir(path), backend, threads)
 
     def encode(self, texts: Sequence[str]) -> list[np.ndarray]:
@@ -249,7 +252,7 @@ _worker_predictor = None
 
 def _init_worker(model_dir: str, backend: str) -> None:
     global _worker_predictor
-    _worker_predictor = Predictor.from_dir(model_dir, backend)
+    _worker_predictor = Predictor.from_dir(model_dir, backend, threads=1)
 
 
 def _worker_classify(texts, batch_size, long_text):
@@ -259,14 +262,15 @@ def _worker_classify(texts, batch_size, long_text):
 def predict_file(model, input_path: str, output_path: str, *, text_column: str = "text",
                  fmt: str | None = None, encoding: str | None = None, top_k: int = 1,
                  probabilities: bool = False, batch_size: int = 256, chunk_size: int = 5000,
-                 excel: bool = False, long_text: str = "truncate", workers: int = 1,
+                 excel: bool = False, long_text: str = "truncate", workers: int | None = None,
                  progress: bool = True) -> dict:
     """Label every row of a CSV, TSV or text file and write all input columns plus the
     prediction columns, one output row per input row, in order.
 
     Streams in chunks (flat memory at any size); writes to a temporary file renamed at the end,
     so a failed run leaves nothing under ``output_path``. ``-`` reads standard input / writes
-    standard output. ``workers > 1`` spreads tokenization and inference over processes.
+    standard output. ``workers > 1`` spreads tokenization and inference over processes;
+    ``None`` uses one process per core (at most 4) for files of 50,000 rows or more, else one.
     Returns ``{"rows", "empty", "seconds"}``.
     """
     from tqdm.auto import tqdm
@@ -276,7 +280,7 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
     predictor = model if isinstance(model, Predictor) else Predictor.from_dir(model)
     if top_k < 1:
         raise NewsclfError(f"top_k must be at least 1, got {top_k}")
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise NewsclfError(f"workers must be at least 1, got {workers}")
     if long_text not in LONG_TEXT_MODES:
         raise NewsclfError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, not {long_text!r}")
@@ -295,7 +299,10 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
         handle = open(tmp, "w", encoding=output_encoding, newline="")
     else:
         handle = sys.stdout
-    bar = tqdm(total=_count_rows(input_path, fmt), unit="row", disable=None if progress else True,
+    expected_rows = _count_rows(input_path, fmt)
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1) if (expected_rows or 0) >= 50_000 else 1
+    bar = tqdm(total=expected_rows, unit="row", disable=None if progress else True,
                file=sys.stderr, dynamic_ncols=True, desc="predict")
     pool = None
     rows = empty = 0
@@ -334,6 +341,10 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
                 write(*pending.popleft())
         while pending:
             write(*pending.popleft())
+        if pool is not None:
+            pool.close()
+            pool.join()
+            pool = None
         if not to_stdout:
             handle.close()
             tmp.replace(target)

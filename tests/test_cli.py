@@ -126,3 +126,18 @@ def test_explain_command_prints_prediction_and_writes_html(tmp_path, sample_mode
     assert result.returncode == 0, result.stderr
     assert "赛" in result.stdout
     assert "<html" in page.read_text(encoding="utf-8")
+
+
+def test_damaged_model_directory_is_exit_2_on_every_command(tmp_path, sample_model):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(sample_model, broken)
+    weights = (broken / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(weights[:100])
+    for args in (["predict", "--model", broken, "--text", "股市"],
+                 ["evaluate", "--model", broken, "--data", SAMPLE / "dev.tsv"],
+                 ["explain", "--model", broken, "--text", "股市"],
+                 ["export", "--model", broken]):
+        line = one_line_error(run_cli(*args))
+        assert "model.safetensors: does not match config.json" in line
