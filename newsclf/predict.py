@@ -167,7 +167,6 @@ def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
     """Write the Paddle Inference export of a model directory into ``DIR/inference`` and check
     that it gives the dynamic model's logits (max absolute difference within ``tolerance``) on
     random texts of every length up to ``max_len``. Returns the export info."""
-    import json
     import shutil
     import tempfile
 

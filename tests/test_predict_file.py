@@ -7,7 +7,7 @@ import pytest
 from newsclf.errors import DataError, NewsclfError
 from newsclf.predict import predict_file
 
-from conftest import SAMPLE, run_cli
+from conftest import run_cli
 
 HOSTILE = [
     "沪指放量上涨 券商板块集体走强",
