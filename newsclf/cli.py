@@ -174,21 +174,23 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict(values, source="command line")
 
 
-def _read_data(path: str, class_names, args):
-    from newsclf.data import read_labelled
+def _read_labelled_files(args, *paths):
+    """The class names of ``--classes`` (or None) and each labelled file (None for None)."""
+    from newsclf.data import read_class_names, read_labelled
 
-    return read_labelled(path, class_names, fmt=args.format, text_column=args.text_column,
-                         label_column=args.label_column, encoding=args.encoding)
+    class_names = read_class_names(args.classes, args.encoding) if args.classes else None
+    return class_names, *(
+        None if path is None else
+        read_labelled(path, class_names, fmt=args.format, text_column=args.text_column,
+                      label_column=args.label_column, encoding=args.encoding)
+        for path in paths)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from newsclf.data import read_class_names
     from newsclf.train import train
 
     config = _train_config(args)
-    class_names = read_class_names(args.classes, args.encoding) if args.classes else None
-    train_data = _read_data(args.train, class_names, args)
-    dev_data = _read_data(args.dev, class_names, args) if args.dev else None
+    class_names, train_data, dev_data = _read_labelled_files(args, args.train, args.dev)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     result = train(config, train_data, dev_data, args.output, class_names,
                    progress=not args.no_progress, log=log, resume=args.resume,
@@ -202,14 +204,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_baseline(args: argparse.Namespace) -> None:
     from newsclf.baseline import BASELINES, run_baseline
-    from newsclf.data import read_class_names
+    from newsclf.train import resolve_classes
 
-    class_names = read_class_names(args.classes, args.encoding) if args.classes else None
-    train_data = _read_data(args.train, class_names, args)
-    dev_data = _read_data(args.dev, class_names, args)
-    unknown = sorted(set(dev_data.labels) - set(train_data.labels))
-    if unknown:
-        raise NewsclfError(f"{args.dev}: class(es) {', '.join(unknown)} never occur in {args.train}")
+    class_names, train_data, dev_data = _read_labelled_files(args, args.train, args.dev)
+    resolve_classes(train_data, dev_data, class_names)  # the same checks as training
     print(f"{'baseline':<16} {'dev acc':>8} {'macro-F1':>9} {'train s':>8} {'predict/s':>10}")
     for name in args.baselines or list(BASELINES):
         result = run_baseline(name, train_data.texts, train_data.labels, dev_data.texts,
@@ -229,13 +227,11 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from newsclf.data import read_class_names
     from newsclf.evaluate import evaluate
     from newsclf.predict import Predictor
 
     predictor = Predictor.from_dir(args.model)
-    class_names = read_class_names(args.classes, args.encoding) if args.classes else None
-    data = _read_data(args.data, class_names, args)
+    _, data = _read_labelled_files(args, args.data)
     result = evaluate(predictor, data.texts, data.labels, batch_size=args.batch_size)
     output = Path(args.output) if args.output else Path(args.model) / f"eval-{Path(args.data).stem}"
     result.save(output)
