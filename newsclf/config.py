@@ -38,6 +38,7 @@ class TrainConfig:
     pre_ln: bool = False
     pooling: str = "mean"
     position: str = "sinusoidal"
+    ensemble_size: int = 1
     # optimisation
     epochs: int = 8
     batch_size: int = 64
@@ -59,7 +60,7 @@ class TrainConfig:
         need(self.pooling in POOLINGS, f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}")
         need(self.position in POSITIONS, f"position must be one of {', '.join(POSITIONS)}, not {self.position!r}")
         for name in ("min_freq", "max_vocab", "max_len", "d_model", "n_heads", "n_layers", "d_ff",
-                     "epochs", "batch_size"):
+                     "epochs", "batch_size", "ensemble_size"):
             need(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
         need(self.d_model % self.n_heads == 0,
              f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")

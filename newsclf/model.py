@@ -3,6 +3,8 @@
 ids ``[batch, length, n_features]`` -> summed feature embeddings + positional encoding ->
 ``paddle.nn.TransformerEncoder`` with a padding mask -> pooling over real tokens only ->
 dropout -> linear classifier. Padding is any position whose first feature id is ``[PAD]`` (0).
+With ``ensemble_size > 1`` the model is an :class:`EnsembleClassifier`: that many such encoders,
+each from its own initialization, whose class probabilities are averaged.
 """
 
 from __future__ import annotations
@@ -109,9 +111,10 @@ class NewsClassifier(nn.Layer):
         self.head_dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(d_model, n_classes)
 
-    def forward(self, ids, return_attention: bool = False):
+    def forward(self, ids, return_attention: bool = False, per_member: bool = False):
         """Logits ``[batch, n_classes]``; with ``return_attention`` also a list with one
-        ``[batch, heads, length, length]`` attention tensor per layer."""
+        ``[batch, heads, length, length]`` attention tensor per layer. ``per_member`` gives
+        ``[1, batch, n_classes]``, the shape :class:`EnsembleClassifier` uses for training."""
         mask = ids[:, :, 0] != PAD_ID                                   # [batch, length]
         x = self.embedding(ids).sum(axis=2) * math.sqrt(self.d_model)   # [batch, length, d]
         if self.pooling == "cls":
@@ -132,6 +135,8 @@ class NewsClassifier(nn.Layer):
         if self.encoder.norm is not None:
             x = self.encoder.norm(x)
         logits = self.classifier(self.head_dropout(self.pool(x, mask)))
+        if per_member:
+            logits = logits.unsqueeze(0)
         return (logits, attentions) if return_attention else logits
 
     def pool(self, x, mask):
@@ -143,13 +148,56 @@ class NewsClassifier(nn.Layer):
         return (x * weights).sum(axis=1) / weights.sum(axis=1)
 
 
-def build_model(config, vocab_size: int, n_classes: int) -> NewsClassifier:
-    """The classifier a :class:`~newsclf.config.TrainConfig` describes."""
-    return NewsClassifier(
-        vocab_size, n_classes, d_model=config.d_model, n_heads=config.n_heads,
-        n_layers=config.n_layers, d_ff=config.d_ff, dropout=config.dropout,
-        attn_dropout=config.attn_dropout, emb_dropout=config.emb_dropout, pre_ln=config.pre_ln,
-        pooling=config.pooling, position=config.position, max_len=config.max_len)
+class EnsembleClassifier(nn.Layer):
+    """Several :class:`NewsClassifier` members, each from its own random initialization and
+    trained side by side on the same batches, each on its own loss. It predicts the mean of the
+    members' class probabilities, returned as logits (their log), so softmax gives the mean."""
+
+    def __init__(self, members: list):
+        super().__init__()
+        self.members = nn.LayerList(members)
+
+    def forward(self, ids, return_attention: bool = False, per_member: bool = False):
+        """Logits ``[batch, n_classes]`` whose softmax is the members' mean probabilities;
+        ``per_member`` gives each member's own logits, ``[members, batch, n_classes]``. With
+        ``return_attention`` also one ``[batch, members * heads, length, length]`` tensor per
+        layer: the members' heads side by side."""
+        outputs = [member(ids, return_attention=return_attention) for member in self.members]
+        logits = [out[0] if return_attention else out for out in outputs]
+        if per_member:
+            combined = paddle.stack(logits)
+        else:
+            # a sum, not a mean: oneDNN's reduce-mean prints a diagnostic line on every call
+            probabilities = paddle.add_n([F.softmax(x, axis=-1) for x in logits]) / len(logits)
+            combined = paddle.log(probabilities.clip(min=1e-30))
+        if not return_attention:
+            return combined
+        layers = zip(*(out[1] for out in outputs))
+        return combined, [paddle.concat(list(layer), axis=1) for layer in layers]
+
+
+def build_model(config, vocab_size: int, n_classes: int):
+    """The classifier a :class:`~newsclf.config.TrainConfig` describes: a
+    :class:`NewsClassifier`, or an :class:`EnsembleClassifier` of ``config.ensemble_size``
+    of them."""
+    def member():
+        return NewsClassifier(
+            vocab_size, n_classes, d_model=config.d_model, n_heads=config.n_heads,
+            n_layers=config.n_layers, d_ff=config.d_ff, dropout=config.dropout,
+            attn_dropout=config.attn_dropout, emb_dropout=config.emb_dropout,
+            pre_ln=config.pre_ln, pooling=config.pooling, position=config.position,
+            max_len=config.max_len)
+
+    if config.ensemble_size == 1:
+        return member()
+    return EnsembleClassifier([member() for _ in range(config.ensemble_size)])
+
+
+def member_parameter_groups(model) -> list[dict]:
+    """One optimizer parameter group per ensemble member, so gradient clipping bounds each
+    member's gradient norm on its own, as if it were trained alone."""
+    members = model.members if isinstance(model, EnsembleClassifier) else [model]
+    return [{"params": member.parameters()} for member in members]
 
 
 def predict_logits(model, encoded, batch_size: int = 256) -> np.ndarray:

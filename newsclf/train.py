@@ -291,7 +291,8 @@ def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progr
     from tqdm.auto import tqdm
 
     from newsclf.evaluate import EvaluationResult
-    from newsclf.model import F, build_model, paddle, predict_logits, softmax, weights_of
+    from newsclf.model import (F, build_model, member_parameter_groups, paddle, predict_logits,
+                               softmax, weights_of)
 
     started = time.perf_counter()
     class_index = {name: i for i, name in enumerate(classes)}
@@ -315,7 +316,8 @@ def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progr
     schedule = _learning_rate(config, steps_per_epoch * config.epochs)
     decay = {p.name for p in model.parameters() if len(p.shape) >= 2}
     optimizer = paddle.optimizer.AdamW(
-        learning_rate=schedule, parameters=model.parameters(), weight_decay=config.weight_decay,
+        learning_rate=schedule, parameters=member_parameter_groups(model),
+        weight_decay=config.weight_decay,
         apply_decay_param_fun=lambda name: name in decay,
         grad_clip=paddle.nn.ClipGradByGlobalNorm(config.clip_norm) if config.clip_norm else None)
 
@@ -373,14 +375,17 @@ def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progr
                 if config.token_dropout:
                     drop = (rng.random_sample(ids.shape) < config.token_dropout) & (ids != PAD_ID)
                     ids[drop] = UNK_ID
-                logits = network(paddle.to_tensor(ids))
-                loss = F.cross_entropy(logits, paddle.to_tensor(y_train[index]),
-                                       label_smoothing=config.label_smoothing)
+                # every ensemble member learns on its own loss: the sum of their mean losses
+                logits = network(paddle.to_tensor(ids), per_member=True)
+                members, n_classes = logits.shape[0], logits.shape[-1]
+                labels = paddle.to_tensor(np.tile(y_train[index], members))
+                loss = F.cross_entropy(logits.reshape([-1, n_classes]), labels,
+                                       label_smoothing=config.label_smoothing) * members
                 loss.backward()
                 optimizer.step()
                 optimizer.clear_grad()
                 schedule.step()
-                total_loss += float(loss) * len(index)
+                total_loss += float(loss) / members * len(index)
                 seen += len(index)
                 bar.update(len(index))
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)

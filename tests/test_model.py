@@ -3,7 +3,8 @@ import pytest
 
 from newsclf.config import TrainConfig
 from newsclf.data import pad_batch
-from newsclf.model import build_model, paddle, predict_logits, sinusoidal_encoding
+from newsclf.model import (EnsembleClassifier, NewsClassifier, build_model, paddle, predict_logits,
+                           sinusoidal_encoding, softmax)
 
 
 def make_model(**overrides):
@@ -75,3 +76,40 @@ def test_sinusoidal_encoding_values():
     np.testing.assert_allclose(table[0, 0::2], 0.0)
     np.testing.assert_allclose(table[0, 1::2], 1.0)
     np.testing.assert_allclose(table[3, 0], np.sin(3.0), rtol=1e-6)
+
+
+def test_ensemble_predicts_the_mean_of_its_members_probabilities():
+    model = make_model(ensemble_size=3)
+    assert isinstance(model, EnsembleClassifier) and len(model.members) == 3
+    assert all(isinstance(member, NewsClassifier) for member in model.members)
+    short, long = texts()
+    ids = paddle.to_tensor(pad_batch([short, long]))
+    members = model(ids, per_member=True).numpy()
+    assert members.shape == (3, 2, 5)
+    for k, member in enumerate(model.members):
+        np.testing.assert_allclose(members[k], member(ids).numpy(), atol=1e-6)
+    assert not np.allclose(members[0], members[1])  # each member starts from its own weights
+    expected = np.mean([softmax(m) for m in members], axis=0)
+    np.testing.assert_allclose(softmax(model(ids).numpy()), expected, atol=1e-6)
+
+
+def test_ensemble_padding_and_attention():
+    model = make_model(ensemble_size=2)
+    short, long = texts()
+    alone = model(paddle.to_tensor(pad_batch([short]))).numpy()[0]
+    batched, attentions = model(paddle.to_tensor(pad_batch([short, long])), return_attention=True)
+    np.testing.assert_allclose(alone, batched.numpy()[0], atol=1e-5)
+    assert len(attentions) == 2  # layers
+    for layer in attentions:
+        weights = layer.numpy()
+        assert weights.shape == (2, 8, 11, 11)  # 2 members x 4 heads side by side
+        np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-5)
+        assert (weights[0, :, :, 4:] == 0).all()
+
+
+def test_single_model_is_not_wrapped():
+    model = make_model()
+    assert isinstance(model, NewsClassifier)
+    short, _ = texts()
+    ids = paddle.to_tensor(pad_batch([short]))
+    np.testing.assert_allclose(model(ids, per_member=True).numpy()[0], model(ids).numpy())

@@ -135,3 +135,40 @@ def test_stale_or_missing_export_falls_back_or_is_refused(tmp_path, sample_model
 
     export_model(copy)
     assert Predictor.from_dir(copy, backend="inference").backend == "inference"
+
+
+def test_ensemble_trains_resumes_exports_and_explains(tmp_path, tiny_config):
+    from newsclf.config import TrainConfig
+    from newsclf.explain import explain
+    from newsclf.modeldir import load_model_dir
+
+    config = TrainConfig.from_dict({**tiny_config.to_dict(), "ensemble_size": 2, "epochs": 3})
+    train_data, dev_data = read_labelled(SAMPLE / "train.tsv"), read_labelled(SAMPLE / "dev.tsv")
+    full = train(config, train_data, dev_data, tmp_path / "full", progress=False,
+                 log=lambda m: None).output_dir
+
+    def interrupt_in_epoch_2(message):
+        if message.startswith("epoch 2:"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, train_data, dev_data, tmp_path / "resumed", progress=False,
+              log=interrupt_in_epoch_2)
+    resumed = train(config, train_data, dev_data, tmp_path / "resumed", progress=False,
+                    log=lambda m: None, resume=True).output_dir
+    for name in ("metrics.json", "model.safetensors"):
+        assert (full / name).read_bytes() == (resumed / name).read_bytes()
+
+    files = load_model_dir(full)
+    assert files.config.ensemble_size == 2
+    assert {name.split(".")[1] for name in files.weights} == {"0", "1"}
+    predictor = Predictor.from_dir(full)
+    assert predictor.backend == "inference"
+    texts = dev_data.texts[:50]
+    proba = predictor.predict_proba(texts)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(proba, Predictor.from_dir(full, backend="dynamic").predict_proba(texts),
+                               atol=1e-4)
+    explanation = explain(predictor, texts[0])
+    assert explanation.attentions.shape[:2] == (config.n_layers, 2 * config.n_heads)
+    assert explanation.label == predictor.predict([texts[0]])[0]["label"]
