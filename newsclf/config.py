@@ -13,7 +13,7 @@ from pathlib import Path
 from newsclf.errors import NewsclfError
 
 TOKENIZERS = ("word", "char", "mixed")
-POOLINGS = ("mean", "max", "cls")
+POOLINGS = ("mean", "max", "mean_max", "attention", "cls")
 POSITIONS = ("sinusoidal", "learned")
 
 

@@ -23,14 +23,18 @@ accounted for as ``0.5 * A + 0.5 * I`` (rows renormalized), and the layers are m
 first to the last, giving ``R[i, j]``: how much of position ``i``'s final representation flows
 from input token ``j``. The classifier reads a pooled vector, so the importance of token ``j`` is:
 
-- ``pooling="mean"`` (and ``"max"``): the mean of ``R[i, j]`` over the real query positions
-  ``i`` (mean pooling averages those positions; for max pooling, which picks per-dimension
-  maxima, this mean is an approximation);
+- ``pooling="mean"`` (and ``"max"``, ``"mean_max"``, ``"attention"``): the mean of ``R[i, j]``
+  over the real query positions ``i`` (mean pooling averages those positions; for the others,
+  which pick per-dimension maxima or weight positions by a learned score, this mean is an
+  approximation);
 - ``pooling="cls"``: the ``[CLS]`` row ``R[0, j]``.
 
 Scores are non-negative and sum to 1 over the text's tokens. Rollout tells where the
 information the classifier sees comes from; it is not a gradient, so it does not say whether a
 token pushed towards or away from the predicted class.
+
+**Ensembles** (``ensemble_size > 1``) report every member's heads side by side: layer ``l`` has
+``ensemble_size * n_heads`` heads, member 0's first; rollout averages them like any heads.
 
 **[CLS] models.** With ``pooling="cls"`` the model prepends a learned ``[CLS]`` position, so its
 attention matrices have ``length + 1`` rows and columns, ``[CLS]`` first. Per-token outputs
@@ -322,7 +326,7 @@ def attention_rollout(attentions: np.ndarray, residual: float = 0.5) -> np.ndarr
 def rollout_importance(attentions: np.ndarray, offset: int = 0) -> np.ndarray:
     """Per-token importance from one text's attention ``[layers, heads, n, n]`` (no padding):
     the rollout row of ``[CLS]`` (``offset=1``, its own column dropped) or the mean rollout row
-    over all positions (mean/max pooling); non-negative, sums to 1."""
+    over all positions (the other poolings); non-negative, sums to 1."""
     rollout = attention_rollout(attentions)
     scores = rollout[0, offset:] if offset else rollout.mean(axis=0)
     scores = np.clip(scores, 0.0, None)

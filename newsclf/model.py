@@ -108,8 +108,10 @@ class NewsClassifier(nn.Layer):
                                            activation="gelu", normalize_before=pre_ln)
         self.encoder = nn.TransformerEncoder(layer, n_layers,
                                              norm=nn.LayerNorm(d_model) if pre_ln else None)
+        if pooling == "attention":
+            self.pool_query = nn.Linear(d_model, 1)
         self.head_dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(d_model, n_classes)
+        self.classifier = nn.Linear(2 * d_model if pooling == "mean_max" else d_model, n_classes)
 
     def forward(self, ids, return_attention: bool = False, per_member: bool = False):
         """Logits ``[batch, n_classes]``; with ``return_attention`` also a list with one
@@ -140,12 +142,19 @@ class NewsClassifier(nn.Layer):
         return (logits, attentions) if return_attention else logits
 
     def pool(self, x, mask):
+        """One vector per text from the real (unmasked) positions of ``x``."""
         if self.pooling == "cls":
             return x[:, 0]
         weights = mask.astype(x.dtype).unsqueeze(-1)                    # [batch, length, 1]
-        if self.pooling == "max":
-            return (x + (weights - 1.0) * 1e9).max(axis=1)
-        return (x * weights).sum(axis=1) / weights.sum(axis=1)
+        if self.pooling == "attention":  # a learned score per position, softmax over real ones
+            scores = self.pool_query(x) + (weights - 1.0) * 1e9
+            weights = F.softmax(scores, axis=1) * weights
+            return (x * weights).sum(axis=1) / weights.sum(axis=1)
+        mean = (x * weights).sum(axis=1) / weights.sum(axis=1)
+        if self.pooling == "mean":
+            return mean
+        maximum = (x + (weights - 1.0) * 1e9).max(axis=1)
+        return maximum if self.pooling == "max" else paddle.concat([mean, maximum], axis=-1)
 
 
 class EnsembleClassifier(nn.Layer):

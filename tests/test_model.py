@@ -22,7 +22,7 @@ def texts(n_features=3):
     return short, long
 
 
-@pytest.mark.parametrize("pooling", ["mean", "max", "cls"])
+@pytest.mark.parametrize("pooling", ["mean", "max", "mean_max", "attention", "cls"])
 @pytest.mark.parametrize("position", ["sinusoidal", "learned"])
 @pytest.mark.parametrize("pre_ln", [False, True])
 def test_padding_does_not_change_logits(pooling, position, pre_ln):
