@@ -33,6 +33,8 @@ _HELP = {
     "pre_ln": "layer norm before each sub-layer (pre-LN) instead of after",
     "pooling": "how token vectors become one text vector",
     "position": "positional encoding",
+    "ensemble_size": "encoders trained independently (own seeds); predictions average their "
+                     "probabilities",
     "epochs": "maximum epochs",
     "batch_size": "texts per training step",
     "lr": "peak learning rate (AdamW)",
@@ -82,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="skip the Paddle Inference export at the end (prediction then runs "
                             "on the slower dynamic graph until 'newsclf export')")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--workers", type=int, metavar="N",
+                       help="ensemble members trained at once, one process and CPU core each "
+                            "(default: as many as members and cores allow; results do not "
+                            "depend on it)")
     defaults = TrainConfig()
     group = train.add_argument_group("model and training settings")
     for field in fields(TrainConfig):
@@ -194,11 +200,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     result = train(config, train_data, dev_data, args.output, class_names,
                    progress=not args.no_progress, log=log, resume=args.resume,
-                   export=not args.no_export)
+                   export=not args.no_export, workers=args.workers)
     metrics = result.metrics
     if "dev_accuracy" in metrics:
+        if "members" in metrics:
+            kept = f"ensemble of {len(metrics['members'])}, best epochs " + ", ".join(
+                f"{m['best_epoch']} of {m['epochs_run']}" for m in metrics["members"])
+        else:
+            kept = f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}"
         print(f"dev accuracy {metrics['dev_accuracy']:.4f}  macro-F1 {metrics['dev_macro_f1']:.4f}  "
-              f"(best epoch {metrics['best_epoch']} of {metrics['epochs_run']})")
+              f"({kept})")
     print(f"model written to {result.output_dir}")
 
 

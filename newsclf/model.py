@@ -113,10 +113,9 @@ class NewsClassifier(nn.Layer):
         self.head_dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(2 * d_model if pooling == "mean_max" else d_model, n_classes)
 
-    def forward(self, ids, return_attention: bool = False, per_member: bool = False):
+    def forward(self, ids, return_attention: bool = False):
         """Logits ``[batch, n_classes]``; with ``return_attention`` also a list with one
-        ``[batch, heads, length, length]`` attention tensor per layer. ``per_member`` gives
-        ``[1, batch, n_classes]``, the shape :class:`EnsembleClassifier` uses for training."""
+        ``[batch, heads, length, length]`` attention tensor per layer."""
         mask = ids[:, :, 0] != PAD_ID                                   # [batch, length]
         x = self.embedding(ids).sum(axis=2) * math.sqrt(self.d_model)   # [batch, length, d]
         if self.pooling == "cls":
@@ -137,8 +136,6 @@ class NewsClassifier(nn.Layer):
         if self.encoder.norm is not None:
             x = self.encoder.norm(x)
         logits = self.classifier(self.head_dropout(self.pool(x, mask)))
-        if per_member:
-            logits = logits.unsqueeze(0)
         return (logits, attentions) if return_attention else logits
 
     def pool(self, x, mask):
@@ -158,27 +155,23 @@ class NewsClassifier(nn.Layer):
 
 
 class EnsembleClassifier(nn.Layer):
-    """Several :class:`NewsClassifier` members, each from its own random initialization and
-    trained side by side on the same batches, each on its own loss. It predicts the mean of the
-    members' class probabilities, returned as logits (their log), so softmax gives the mean."""
+    """Several :class:`NewsClassifier` members, each trained on its own (own seed: its own
+    initialization, batch order and dropout). It predicts the mean of the members' class
+    probabilities, returned as logits (their log), so softmax gives that mean."""
 
     def __init__(self, members: list):
         super().__init__()
         self.members = nn.LayerList(members)
 
-    def forward(self, ids, return_attention: bool = False, per_member: bool = False):
-        """Logits ``[batch, n_classes]`` whose softmax is the members' mean probabilities;
-        ``per_member`` gives each member's own logits, ``[members, batch, n_classes]``. With
+    def forward(self, ids, return_attention: bool = False):
+        """Logits ``[batch, n_classes]`` whose softmax is the members' mean probabilities. With
         ``return_attention`` also one ``[batch, members * heads, length, length]`` tensor per
         layer: the members' heads side by side."""
         outputs = [member(ids, return_attention=return_attention) for member in self.members]
         logits = [out[0] if return_attention else out for out in outputs]
-        if per_member:
-            combined = paddle.stack(logits)
-        else:
-            # a sum, not a mean: oneDNN's reduce-mean prints a diagnostic line on every call
-            probabilities = paddle.add_n([F.softmax(x, axis=-1) for x in logits]) / len(logits)
-            combined = paddle.log(probabilities.clip(min=1e-30))
+        # a sum, not a mean: oneDNN's reduce-mean prints a diagnostic line on every call
+        probabilities = paddle.add_n([F.softmax(x, axis=-1) for x in logits]) / len(logits)
+        combined = paddle.log(probabilities.clip(min=1e-30))
         if not return_attention:
             return combined
         layers = zip(*(out[1] for out in outputs))
@@ -200,13 +193,6 @@ def build_model(config, vocab_size: int, n_classes: int):
     if config.ensemble_size == 1:
         return member()
     return EnsembleClassifier([member() for _ in range(config.ensemble_size)])
-
-
-def member_parameter_groups(model) -> list[dict]:
-    """One optimizer parameter group per ensemble member, so gradient clipping bounds each
-    member's gradient norm on its own, as if it were trained alone."""
-    members = model.members if isinstance(model, EnsembleClassifier) else [model]
-    return [{"params": member.parameters()} for member in members]
 
 
 def predict_logits(model, encoded, batch_size: int = 256) -> np.ndarray:

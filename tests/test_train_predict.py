@@ -148,12 +148,12 @@ def test_ensemble_trains_resumes_exports_and_explains(tmp_path, tiny_config):
                  log=lambda m: None).output_dir
 
     def interrupt_in_epoch_2(message):
-        if message.startswith("epoch 2:"):
+        if message.startswith("member 2/2 epoch 2:"):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         train(config, train_data, dev_data, tmp_path / "resumed", progress=False,
-              log=interrupt_in_epoch_2)
+              log=interrupt_in_epoch_2, workers=1)
     resumed = train(config, train_data, dev_data, tmp_path / "resumed", progress=False,
                     log=lambda m: None, resume=True).output_dir
     for name in ("metrics.json", "model.safetensors"):
@@ -172,3 +172,9 @@ def test_ensemble_trains_resumes_exports_and_explains(tmp_path, tiny_config):
     explanation = explain(predictor, texts[0])
     assert explanation.attentions.shape[:2] == (config.n_layers, 2 * config.n_heads)
     assert explanation.label == predictor.predict([texts[0]])[0]["label"]
+    metrics = json.loads((full / "metrics.json").read_text(encoding="utf-8"))
+    assert [m["epochs_run"] for m in metrics["members"]] == [3, 3]
+    assert len({m["seed"] for m in metrics["members"]}) == 2
+    predicted = [p["label"] for p in predictor.predict(dev_data.texts)]
+    accuracy = np.mean([p == t for p, t in zip(predicted, dev_data.labels)])
+    assert accuracy == pytest.approx(metrics["dev_accuracy"])
