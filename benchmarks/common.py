@@ -37,7 +37,8 @@ def run_newsclf(config: TrainConfig, classes, train_data, dev_data, output: Path
     return {"model": name, "dev_accuracy": result.metrics["dev_accuracy"],
             "dev_macro_f1": result.metrics["dev_macro_f1"], "train_seconds": train_seconds,
             "predict_rows_per_second": len(dev_data) / (time.perf_counter() - started),
-            "best_epoch": result.metrics["best_epoch"], "seed": config.seed}
+            "best_epoch": result.metrics.get("best_epoch") or
+            [member["best_epoch"] for member in result.metrics["members"]], "seed": config.seed}
 
 
 def baseline_row(result) -> dict:

@@ -38,9 +38,9 @@ class TrainConfig:
     pre_ln: bool = False
     pooling: str = "mean"
     position: str = "sinusoidal"
-    ensemble_size: int = 1
+    ensemble_size: int = 2
     # optimisation
-    epochs: int = 8
+    epochs: int = 4
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.01

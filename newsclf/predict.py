@@ -307,10 +307,9 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
     rows = empty = 0
     try:
         if workers > 1:
-            import multiprocessing
+            from newsclf.workers import start_pool
 
-            pool = multiprocessing.get_context("spawn").Pool(
-                workers, initializer=_init_worker, initargs=(str(predictor.files.path), predictor.backend))
+            pool = start_pool(workers, _init_worker, (str(predictor.files.path), predictor.backend))
         added = set(prediction_columns(classes, np.zeros((0, len(classes))), top_k, probabilities))
         chunks = _refuse_column_clashes(
             iter_input_chunks(input_path, fmt=fmt, text_column=text_column, encoding=encoding,

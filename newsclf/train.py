@@ -439,12 +439,12 @@ def _train_members_in_processes(setup: _Setup, report, workers: int) -> list[_Me
     """Train the ensemble members in up to ``workers`` processes at once (one CPU core each:
     Paddle's CPU kernels use one thread); their reports reach ``report`` here. Each member
     leaves its finished result in its checkpoint, which is read back from there."""
-    import multiprocessing
     import os
     import queue as queue_module
 
-    context = multiprocessing.get_context("spawn")
-    messages = context.Queue()
+    from newsclf.workers import message_queue, start_process
+
+    messages = message_queue()
     waiting, running, errors = list(range(setup.config.ensemble_size)), {}, {}
 
     def pump(timeout: float) -> None:
@@ -463,10 +463,8 @@ def _train_members_in_processes(setup: _Setup, report, workers: int) -> list[_Me
         while waiting or running:
             while waiting and len(running) < workers:
                 member = waiting.pop(0)
-                process = context.Process(target=_member_process, daemon=True,
-                                          args=(member, setup, messages, os.getpid()))
-                process.start()
-                running[member] = process
+                running[member] = start_process(_member_process,
+                                                (member, setup, messages, os.getpid()))
             pump(0.2)
             for member, process in list(running.items()):
                 if process.exitcode is None:

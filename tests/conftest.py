@@ -24,7 +24,7 @@ def tiny_config():
     from newsclf.config import TrainConfig
 
     return TrainConfig(d_model=64, n_heads=2, n_layers=1, d_ff=128, epochs=6, batch_size=16,
-                       lr=2e-3, min_freq=1, seed=7)
+                       lr=2e-3, min_freq=1, seed=7, ensemble_size=1)
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,16 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from newsclf import Predictor, evaluate
 from newsclf.data import read_labelled
 
 from conftest import ROOT, SAMPLE
 
 
-def test_two_process_training_through_paddle_distributed_launch(tmp_path):
+@pytest.mark.parametrize("ensemble_size", [1, 2])
+def test_two_process_training_through_paddle_distributed_launch(tmp_path, ensemble_size):
     entry = tmp_path / "newsclf_entry.py"  # the launcher runs a script; this is `newsclf`
     entry.write_text("import sys\nfrom newsclf.cli import main\nsys.exit(main())\n")
     out = tmp_path / "model"
@@ -20,7 +23,8 @@ def test_two_process_training_through_paddle_distributed_launch(tmp_path):
                "--train", str(SAMPLE / "train.tsv"), "--dev", str(SAMPLE / "dev.tsv"),
                "--output", str(out), "--epochs", "4", "--d-model", "64", "--n-heads", "2",
                "--n-layers", "1", "--d-ff", "128", "--batch-size", "16", "--lr", "0.002",
-               "--min-freq", "1", "--no-progress", "--no-export"]
+               "--min-freq", "1", "--no-progress", "--no-export",
+               "--ensemble-size", str(ensemble_size)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=900)
@@ -30,10 +34,12 @@ def test_two_process_training_through_paddle_distributed_launch(tmp_path):
     assert config["training"]["world_size"] == 2
     assert "data-parallel training on 2 processes" in logs
     log_lines = (out / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(log_lines) == json.loads((out / "metrics.json").read_text())["epochs_run"]
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    members = metrics.get("members", [metrics])
+    assert len(members) == ensemble_size
+    assert len(log_lines) == sum(member["epochs_run"] for member in members)
 
     # the dev scores gathered across ranks are those of the saved model on the whole dev set
-    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     dev = read_labelled(SAMPLE / "dev.tsv")
     result = evaluate(Predictor.from_dir(out), dev.texts, dev.labels)
     assert result.n == metrics["n_dev"] == 120

@@ -5,7 +5,7 @@ import pytest
 from conftest import SAMPLE, run_cli
 
 GOOD = SAMPLE / "train.tsv"
-FAST = ["--epochs", "1", "--d-model", "32", "--n-heads", "2", "--n-layers", "1", "--d-ff", "32",
+FAST = ["--ensemble-size", "1", "--epochs", "1", "--d-model", "32", "--n-heads", "2", "--n-layers", "1", "--d-ff", "32",
         "--no-progress", "--no-export"]
 
 

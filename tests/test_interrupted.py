@@ -12,14 +12,14 @@ from newsclf import ModelDirError, Predictor
 
 from conftest import ROOT, SAMPLE, run_cli
 
-TINY = ["--d-model", "64", "--n-heads", "2", "--n-layers", "1", "--d-ff", "128",
+TINY = ["--ensemble-size", "1", "--d-model", "64", "--n-heads", "2", "--n-layers", "1", "--d-ff", "128",
         "--batch-size", "16", "--lr", "0.002", "--min-freq", "1", "--seed", "3",
         "--patience", "20", "--no-progress", "--no-export"]
 
 
-def train_args(out, epochs):
+def train_args(out, epochs, *extra):
     return ["train", "--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv", "--output",
-            out, "--epochs", str(epochs), *TINY]
+            out, "--epochs", str(epochs), *TINY, *extra]
 
 
 def start(args):
@@ -27,8 +27,8 @@ def start(args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_epoch(out, epoch, process, timeout=300):
-    state = out / "checkpoint" / "state.json"
+def wait_for_epoch(out, epoch, process, timeout=300, member=None):
+    state = out / "checkpoint" / (f"member-{member}" if member else "") / "state.json"
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
@@ -125,3 +125,41 @@ def test_two_predictions_on_one_model_at_once(tmp_path, uninterrupted):
         process.wait(timeout=300)
         assert process.returncode == 0, process.stderr.read()
     assert (tmp_path / "out0.csv").read_bytes() == (tmp_path / "out1.csv").read_bytes()
+
+
+def member_epochs(out):
+    return [json.loads(path.read_text(encoding="utf-8"))["epoch"]
+            for path in sorted((out / "checkpoint").glob("member-*/state.json"))]
+
+
+def test_ensemble_stops_with_its_parent_and_resumes(tmp_path):
+    ensemble = ("--ensemble-size", "2", "--workers", "2")
+    whole = tmp_path / "whole"
+    result = run_cli(*train_args(whole, 12, *ensemble))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((whole / "metrics.json").read_text())["ensemble_size"] == 2
+
+    out = tmp_path / "ctrl-c"
+    process = start(train_args(out, 12, *ensemble))
+    wait_for_epoch(out, 2, process, member=1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    stopped_at = member_epochs(out)
+    time.sleep(3)
+    assert member_epochs(out) == stopped_at  # no member process kept training
+
+    process = start(train_args(out, 12, *ensemble, "--resume"))
+    wait_for_epoch(out, stopped_at[0] + 1, process, member=1)
+    process.send_signal(signal.SIGKILL)  # the parent only: its members must stop by themselves
+    process.wait()
+    time.sleep(3)
+    stopped_at = member_epochs(out)
+    time.sleep(3)
+    assert member_epochs(out) == stopped_at
+
+    result = run_cli(*train_args(out, 12, *ensemble, "--resume"))
+    assert result.returncode == 0, result.stderr
+    for name in ("metrics.json", "model.safetensors"):
+        assert (out / name).read_bytes() == (whole / name).read_bytes()

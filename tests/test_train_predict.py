@@ -178,3 +178,30 @@ def test_ensemble_trains_resumes_exports_and_explains(tmp_path, tiny_config):
     predicted = [p["label"] for p in predictor.predict(dev_data.texts)]
     accuracy = np.mean([p == t for p, t in zip(predicted, dev_data.labels)])
     assert accuracy == pytest.approx(metrics["dev_accuracy"])
+
+
+def test_worker_processes_do_not_rerun_a_script_without_main_guard(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"""
+from newsclf import TrainConfig
+from newsclf.data import read_labelled
+from newsclf.predict import predict_file
+from newsclf.train import train
+
+print("script body ran", flush=True)
+train(TrainConfig(d_model=32, n_heads=2, d_ff=64, epochs=1, min_freq=1, ensemble_size=2),
+      read_labelled({str(SAMPLE / 'train.tsv')!r}), None, {str(tmp_path / 'm')!r},
+      progress=False, export=False, workers=2)
+predict_file({str(tmp_path / 'm')!r}, {str(SAMPLE / 'dev.tsv')!r}, {str(tmp_path / 'out.csv')!r},
+             fmt="txt", workers=2, chunk_size=50, progress=False)
+""", encoding="utf-8")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("script body ran") == 1
+    assert len((tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()) == 121
