@@ -87,7 +87,7 @@ def _learning_rate(config: TrainConfig, total_steps: int):
     return paddle.optimizer.lr.LambdaDecay(config.lr, factor)
 
 
-CHECKPOINT_DIR, CHECKPOINT_STATE, CHECKPOINT_TENSORS = "checkpoint", "state.json", "state.safetensors"
+CHECKPOINT_DIR, CHECKPOINT_STATE = "checkpoint", "state.json"
 LOCK_FILE = ".newsclf-train.lock"
 
 
@@ -209,7 +209,9 @@ def _restore_optimizer(optimizer, model, tensors: dict, scheduler: dict) -> None
 
 def _save_checkpoint(directory: Path, model, optimizer, progress_state: dict,
                      extra_tensors: dict) -> None:
-    """Everything needed to continue after the last finished epoch; ``state.json`` last."""
+    """Everything needed to continue after the last finished epoch. The tensors go to a new
+    file per epoch and ``state.json``, written last, names it; the previous epoch's file is
+    removed only then, so a process killed at any moment leaves a consistent checkpoint."""
     import hashlib
 
     from safetensors.numpy import save as save_safetensors
@@ -221,9 +223,14 @@ def _save_checkpoint(directory: Path, model, optimizer, progress_state: dict,
     tensors.update({"model/" + k: v for k, v in weights_of(model).items()})
     tensors.update(extra_tensors)
     blob = save_safetensors(tensors)
-    write_atomic(directory / CHECKPOINT_TENSORS, blob)
+    tensors_name = f"state-epoch{progress_state['epoch']}.safetensors"
+    write_atomic(directory / tensors_name, blob)
     write_json(directory / CHECKPOINT_STATE, {**progress_state, "scheduler": scheduler,
+                                              "tensors": tensors_name,
                                               "tensors_sha256": hashlib.sha256(blob).hexdigest()})
+    for old in directory.glob("state-epoch*.safetensors"):
+        if old.name != tensors_name:
+            old.unlink(missing_ok=True)
 
 
 def _load_checkpoint(directory: Path, output_dir: Path) -> tuple[dict, dict]:
@@ -233,7 +240,8 @@ def _load_checkpoint(directory: Path, output_dir: Path) -> tuple[dict, dict]:
 
     try:
         state = json.loads((directory / CHECKPOINT_STATE).read_text(encoding="utf-8"))
-        blob = (directory / CHECKPOINT_TENSORS).read_bytes()
+        tensors_path = directory / str(state.get("tensors"))
+        blob = tensors_path.read_bytes()
     except FileNotFoundError:
         raise NewsclfError(f"{output_dir}: no checkpoint to resume from; train without "
                            "--resume") from None
@@ -241,7 +249,7 @@ def _load_checkpoint(directory: Path, output_dir: Path) -> tuple[dict, dict]:
         raise NewsclfError(f"{directory / CHECKPOINT_STATE}: damaged ({exc}); train without "
                            "--resume to start over") from None
     if hashlib.sha256(blob).hexdigest() != state.get("tensors_sha256"):
-        raise NewsclfError(f"{directory / CHECKPOINT_TENSORS}: does not match "
+        raise NewsclfError(f"{tensors_path}: does not match "
                            f"{CHECKPOINT_STATE} (interrupted write?); train without --resume")
     return state, load_safetensors(blob)
 
@@ -440,12 +448,20 @@ def _train_members_in_processes(setup: _Setup, report, workers: int) -> list[_Me
     Paddle's CPU kernels use one thread); their reports reach ``report`` here. Each member
     leaves its finished result in its checkpoint, which is read back from there."""
     import os
+    import pickle
     import queue as queue_module
+    import tempfile
 
     from newsclf.workers import message_queue, start_process
 
     messages = message_queue()
     waiting, running, errors = list(range(setup.config.ensemble_size)), {}, {}
+    # The setup (every encoded text) reaches the members through a file, not as a process
+    # argument: multiprocessing writes arguments into a pipe whose read end it keeps open itself,
+    # so a member dying while it starts would leave this process blocked on that write forever.
+    scratch = tempfile.TemporaryDirectory(prefix="newsclf-train-")
+    setup_path = Path(scratch.name) / "setup.pickle"
+    setup_path.write_bytes(pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL))
 
     def pump(timeout: float) -> None:
         try:
@@ -464,7 +480,7 @@ def _train_members_in_processes(setup: _Setup, report, workers: int) -> list[_Me
             while waiting and len(running) < workers:
                 member = waiting.pop(0)
                 running[member] = start_process(_member_process,
-                                                (member, setup, messages, os.getpid()))
+                                                (member, str(setup_path), messages, os.getpid()))
             pump(0.2)
             for member, process in list(running.items()):
                 if process.exitcode is None:
@@ -485,6 +501,8 @@ def _train_members_in_processes(setup: _Setup, report, workers: int) -> list[_Me
             report("log", "interrupted: every member's last finished epoch is kept in "
                           "its checkpoint; continue with --resume")
         raise
+    finally:
+        scratch.cleanup()
     results = []
     for member in range(setup.config.ensemble_size):
         state, tensors = _load_checkpoint(setup.checkpoint_dir(member), setup.output_dir)
@@ -493,13 +511,15 @@ def _train_members_in_processes(setup: _Setup, report, workers: int) -> list[_Me
     return results
 
 
-def _member_process(member: int, setup: _Setup, messages, parent_pid: int) -> None:
+def _member_process(member: int, setup_path: str, messages, parent_pid: int) -> None:
     """A worker process's body: train one member, reporting through ``messages``."""
     import os
+    import pickle
     import signal
     import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when members stop
+    setup = pickle.loads(Path(setup_path).read_bytes())  # written by this run's parent
 
     def report(kind, payload):
         if os.getppid() != parent_pid:  # the parent is gone (killed): stop, the checkpoint stays
@@ -576,17 +596,18 @@ def _train_member(member: int, setup: _Setup, report, parallel: _Parallel) -> _M
                                           shuffle=True)
         report("log", f"data-parallel training on {parallel.world} processes")
 
-    for epoch in range(first_epoch, config.epochs + 1):
-        model.train()
-        paddle.seed(_epoch_seed(seed, epoch) + parallel.rank)
-        rng = np.random.RandomState(_epoch_seed(seed, epoch))
-        if parallel.world > 1:
-            sampler.set_epoch(epoch)
-            batches = [np.asarray(index) for index in sampler]
-        else:
-            batches = _batches(lengths, config.batch_size, rng)
-        epoch_start, total_loss, seen = time.perf_counter(), 0.0, 0
-        try:
+    saved = first_epoch - 1  # the last epoch whose checkpoint is complete
+    try:
+        for epoch in range(first_epoch, config.epochs + 1):
+            model.train()
+            paddle.seed(_epoch_seed(seed, epoch) + parallel.rank)
+            rng = np.random.RandomState(_epoch_seed(seed, epoch))
+            if parallel.world > 1:
+                sampler.set_epoch(epoch)
+                batches = [np.asarray(index) for index in sampler]
+            else:
+                batches = _batches(lengths, config.batch_size, rng)
+            epoch_start, total_loss, seen = time.perf_counter(), 0.0, 0
             for index in batches:
                 ids = pad_batch([train_ids[i] for i in index])
                 if config.token_dropout:
@@ -602,57 +623,57 @@ def _train_member(member: int, setup: _Setup, report, parallel: _Parallel) -> _M
                 total_loss += float(loss) * len(index)
                 seen += len(index)
                 report("texts", len(index) * parallel.world)
-        except KeyboardInterrupt:
-            done = epoch - 1
-            report("log", f"interrupted during {name}epoch {epoch}: "
-                   + (f"the checkpoint after epoch {done} is kept; continue with --resume"
-                      if done else "no epoch finished, nothing to resume"))
-            raise
-        record = {"epoch": epoch, "train_loss": round(total_loss / seen, 6),
-                  "lr": float(schedule.get_lr())}
-        if dev_data is not None:
-            probabilities = parallel.gather_rows(
-                softmax(predict_logits(model, setup.dev_ids[parallel.rank::parallel.world])),
-                len(setup.dev_ids))
-            dev_result = EvaluationResult.from_predictions(setup.classes, dev_data.texts,
-                                                           dev_data.labels, probabilities)
-            record.update(dev_accuracy=dev_result.accuracy, dev_macro_f1=dev_result.macro_f1)
-        seconds = time.perf_counter() - epoch_start
-        seen *= parallel.world
-        history.append(record)
-        improved = dev_data is None or best is None or record["dev_macro_f1"] > best["dev_macro_f1"]
-        stopped = False
-        if improved:
-            best, best_epoch, waited = record, epoch, 0
-            best_weights = weights_of(model)
+            record = {"epoch": epoch, "train_loss": round(total_loss / seen, 6),
+                      "lr": float(schedule.get_lr())}
             if dev_data is not None:
-                best_probabilities = probabilities
-        else:
-            waited += 1
-            stopped = waited >= config.patience
-        if not parallel.writer:
-            if stopped:
-                break
-            continue
-        timing = {"epoch_seconds": round(seconds, 2), "texts_per_second": round(seen / seconds, 1)}
-        report("record", {**({"member": member + 1} if n_members > 1 else {}), **record, **timing})
-        summary = f"{name}epoch {epoch}: loss {record['train_loss']:.4f}"
-        if dev_data is not None:
-            summary += f", dev accuracy {record['dev_accuracy']:.4f}, macro-F1 {record['dev_macro_f1']:.4f}"
-        report("log", summary + f" ({seconds:.0f}s)")
+                probabilities = parallel.gather_rows(
+                    softmax(predict_logits(model, setup.dev_ids[parallel.rank::parallel.world])),
+                    len(setup.dev_ids))
+                dev_result = EvaluationResult.from_predictions(setup.classes, dev_data.texts,
+                                                               dev_data.labels, probabilities)
+                record.update(dev_accuracy=dev_result.accuracy, dev_macro_f1=dev_result.macro_f1)
+            seconds = time.perf_counter() - epoch_start
+            seen *= parallel.world
+            history.append(record)
+            improved = dev_data is None or best is None or record["dev_macro_f1"] > best["dev_macro_f1"]
+            stopped = False
+            if improved:
+                best, best_epoch, waited = record, epoch, 0
+                best_weights = weights_of(model)
+                if dev_data is not None:
+                    best_probabilities = probabilities
+            else:
+                waited += 1
+                stopped = waited >= config.patience
+            if not parallel.writer:
+                if stopped:
+                    break
+                continue
+            timing = {"epoch_seconds": round(seconds, 2), "texts_per_second": round(seen / seconds, 1)}
+            report("record", {**({"member": member + 1} if n_members > 1 else {}), **record, **timing})
+            summary = f"{name}epoch {epoch}: loss {record['train_loss']:.4f}"
+            if dev_data is not None:
+                summary += f", dev accuracy {record['dev_accuracy']:.4f}, macro-F1 {record['dev_macro_f1']:.4f}"
+            report("log", summary + f" ({seconds:.0f}s)")
 
-        if improved and n_members == 1:  # a usable model directory from the first epoch on
-            save_model_dir(setup.output_dir, weights=best_weights,
-                           **setup.save_args(parallel.world))
-        finished = stopped or epoch == config.epochs
-        extra = {"best/" + k: v for k, v in best_weights.items()}
-        if best_probabilities is not None:
-            extra["best_dev_probabilities"] = best_probabilities
-        _save_checkpoint(checkpoint_dir, model, optimizer, {
-            "run": identity, "epoch": epoch, "history": history, "best_epoch": best_epoch,
-            "waited": waited, "finished": finished}, extra)
-        if stopped:
-            report("skip", len(train_ids) * (config.epochs - epoch))
-            report("log", f"{name}no dev macro-F1 gain for {waited} epochs: stopping early")
-            break
+            if improved and n_members == 1:  # a usable model directory from the first epoch on
+                save_model_dir(setup.output_dir, weights=best_weights,
+                               **setup.save_args(parallel.world))
+            finished = stopped or epoch == config.epochs
+            extra = {"best/" + k: v for k, v in best_weights.items()}
+            if best_probabilities is not None:
+                extra["best_dev_probabilities"] = best_probabilities
+            _save_checkpoint(checkpoint_dir, model, optimizer, {
+                "run": identity, "epoch": epoch, "history": history, "best_epoch": best_epoch,
+                "waited": waited, "finished": finished}, extra)
+            saved = epoch
+            if stopped:
+                report("skip", len(train_ids) * (config.epochs - epoch))
+                report("log", f"{name}no dev macro-F1 gain for {waited} epochs: stopping early")
+                break
+    except KeyboardInterrupt:
+        report("log", f"interrupted during {name}epoch {epoch}: "
+               + (f"the checkpoint after epoch {saved} is kept; continue with --resume"
+                  if saved else "no epoch finished, nothing to resume"))
+        raise
     return _MemberResult(seed, history, best_epoch, best_weights, best_probabilities)

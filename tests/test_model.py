@@ -9,6 +9,7 @@ from newsclf.model import (EnsembleClassifier, NewsClassifier, build_model, padd
 
 def make_model(**overrides):
     paddle.seed(0)
+    overrides.setdefault("ensemble_size", 1)
     config = TrainConfig(d_model=32, n_heads=4, n_layers=2, d_ff=64, max_len=32, **overrides)
     model = build_model(config, vocab_size=50, n_classes=5)
     model.eval()
