@@ -178,6 +178,12 @@ class EnsembleClassifier(nn.Layer):
         return combined, [paddle.concat(list(layer), axis=1) for layer in layers]
 
 
+def ensemble_weights(member_weights: list[dict]) -> dict:
+    """The state dict of an :class:`EnsembleClassifier` from its members' state dicts."""
+    return {f"members.{k}.{name}": value for k, weights in enumerate(member_weights)
+            for name, value in weights.items()}
+
+
 def build_model(config, vocab_size: int, n_classes: int):
     """The classifier a :class:`~newsclf.config.TrainConfig` describes: a
     :class:`NewsClassifier`, or an :class:`EnsembleClassifier` of ``config.ensemble_size``

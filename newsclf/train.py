@@ -421,8 +421,9 @@ def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progr
         weights, probabilities = results[0].weights, results[0].probabilities
         metrics.update(best_epoch=results[0].best_epoch, epochs_run=len(results[0].history))
     else:
-        weights = {f"members.{k}.{name}": value for k, result in enumerate(results)
-                   for name, value in result.weights.items()}
+        from newsclf.model import ensemble_weights
+
+        weights = ensemble_weights([result.weights for result in results])
         probabilities = (None if dev_data is None else
                          np.mean([result.probabilities for result in results], axis=0))
         metrics.update(ensemble_size=n_members, members=[
@@ -573,18 +574,18 @@ def _train_member(member: int, setup: _Setup, report, parallel: _Parallel) -> _M
             raise NewsclfError(f"{setup.output_dir}: the checkpoint was made with other "
                                f"{', '.join(changed)}; resume with the same data and settings, "
                                "or train without --resume")
+        saved_result = _MemberResult.from_checkpoint(seed, state, tensors)
         if state.get("finished"):
             report("skip", len(train_ids) * config.epochs)
             report("log", f"{name}already finished (best epoch {state['best_epoch']})")
-            return _MemberResult.from_checkpoint(seed, state, tensors)
+            return saved_result
         model.set_state_dict({k[len("model/"):]: paddle.to_tensor(v)
                               for k, v in tensors.items() if k.startswith("model/")})
         _restore_optimizer(optimizer, model, tensors, state["scheduler"])
         history, best_epoch, waited = state["history"], state["best_epoch"], state["waited"]
         best = history[best_epoch - 1] if best_epoch else None
         first_epoch = state["epoch"] + 1
-        best_probabilities = tensors.get("best_dev_probabilities")
-        best_weights = {k[len("best/"):]: v for k, v in tensors.items() if k.startswith("best/")}
+        best_probabilities, best_weights = saved_result.probabilities, saved_result.weights
         report("skip", len(train_ids) * state["epoch"])
         report("log", f"{name}resuming after epoch {state['epoch']} (best so far: epoch "
                       f"{best_epoch})")
