@@ -8,7 +8,7 @@ from pathlib import Path
 
 from newsclf import Predictor, TrainConfig
 from newsclf.data import read_class_names, read_labelled
-from newsclf.train import train
+from newsclf.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 THUCNEWS = ROOT.parent / "shared/data/thucnews-headlines"

@@ -22,6 +22,7 @@ from common import THUCNEWS, baseline_row, load_thucnews, print_table, run_newsc
 from newsclf import TrainConfig
 from newsclf.baseline import BASELINES, run_baseline
 from newsclf.tokenize import normalize
+from newsclf.runtime import tune_allocator
 
 
 def run_fasttext(train_data, dev_data) -> dict | None:
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--config", type=Path, help="JSON settings to compare instead of the defaults")
     args = parser.parse_args()
+    tune_allocator()  # as the newsclf command does, so figures match it
     classes, train_data, dev_data = load_thucnews(args.data)
     config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
 

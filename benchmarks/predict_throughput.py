@@ -24,6 +24,7 @@ import pandas as pd
 from common import THUCNEWS, load_thucnews
 
 from newsclf import Predictor
+from newsclf.runtime import tune_allocator
 
 
 def rate(rows: int, seconds: float) -> float:
@@ -59,20 +60,21 @@ def main() -> None:
     parser.add_argument("--big-rows", type=int, default=100_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
+    tune_allocator()  # as the newsclf command does, so figures match it
     texts = load_thucnews(args.data)[2].texts
     n = len(texts)
     predictor = Predictor.from_dir(args.model)
     predictor.predict(texts[:256])  # warm up jieba and the model
 
-    results = {"rows": n, "model": str(args.model), "tokenizer": predictor.config.tokenizer}
+    results = {"rows": n, "model": str(args.model), "tokenizer": predictor.spec.tokenizer}
     _, seconds = timed(lambda: [predictor.tokenizer.words(t) for t in texts])
     results["jieba_rows_per_second"] = rate(n, seconds)
     encoded, seconds = timed(predictor.encode, texts)
     results["tokenize_encode_rows_per_second"] = rate(n, seconds)
-    from newsclf.model import predict_logits
+    from newsclf.model.inference import predict_scores
 
-    predict_logits(predictor._forward, encoded, 256)  # first pass builds kernels per shape
-    _, seconds = timed(predict_logits, predictor._forward, encoded, 256)
+    predict_scores(predictor._forward, encoded, 256)  # first pass builds kernels per shape
+    _, seconds = timed(predict_scores, predictor._forward, encoded, 256)
     results[f"model_only_{predictor.backend}_rows_per_second"] = rate(n, seconds)
     _, seconds = timed(predictor.predict_proba, texts)
     results["predict_proba_rows_per_second"] = rate(n, seconds)

@@ -17,6 +17,7 @@ from common import THUCNEWS, baseline_row, load_thucnews, print_table, run_newsc
 
 from newsclf import TrainConfig
 from newsclf.baseline import run_baseline
+from newsclf.runtime import tune_allocator
 
 
 def main() -> None:
@@ -26,6 +27,7 @@ def main() -> None:
                         help="where to keep the trained model (default: a temporary directory)")
     parser.add_argument("--baseline", default="tfidf-char-svm")
     args = parser.parse_args()
+    tune_allocator()  # as the newsclf command does, so figures match it
     classes, train_data, dev_data = load_thucnews(args.data)
     output = args.output or Path(tempfile.mkdtemp(prefix="newsclf-bench-")) / "model"
     rows = [run_newsclf(TrainConfig(), classes, train_data, dev_data, output, "newsclf (defaults)"),

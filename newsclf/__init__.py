@@ -1,20 +1,31 @@
 """newsclf: Chinese news topic classification with a Transformer encoder (PaddlePaddle).
 
-Paddle loads on first use (``Predictor``, training), so ``import newsclf`` stays fast.
+The public API: :class:`Predictor` (a trained model directory, pipeline-style results),
+:class:`TextClassifier` (the same models as a scikit-learn estimator), :class:`TrainConfig`
+(training settings), :func:`evaluate` and :class:`EvaluationResult`, and the errors newsclf
+raises for problems the user can fix. Everything loads on first use, so ``import newsclf`` is
+fast and changes nothing in the process.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from newsclf.errors import DataError, ModelDirError, NewsclfError  # noqa: E402
 from newsclf.config import TrainConfig  # noqa: E402
-from newsclf.evaluate import EvaluationResult, evaluate  # noqa: E402
 
-__all__ = ["Predictor", "TrainConfig", "evaluate", "EvaluationResult", "NewsclfError", "DataError", "ModelDirError",
-           "__version__"]
+__all__ = ["Predictor", "TextClassifier", "TrainConfig", "evaluate", "EvaluationResult",
+           "NewsclfError", "DataError", "ModelDirError", "__version__"]
+
+_LAZY = {"Predictor": "newsclf.predictor", "TextClassifier": "newsclf.estimator",
+         "evaluate": "newsclf.evaluation", "EvaluationResult": "newsclf.evaluation"}
 
 
 def __getattr__(name):
-    if name == "Predictor":
-        from newsclf.predict import Predictor
-        return Predictor
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'newsclf' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

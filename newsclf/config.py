@@ -1,6 +1,9 @@
-"""Training configuration: every hyper-parameter, its default and its validation.
+"""Training settings: every hyper-parameter of a training run, its default and its validation.
 
-Kept free of Paddle so the CLI can build its options and ``--help`` answers fast.
+A trained model keeps these as a record (``training.json``); loading a model never needs them:
+prediction reads the :class:`~newsclf.spec.ModelSpec` the run produced. So a setting can be
+renamed or dropped here without breaking any saved model. Kept free of Paddle so the CLI can
+build its options and ``--help`` answers fast.
 """
 
 from __future__ import annotations
@@ -11,10 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
-
-TOKENIZERS = ("word", "char", "mixed")
-POOLINGS = ("mean", "max", "mean_max", "attention", "cls")
-POSITIONS = ("sinusoidal", "learned")
+from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS, USER_DICT_FILE, ModelSpec
 
 
 @dataclass
@@ -74,6 +74,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def model_spec(self, vocab_size: int, n_classes: int) -> ModelSpec:
+        """The description of the model these settings train, for a vocabulary and classes."""
+        return ModelSpec(
+            tokenizer=self.tokenizer, max_len=self.max_len, vocab_size=vocab_size,
+            n_classes=n_classes, d_model=self.d_model, n_heads=self.n_heads,
+            n_layers=self.n_layers, d_ff=self.d_ff, pre_ln=self.pre_ln, pooling=self.pooling,
+            position=self.position, ensemble_size=self.ensemble_size,
+            user_dict=USER_DICT_FILE if self.user_dict else None)
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":

@@ -43,12 +43,11 @@ text's tokens; ``Explanation.model_attentions`` keeps the matrices as the model 
 (with ``[CLS]``), and ``Explanation.offset`` is 1. Rows of ``attentions`` then sum to 1 minus the
 weight the query gives ``[CLS]``.
 
-Paddle is imported only when a model runs, so the CLI can import this module for ``--help``.
+Paddle is imported only when a model runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import html
 import os
 import sys
@@ -255,7 +254,7 @@ def explain_batch(predictor, texts: Sequence[str]) -> BatchExplanation:
     checked: every row sums to 1 over real positions and is exactly 0 on padding. Meant for a
     handful of texts (one batch, ``[batch, layers, heads, L, L]`` floats in memory)."""
     from newsclf.data import pad_batch, padding_mask
-    from newsclf.model import paddle
+    import paddle
 
     if isinstance(texts, str):
         texts = [texts]
@@ -265,7 +264,7 @@ def explain_batch(predictor, texts: Sequence[str]) -> BatchExplanation:
             raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
     if not texts:
         raise NewsclfError("no texts to explain; give at least one")
-    max_len = predictor.config.max_len
+    max_len = predictor.spec.max_len
     encoded = predictor.encode(texts)
     tokens = [_tokens(predictor.tokenizer, text, max_len) for text in texts]
     for i, (ids, names) in enumerate(zip(encoded, tokens)):
@@ -286,7 +285,7 @@ def explain_batch(predictor, texts: Sequence[str]) -> BatchExplanation:
     probabilities = np.asarray(predictor.predict_proba(texts), dtype=np.float64)
     # [layers, batch, heads, L, L] -> [batch, layers, heads, L, L]
     padded = np.stack([a.numpy() for a in attentions], axis=1)
-    offset = 1 if predictor.config.pooling == "cls" else 0
+    offset = 1 if predictor.spec.pooling == "cls" else 0
     mask = padding_mask(batch)
     if offset:
         mask = np.concatenate([np.ones((len(texts), 1), dtype=bool), mask], axis=1)
@@ -347,49 +346,3 @@ def _stdout_is_terminal() -> bool:
 
 def _display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
-
-
-# --- command line ---------------------------------------------------------------------------
-
-def add_explain_parser(commands) -> argparse.ArgumentParser:
-    """Add the ``explain`` subcommand to an argparse subparsers object; returns its parser."""
-    parser = commands.add_parser(
-        "explain", help="show which tokens a prediction rests on (attention rollout)",
-        description="Classify one text and show the importance of each of its tokens "
-                    "(attention rollout over the encoder's layers and heads); optionally write "
-                    "a self-contained HTML page.")
-    parser.add_argument("--model", required=True, metavar="DIR", help="model directory")
-    parser.add_argument("--text", required=True, metavar="TEXT", help="the text to explain")
-    parser.add_argument("--html", metavar="FILE",
-                        help="also write the explanation as a self-contained HTML page")
-    parser.add_argument("--top", type=int, default=10, metavar="N",
-                        help="list the N most important tokens (default: 10)")
-    parser.add_argument("--color", action=argparse.BooleanOptionalAction, default=None,
-                        help="shade tokens with terminal colours (default: when printing to a "
-                             "terminal)")
-    return parser
-
-
-def cmd_explain(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from newsclf.modeldir import write_atomic
-    from newsclf.predict import Predictor
-
-    if args.top < 1:
-        raise NewsclfError(f"--top must be at least 1, got {args.top}")
-    target = None
-    if args.html:
-        target = Path(args.html)
-        if target.is_dir():
-            raise NewsclfError(f"{target}: is a directory; give an HTML file name")
-        if not target.parent.is_dir():
-            raise NewsclfError(f"{target.parent}: output folder does not exist")
-    explanation = explain(Predictor.from_dir(args.model), args.text)
-    print(explanation.to_terminal(color=args.color, top=args.top))
-    if target is not None:
-        try:
-            write_atomic(target, explanation.to_html())
-        except OSError as exc:
-            raise NewsclfError(f"{target}: cannot write ({exc.strerror})") from None
-        print(f"explanation written to {target}", file=sys.stderr)

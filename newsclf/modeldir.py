@@ -1,72 +1,41 @@
-"""The model directory: one self-contained, checked folder per trained model.
+"""The model directory: one self-contained, checked folder per trained model, and its format.
 
-Files: ``config.json`` (settings, sizes, library versions, and a SHA-256 of every other file it
-vouches for), ``vocab.json``, ``labels.json``, ``model.safetensors`` (no pickle), an optional
-``user_dict.txt``, ``metrics.json`` and ``train_log.jsonl``. Every file is written to a temporary
-name and renamed; ``config.json`` is written last, so an interrupted save is detected on load as
-a hash mismatch and refused instead of half-loading.
+Files: ``config.json`` (the format version, the :class:`~newsclf.spec.ModelSpec` under
+``"model"``, tensor shapes, library versions, the SHA-256 of every file it vouches for, and a
+checksum of itself), ``vocab.json``, ``labels.json``, ``model.safetensors`` (no pickle), an
+optional ``user_dict.txt``, ``training.json`` (the training settings: a record, never needed to
+load), ``metrics.json`` and ``train_log.jsonl``. Every file is written to a temporary name and
+renamed, ``config.json`` last, so an interrupted save is detected on load and refused instead
+of half-loading.
+
+Format versions: a directory of an older format is read through the migrations below (in
+memory; the files stay as they are), so every directory any release wrote keeps loading. One of
+a newer format is refused with a message to upgrade.
+
+- 1: ``config.json`` held the training settings under ``"config"``; loading rebuilt them.
+- 2: the model description under ``"model"``, the training settings apart in
+  ``training.json``, and a checksum that makes hand edits of ``config.json`` detectable.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import platform
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from newsclf import __version__
-from newsclf.config import TrainConfig
 from newsclf.errors import ModelDirError, NewsclfError
+from newsclf.files import sha256_bytes, write_atomic, write_json
+from newsclf.spec import USER_DICT_FILE, ModelSpec
 from newsclf.vocab import Vocab
 
 FORMAT = "newsclf-model"
-FORMAT_VERSION = 1
-CONFIG, VOCAB, LABELS, WEIGHTS, USER_DICT = (
-    "config.json", "vocab.json", "labels.json", "model.safetensors", "user_dict.txt")
+FORMAT_VERSION = 2
+CONFIG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING = (
+    "config.json", "vocab.json", "labels.json", "model.safetensors", USER_DICT_FILE,
+    "training.json")
 METRICS, TRAIN_LOG, EVAL_DEV = "metrics.json", "train_log.jsonl", "eval_dev"
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def write_atomic(path: str | Path, data: bytes | str) -> None:
-    """Write a file so that readers see either the old content or the new, never a mix."""
-    path = Path(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: str | Path, value) -> None:
-    write_atomic(path, json.dumps(value, ensure_ascii=False, indent=2) + "\n")
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library_versions() -> dict:
@@ -81,23 +50,40 @@ def library_versions() -> dict:
     return versions
 
 
+def _checksum(info: dict) -> str:
+    """The checksum of a config.json's content (every entry but the checksum itself)."""
+    content = {k: v for k, v in info.items() if k != "checksum"}
+    return sha256_bytes(json.dumps(content, sort_keys=True, ensure_ascii=False,
+                                   separators=(",", ":")).encode("utf-8"))
+
+
 @dataclass
 class ModelFiles:
-    """What a model directory holds, loaded and checked."""
+    """What a model directory holds, loaded and checked.
+
+    ``info`` is its ``config.json`` in the current format (migrated if older); ``training`` the
+    recorded training settings (``{"settings": {...}, ...}``; informative only);
+    ``fingerprint`` identifies this exact model (config and weights) for derived files such as
+    the inference export."""
 
     path: Path
-    config: TrainConfig
+    spec: ModelSpec
     vocab: Vocab
     labels: list[str]
     weights: dict
-    n_features: int
     user_dict: str | None
     info: dict
+    training: dict
+    fingerprint: str
+    format_version: int
 
 
-def save_model_dir(path: str | Path, *, config: TrainConfig, vocab: Vocab, labels: list[str],
-                   weights: dict, n_features: int, extra: dict | None = None) -> None:
-    """Write (or overwrite) the model files of ``path``; ``config.json`` last."""
+def save_model_dir(path: str | Path, *, spec: ModelSpec, vocab: Vocab, labels: list[str],
+                   weights: dict, training: dict, user_dict: str | None = None) -> None:
+    """Write (or overwrite) the model files of ``path``, ``config.json`` last. ``user_dict`` is
+    the path of the jieba user dictionary to copy in (when ``spec.user_dict`` names one);
+    ``training`` the record of how the model was trained (JSON-ready)."""
+    import numpy as np
     from safetensors.numpy import save as save_safetensors
 
     path = Path(path)
@@ -107,41 +93,33 @@ def save_model_dir(path: str | Path, *, config: TrainConfig, vocab: Vocab, label
         LABELS: json.dumps(labels, ensure_ascii=False).encode("utf-8"),
         WEIGHTS: save_safetensors({k: np.ascontiguousarray(v) for k, v in weights.items()}),
     }
-    settings = config.to_dict()
-    if config.user_dict:
+    if spec.user_dict:
         try:
-            blobs[USER_DICT] = Path(config.user_dict).read_bytes()
-        except OSError as exc:
-            raise NewsclfError(f"{config.user_dict}: cannot read user dictionary ({exc.strerror})") from None
-        settings["user_dict"] = USER_DICT
+            blobs[spec.user_dict] = Path(user_dict).read_bytes()
+        except (OSError, TypeError) as exc:
+            raise NewsclfError(f"{user_dict}: cannot read the user dictionary "
+                               f"({getattr(exc, 'strerror', exc)})") from None
     for name, blob in blobs.items():
         write_atomic(path / name, blob)
+    write_json(path / TRAINING, training)  # a record, not vouched for: loading never reads it
     info = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "newsclf_version": __version__,
-        "config": settings,
-        "n_features": n_features,
-        "vocab_size": len(vocab),
-        "n_classes": len(labels),
+        "model": spec.to_dict(),
         "weights": {k: list(v.shape) for k, v in weights.items()},
-        "files": {name: {"sha256": _sha256(blob), "bytes": len(blob)} for name, blob in blobs.items()},
+        "files": {name: {"sha256": sha256_bytes(blob), "bytes": len(blob)}
+                  for name, blob in blobs.items()},
         "libraries": library_versions(),
-        **(extra or {}),
     }
+    info["checksum"] = _checksum(info)
     write_json(path / CONFIG, info)
 
 
-def load_model_dir(path: str | Path) -> ModelFiles:
-    """Read and check a model directory; any missing, damaged or mismatched file raises
-    :class:`ModelDirError` naming it."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load as load_safetensors
-
-    path = Path(path)
+def _read_config(path: Path) -> dict:
+    config_path = path / CONFIG
     if not path.is_dir():
         raise ModelDirError(f"{path}: model directory not found")
-    config_path = path / CONFIG
     if not config_path.is_file():
         raise ModelDirError(f"{path}: not a newsclf model directory (no {CONFIG}); "
                             "train one with 'newsclf train'")
@@ -151,52 +129,117 @@ def load_model_dir(path: str | Path) -> ModelFiles:
         raise ModelDirError(f"{config_path}: damaged ({exc})") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise ModelDirError(f"{config_path}: not a newsclf model config")
-    version = info.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelDirError(f"{path}: model format version {version} is newer than this newsclf "
-                            f"({__version__}) reads (version {FORMAT_VERSION}); upgrade newsclf")
+    return info
+
+
+def _read_record(path: Path) -> dict:
+    """A JSON record such as ``training.json``; {} when absent or unreadable (it is never
+    needed to load the model)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _migrate_1_to_2(info: dict, source: str) -> dict:
+    """Version 1 kept the whole training configuration as the model description."""
+    try:
+        settings = dict(info["config"])
+        weights = info["weights"]
+        members = {name.split(".")[1] for name in weights if name.startswith("members.")}
+        model = {
+            "tokenizer": settings["tokenizer"], "max_len": settings["max_len"],
+            "vocab_size": info["vocab_size"], "n_classes": info["n_classes"],
+            "d_model": settings["d_model"], "n_heads": settings["n_heads"],
+            "n_layers": settings["n_layers"], "d_ff": settings["d_ff"],
+            "pre_ln": settings.get("pre_ln", False), "pooling": settings.get("pooling", "mean"),
+            "position": settings.get("position", "sinusoidal"),
+            "ensemble_size": len(members) or 1,
+            "user_dict": USER_DICT if settings.get("user_dict") else None,
+        }
+        n_features = info["n_features"]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ModelDirError(f"{source}: incomplete or edited config (no {exc})") from None
+    migrated = {key: info[key] for key in ("format", "newsclf_version", "weights", "files",
+                                           "libraries") if key in info}
+    training = info.get("training")
+    migrated.update(format_version=2, model=model, n_features=n_features,
+                    training={"settings": settings,
+                              **(training if isinstance(training, dict) else {})})
+    return migrated
+
+
+MIGRATIONS = {1: _migrate_1_to_2}  # format version -> function to the next version
+
+
+def load_model_dir(path: str | Path) -> ModelFiles:
+    """Read and check a model directory of any format version; any missing, damaged, edited or
+    mismatched file raises :class:`ModelDirError` naming it."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as load_safetensors
+
+    path = Path(path)
+    config_path = path / CONFIG
+    info = _read_config(path)
+    version = first_version = info.get("format_version")
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise ModelDirError(f"{path}: model format version {version} is newer than this "
+                                f"newsclf ({__version__}) reads (up to {FORMAT_VERSION}); "
+                                "upgrade newsclf")
+        raise ModelDirError(f"{config_path}: unknown model format version {version!r}")
+    if version == FORMAT_VERSION and info.get("checksum") != _checksum(info):
+        raise ModelDirError(f"{config_path}: edited after training (its checksum does not "
+                            "match); restore the file or retrain the model")
+    while version < FORMAT_VERSION:
+        info = MIGRATIONS[version](info, str(config_path))
+        version = info["format_version"]
     try:
         files = info["files"]
-        settings = dict(info["config"])
-        n_features = int(info["n_features"])
         expected_shapes = info["weights"]
-        vocab_size, n_classes = int(info["vocab_size"]), int(info["n_classes"])
-    except (KeyError, TypeError, ValueError) as exc:
+        blobs = {}
+        for name, expected in files.items():
+            try:
+                blob = (path / name).read_bytes()
+            except FileNotFoundError:
+                raise ModelDirError(f"{path / name}: missing from the model directory") from None
+            if len(blob) != expected.get("bytes") or sha256_bytes(blob) != expected.get("sha256"):
+                raise ModelDirError(f"{path / name}: does not match {CONFIG} (damaged, "
+                                    "truncated, edited, or from an interrupted save); retrain "
+                                    "or restore it")
+            blobs[name] = blob
+    except (KeyError, TypeError, AttributeError) as exc:
         raise ModelDirError(f"{config_path}: incomplete or edited config ({exc})") from None
-
-    blobs = {}
-    for name, expected in files.items():
-        try:
-            blob = (path / name).read_bytes()
-        except FileNotFoundError:
-            raise ModelDirError(f"{path / name}: missing from the model directory") from None
-        if len(blob) != expected.get("bytes") or _sha256(blob) != expected.get("sha256"):
-            raise ModelDirError(f"{path / name}: does not match {CONFIG} (damaged, truncated, "
-                                "edited, or from an interrupted save); retrain or restore it")
-        blobs[name] = blob
     for name in (VOCAB, LABELS, WEIGHTS):
         if name not in blobs:
             raise ModelDirError(f"{config_path}: lists no {name}; the directory is incomplete")
+    spec = ModelSpec.from_dict(info.get("model"), str(config_path))
+    if spec.user_dict and spec.user_dict not in blobs:
+        raise ModelDirError(f"{config_path}: lists no {spec.user_dict}; the directory is incomplete")
+    if "n_features" in info and info["n_features"] != spec.n_features:
+        raise ModelDirError(f"{config_path}: {info['n_features']} features per token, the "
+                            f"{spec.tokenizer!r} tokenizer makes {spec.n_features}")
 
-    user_dict = None
-    if settings.get("user_dict"):
-        user_dict = str(path / USER_DICT)
-        settings["user_dict"] = user_dict
     try:
-        config = TrainConfig.from_dict(settings, source=str(config_path))
-    except NewsclfError as exc:
-        raise ModelDirError(str(exc)) from None
-    vocab = Vocab(json.loads(blobs[VOCAB])["tokens"])
-    labels = json.loads(blobs[LABELS])
+        vocab = Vocab(json.loads(blobs[VOCAB])["tokens"])
+        labels = json.loads(blobs[LABELS])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelDirError(f"{path}: unreadable vocabulary or labels ({exc})") from None
     try:
         weights = load_safetensors(blobs[WEIGHTS])
     except (SafetensorError, ValueError) as exc:
         raise ModelDirError(f"{path / WEIGHTS}: unreadable weights ({exc})") from None
-    if len(vocab) != vocab_size:
-        raise ModelDirError(f"{path / VOCAB}: {len(vocab)} entries, config says {vocab_size}")
-    if len(labels) != n_classes or not all(isinstance(x, str) for x in labels):
-        raise ModelDirError(f"{path / LABELS}: {len(labels)} labels, config says {n_classes}")
-    actual_shapes = {k: list(v.shape) for k, v in weights.items()}
-    if actual_shapes != expected_shapes:
+    if len(vocab) != spec.vocab_size:
+        raise ModelDirError(f"{path / VOCAB}: {len(vocab)} entries, {CONFIG} says {spec.vocab_size}")
+    if (not isinstance(labels, list) or len(labels) != spec.n_classes
+            or not all(isinstance(x, str) for x in labels)):
+        raise ModelDirError(f"{path / LABELS}: expected {spec.n_classes} class names")
+    if {k: list(v.shape) for k, v in weights.items()} != expected_shapes:
         raise ModelDirError(f"{path / WEIGHTS}: tensor names or shapes differ from {CONFIG}")
-    return ModelFiles(path, config, vocab, labels, weights, n_features, user_dict, info)
+
+    training = info.get("training") if first_version == 1 else _read_record(path / TRAINING)
+    fingerprint = info.get("checksum") or files[WEIGHTS]["sha256"]
+    return ModelFiles(path, spec, vocab, labels, weights,
+                      str(path / spec.user_dict) if spec.user_dict else None, info, training,
+                      fingerprint, first_version)

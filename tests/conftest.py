@@ -31,7 +31,7 @@ def tiny_config():
 def sample_model(tmp_path_factory, tiny_config):
     """A small model trained once on data/sample, shared by the tests that only read it."""
     from newsclf.data import read_labelled
-    from newsclf.train import train
+    from newsclf.training import train
 
     out = tmp_path_factory.mktemp("models") / "sample"
     train(tiny_config, read_labelled(SAMPLE / "train.tsv"), read_labelled(SAMPLE / "dev.tsv"),

@@ -22,7 +22,9 @@ def test_train_and_predict_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "dev accuracy" in result.stdout
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    assert config["config"]["epochs"] == 2 and config["config"]["d_model"] == 32
+    assert config["model"]["d_model"] == 32
+    training = json.loads((out / "training.json").read_text(encoding="utf-8"))
+    assert training["settings"]["epochs"] == 2 and training["settings"]["d_model"] == 32
     result = run_cli("predict", "--model", out, "--text", "国足公布集训名单", "--text", "央行降息",
                      "--top-k", "2")
     assert result.returncode == 0, result.stderr
@@ -38,17 +40,18 @@ def test_config_file_and_flag_override(tmp_path):
     result = run_cli("train", "--train", SAMPLE / "train.tsv", "--output", out, "--config",
                      config_path, "--tokenizer", "word", "--no-progress")
     assert result.returncode == 0, result.stderr
-    saved = json.loads((out / "config.json").read_text(encoding="utf-8"))["config"]
+    saved = json.loads((out / "training.json").read_text(encoding="utf-8"))["settings"]
     assert saved["tokenizer"] == "word" and saved["d_model"] == 16 and saved["epochs"] == 1
 
 
 def test_boolean_flags_are_real_switches(tmp_path):
-    from newsclf.cli import _train_config, build_parser
+    from newsclf.cli import build_parser
+    from newsclf.cli.train import train_config
 
     parse = build_parser().parse_args
     base = ["train", "--train", "x", "--output", "y"]
-    assert _train_config(parse(base + ["--pre-ln"])).pre_ln is True
-    assert _train_config(parse(base + ["--no-pre-ln"])).pre_ln is False
+    assert train_config(parse(base + ["--pre-ln"])).pre_ln is True
+    assert train_config(parse(base + ["--no-pre-ln"])).pre_ln is False
 
 
 def one_line_error(result):

@@ -12,6 +12,8 @@ from newsclf.data import read_labelled
 
 from conftest import ROOT, SAMPLE
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("ensemble_size", [1, 2])
 def test_two_process_training_through_paddle_distributed_launch(tmp_path, ensemble_size):

@@ -1,5 +1,6 @@
-import importlib
 import json
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -8,11 +9,11 @@ import pytest
 
 from newsclf.data import read_labelled
 from newsclf.errors import NewsclfError
-from newsclf.evaluate import EvaluationResult, MissingFontWarning, evaluate
+from newsclf.evaluation import EvaluationResult, MissingFontWarning, evaluate
+from newsclf.evaluation import plot as evaluation_plot
+from newsclf.evaluation.metrics import accuracy_and_macro_f1
 
 from conftest import SAMPLE
-
-evaluation = importlib.import_module("newsclf.evaluate")  # the module; newsclf.evaluate is the function
 
 CLASSES = ["体育", "财经", "科技"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -87,6 +88,40 @@ def test_class_absent_from_the_data_keeps_its_row_and_column(tmp_path):
     matrix = read_matrix(tmp_path / "confusion_matrix.csv")
     assert list(matrix.index) == classes and list(matrix.columns) == classes
     assert list(read_matrix(tmp_path / "confusion_matrix_normalized.csv").loc["房产"]) == [0] * 4
+
+
+def test_accuracy_and_macro_f1_by_hand():
+    y_true = np.array([0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 0, 1, 1, 2, 2])
+    accuracy, macro_f1 = accuracy_and_macro_f1(y_true, y_pred, 4)
+    assert accuracy == pytest.approx(4 / 6)
+    # F1 per class: 0 -> P 1, R 2/3: 0.8; 1 -> P 1/2, R 1/2: 0.5; 2 -> P 1/2, R 1: 2/3;
+    # 3 is in neither array and still counts, as 0
+    assert macro_f1 == pytest.approx((0.8 + 0.5 + 2 / 3 + 0.0) / 4)
+    assert isinstance(accuracy, float) and isinstance(macro_f1, float)
+    assert accuracy_and_macro_f1(y_true, y_true, 3) == (1.0, 1.0)
+    assert accuracy_and_macro_f1(y_true, y_true, 4) == (1.0, 0.75)
+
+
+def test_accuracy_and_macro_f1_equal_the_evaluation_result():
+    rng = np.random.default_rng(3)
+    for n_classes, n in [(2, 5), (3, 40), (8, 300), (14, 1000)]:
+        present = rng.integers(1, n_classes + 1)  # the classes from `present` on are absent
+        y_true = rng.integers(0, present, n)
+        probabilities = rng.random((n, n_classes))
+        classes = [f"class {i}" for i in range(n_classes)]
+        result = EvaluationResult.from_predictions(classes, None, [classes[i] for i in y_true],
+                                                   probabilities)
+        scores = accuracy_and_macro_f1(y_true, probabilities.argmax(axis=1), n_classes)
+        assert scores == (result.accuracy, result.macro_f1)  # the same floats, not just close
+
+
+def test_importing_the_package_loads_no_heavy_library():
+    code = ("import sys, newsclf.evaluation; "
+            "print(sorted({'pandas', 'matplotlib', 'paddle', 'sklearn'} & set(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"
 
 
 def test_unknown_labels_are_named(predictor):
@@ -193,8 +228,8 @@ def test_without_a_cjk_font_labels_become_class_numbers_and_one_warning(monkeypa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    monkeypatch.setattr(evaluation, "find_cjk_font", lambda: None)
-    monkeypatch.setattr(evaluation, "_warned_missing_font", False)
+    monkeypatch.setattr(evaluation_plot, "find_cjk_font", lambda: None)
+    monkeypatch.setattr(evaluation_plot, "_warned_missing_font", False)
     result = EvaluationResult.from_predictions(CLASSES, None, CLASSES, one_hot([0, 1, 2], 3))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -218,7 +253,7 @@ def test_plot_uses_class_names_when_a_font_draws_them():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if evaluation.find_cjk_font() is None:
+    if evaluation_plot.find_cjk_font() is None:
         pytest.skip("no CJK font installed")
     result = EvaluationResult.from_predictions(CLASSES, None, CLASSES, one_hot([0, 1, 2], 3))
     with warnings.catch_warnings():
@@ -231,8 +266,8 @@ def test_plot_uses_class_names_when_a_font_draws_them():
 
 
 def test_ascii_class_names_need_no_cjk_font(monkeypatch):
-    monkeypatch.setattr(evaluation, "find_cjk_font", lambda: None)
-    monkeypatch.setattr(evaluation, "_warned_missing_font", False)
+    monkeypatch.setattr(evaluation_plot, "find_cjk_font", lambda: None)
+    monkeypatch.setattr(evaluation_plot, "_warned_missing_font", False)
     classes = ["sports", "finance"]
     result = EvaluationResult.from_predictions(classes, None, classes, one_hot([0, 1], 2))
     with warnings.catch_warnings():
@@ -244,17 +279,17 @@ def test_ascii_class_names_need_no_cjk_font(monkeypatch):
 def test_font_lookup_survives_a_stale_matplotlib_cache(monkeypatch):
     from matplotlib import font_manager
 
-    evaluation.find_cjk_font.cache_clear()
+    evaluation_plot.find_cjk_font.cache_clear()
     try:
-        found = evaluation.find_cjk_font()
+        found = evaluation_plot.find_cjk_font()
         if found is None:
             pytest.skip("no CJK font installed")
-        evaluation.find_cjk_font.cache_clear()
+        evaluation_plot.find_cjk_font.cache_clear()
         # matplotlib's cache predates the font: the file is only in the system font directories
         monkeypatch.setattr(font_manager.fontManager, "ttflist",
                             [e for e in font_manager.fontManager.ttflist if e.fname != found])
         if found not in font_manager.findSystemFonts():
             pytest.skip(f"{found} is not in a standard font directory")
-        assert evaluation.find_cjk_font() == found
+        assert evaluation_plot.find_cjk_font() == found
     finally:
-        evaluation.find_cjk_font.cache_clear()
+        evaluation_plot.find_cjk_font.cache_clear()

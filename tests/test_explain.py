@@ -9,7 +9,8 @@ import pytest
 
 from conftest import SAMPLE
 from newsclf.errors import NewsclfError
-from newsclf.explain import add_explain_parser, cmd_explain, explain, explain_batch
+from newsclf.cli import explain as explain_command
+from newsclf.explain import explain, explain_batch
 
 HEADLINES = ["国足", "央行宣布下调存款准备金率", "沪指放量上涨 券商板块集体走强，两市成交额突破万亿",
              "教育部发布高考报名新规"]
@@ -37,7 +38,7 @@ def test_padded_batch_attention_rows_sum_to_one_and_zero_on_padding(predictor):
     _check_padded_attention(batch)
     lengths = [len(ids) for ids in predictor.encode(HEADLINES)]
     assert batch.mask.sum(axis=1).tolist() == lengths
-    layers, heads = predictor.config.n_layers, predictor.config.n_heads
+    layers, heads = predictor.spec.n_layers, predictor.spec.n_heads
     for explanation, n, b in zip(batch, lengths, range(len(batch))):
         # cropped to the text's own length: exactly the padded batch's real block
         assert explanation.attentions.shape == (layers, heads, n, n)
@@ -61,16 +62,96 @@ def test_tokens_align_with_model_positions(predictor):
         explanation = explain(predictor, text)
         n = len(predictor.encode([text])[0])
         assert len(explanation.tokens) == n == explanation.attentions.shape[-1]
-        assert explanation.tokens == predictor.tokenizer.tokenize(text)[:predictor.config.max_len]
+        assert explanation.tokens == predictor.tokenizer.tokenize(text)[:predictor.spec.max_len]
         assert len(explanation.importance) == n
-    assert len(explain(predictor, long_text).tokens) == predictor.config.max_len
+    assert len(explain(predictor, long_text).tokens) == predictor.spec.max_len
 
 
-def test_importance_is_a_distribution_over_tokens(predictor):
+def _rollout_by_hand(attentions, residual=0.5):
+    """Attention rollout written out position by position, for comparison with the library."""
+    layers, heads, n, _ = attentions.shape
+    rollout = [[1.0 if i == j else 0.0 for j in range(n)] for i in range(n)]
+    for layer in range(layers):
+        mixed = []
+        for i in range(n):
+            row = [(1 - residual) * sum(float(attentions[layer, h, i, j])
+                                        for h in range(heads)) / heads
+                   + (residual if i == j else 0.0) for j in range(n)]
+            total = sum(row)
+            mixed.append([value / total for value in row])
+        rollout = [[sum(mixed[i][k] * rollout[k][j] for k in range(n)) for j in range(n)]
+                   for i in range(n)]
+    return np.array(rollout)
+
+
+def test_importance_is_a_distribution_over_tokens(predictor, cls_predictor):
+    assert predictor.spec.pooling == "mean" and cls_predictor.spec.pooling == "cls"
     for text in HEADLINES:
-        importance = explain(predictor, text).importance
+        explanation = explain(predictor, text)
+        importance = explanation.importance
         assert np.all(importance >= 0.0)
         assert importance.sum() == pytest.approx(1.0, abs=1e-6)
+        # mean pooling: the mean rollout row over the text's positions, from its own attention
+        expected = _rollout_by_hand(explanation.attentions).mean(axis=0)
+        np.testing.assert_allclose(importance, expected / expected.sum(), atol=1e-9)
+    for text in HEADLINES[1:]:
+        explanation = explain(cls_predictor, text)
+        assert cls_predictor.spec.n_layers == 2
+        # [CLS] pooling: the [CLS] rollout row over the model's positions, [CLS] column dropped
+        cls_row = _rollout_by_hand(explanation.model_attentions)[0, 1:]
+        np.testing.assert_allclose(explanation.importance, cls_row / cls_row.sum(), atol=1e-9)
+        # not what the mean over rows would give: the two poolings are told apart
+        rows = _rollout_by_hand(explanation.model_attentions)[:, 1:].mean(axis=0)
+        assert not np.allclose(explanation.importance, rows / rows.sum(), atol=1e-4)
+
+
+def test_attention_rollout_worked_example():
+    from newsclf.explain import attention_rollout, rollout_importance
+
+    everyone_to = lambda j: np.eye(3)[[j, j, j]]  # noqa: E731  every query attends to token j
+    attentions = np.array([
+        [everyone_to(0), everyone_to(2)],   # layer 1: heads average to rows [.5, 0, .5]
+        [np.eye(3), everyone_to(1)],        # layer 2: [.5, .5, 0], [0, 1, 0], [0, .5, .5]
+    ])
+    # 0.5 * head average + 0.5 * identity, per layer (rows already sum to 1)
+    layer1 = np.array([[.75, 0, .25],
+                       [.25, .5, .25],
+                       [.25, 0, .75]])
+    layer2 = np.array([[.75, .25, 0],
+                       [0, 1, 0],
+                       [0, .25, .75]])
+    # rollout = layer2 @ layer1, row by row:
+    #   row 0 = .75 * [.75, 0, .25] + .25 * [.25, .5, .25]   = [.625, .125, .25]
+    #   row 1 = 1 * [.25, .5, .25]                            = [.25, .5, .25]
+    #   row 2 = .25 * [.25, .5, .25] + .75 * [.25, 0, .75]   = [.25, .125, .625]
+    expected = np.array([[.625, .125, .25],
+                         [.25, .5, .25],
+                         [.25, .125, .625]])
+    np.testing.assert_allclose(attention_rollout(attentions[:1]), layer1, atol=1e-12)
+    np.testing.assert_allclose(attention_rollout(attentions[1:]), layer2, atol=1e-12)
+    np.testing.assert_allclose(attention_rollout(attentions), expected, atol=1e-12)
+    # mean pooling: column means of the rollout, (.625 + .25 + .25) / 3 = .375, ...
+    np.testing.assert_allclose(rollout_importance(attentions), [.375, .25, .375], atol=1e-12)
+    # [CLS] pooling (position 0 is [CLS]): its row without its own column, renormalized:
+    # [.125, .25] / .375
+    np.testing.assert_allclose(rollout_importance(attentions, offset=1), [1 / 3, 2 / 3],
+                               atol=1e-12)
+    # without the residual the rollout is the plain product of the head averages: every row of
+    # layer 1's average is [.5, 0, .5], and any mix of such rows (layer 2) is that row again
+    np.testing.assert_allclose(attention_rollout(attentions, residual=0.0), [[.5, 0, .5]] * 3,
+                               atol=1e-12)
+
+    # every head of 3 layers sends every query to token 0 (4 tokens): each layer maps a row to
+    # half itself plus half token 0, so after 3 layers a row keeps 1/8 of its own position and
+    # token 0 gets the rest; importance: token 0 (1 + 3 * 7/8) / 4, the others (1/8) / 4 each
+    to_first = np.broadcast_to(np.eye(4)[[0, 0, 0, 0]], (3, 2, 4, 4))
+    rollout = attention_rollout(to_first)
+    np.testing.assert_allclose(rollout, [[1, 0, 0, 0],
+                                         [7 / 8, 1 / 8, 0, 0],
+                                         [7 / 8, 0, 1 / 8, 0],
+                                         [7 / 8, 0, 0, 1 / 8]], atol=1e-12)
+    np.testing.assert_allclose(rollout_importance(to_first),
+                               [(1 + 3 * 7 / 8) / 4, 1 / 32, 1 / 32, 1 / 32], atol=1e-12)
 
 
 def test_top_tokens_are_ranked(predictor):
@@ -146,7 +227,7 @@ def test_explain_refuses_bad_input(predictor):
 def cls_predictor(tmp_path_factory):
     from newsclf import Predictor, TrainConfig
     from newsclf.data import read_labelled
-    from newsclf.train import train
+    from newsclf.training import train
 
     out = tmp_path_factory.mktemp("models") / "cls"
     config = TrainConfig(d_model=16, n_heads=2, n_layers=2, d_ff=32, epochs=1, batch_size=32,
@@ -173,13 +254,13 @@ def test_cls_models_drop_the_cls_position(cls_predictor):
         assert explanation.label == cls_predictor.predict([text])[0]["label"]
 
 
-# --- CLI (cmd_explain through its own argparse parser; cli.py wiring is tested separately) ---
+# --- CLI (the explain command through its own argparse parser; the wiring is tested separately) ---
 
 def _run(argv):
     parser = argparse.ArgumentParser(prog="newsclf")
-    add_explain_parser(parser.add_subparsers(dest="command", required=True))
+    explain_command.add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["explain", *map(str, argv)])
-    cmd_explain(args)
+    explain_command.run(args)
 
 
 def test_cli_prints_and_writes_html(sample_model, tmp_path, capsys):

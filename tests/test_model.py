@@ -3,15 +3,20 @@ import pytest
 
 from newsclf.config import TrainConfig
 from newsclf.data import pad_batch
-from newsclf.model import (EnsembleClassifier, NewsClassifier, build_model, paddle, predict_logits,
-                           sinusoidal_encoding, softmax)
+from newsclf.runtime import configure_paddle
+
+paddle = configure_paddle()
+
+from newsclf.model.inference import predict_scores, softmax  # noqa: E402
+from newsclf.model.layers import (EnsembleClassifier, NewsClassifier, build_network,  # noqa: E402
+                                  sinusoidal_encoding)
 
 
 def make_model(**overrides):
     paddle.seed(0)
     overrides.setdefault("ensemble_size", 1)
     config = TrainConfig(d_model=32, n_heads=4, n_layers=2, d_ff=64, max_len=32, **overrides)
-    model = build_model(config, vocab_size=50, n_classes=5)
+    model = build_network(config.model_spec(vocab_size=50, n_classes=5))
     model.eval()
     return model
 
@@ -62,12 +67,12 @@ def test_attention_matches_paddles_own_attention():
     np.testing.assert_allclose(attentions[0].numpy(), expected.numpy(), atol=1e-6)
 
 
-def test_predict_logits_keeps_input_order():
+def test_predict_scores_keeps_input_order():
     model = make_model()
     short, long = texts()
     encoded = [long, short, long[:7], short[:1]]
-    together = predict_logits(model, encoded, batch_size=2)
-    one_by_one = np.stack([predict_logits(model, [ids])[0] for ids in encoded])
+    together = predict_scores(model, encoded, batch_size=2)
+    one_by_one = np.stack([predict_scores(model, [ids])[0] for ids in encoded])
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
 
 

@@ -6,11 +6,11 @@ import pytest
 
 from newsclf import Predictor, TrainConfig
 from newsclf.data import LabelledData, read_class_names, read_labelled
-from newsclf.train import train
+from newsclf.training import train
 
 from conftest import THUCNEWS, needs_thucnews
 
-pytestmark = needs_thucnews
+pytestmark = [needs_thucnews, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

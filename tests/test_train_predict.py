@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from newsclf import ModelDirError, Predictor
+from newsclf import ModelDirError, Predictor, modeldir
 from newsclf.data import read_labelled
 from newsclf.errors import DataError
-from newsclf.train import train
+from newsclf.training import train
 
 from conftest import SAMPLE
 
@@ -14,9 +14,9 @@ from conftest import SAMPLE
 def test_model_directory_holds_every_file(sample_model):
     names = {p.name for p in sample_model.iterdir()}
     assert {"config.json", "vocab.json", "labels.json", "model.safetensors", "metrics.json",
-            "train_log.jsonl"} <= names
+            "train_log.jsonl", "training.json"} <= names
     config = json.loads((sample_model / "config.json").read_text(encoding="utf-8"))
-    assert config["config"]["d_model"] == 64 and config["newsclf_version"]
+    assert config["model"]["d_model"] == 64 and config["newsclf_version"]
     assert config["libraries"]["paddlepaddle"]
     metrics = json.loads((sample_model / "metrics.json").read_text(encoding="utf-8"))
     log = [json.loads(line) for line in (sample_model / "train_log.jsonl").read_text().splitlines()]
@@ -80,12 +80,17 @@ def test_damaged_model_directories_are_refused(tmp_path, sample_model):
         Predictor.from_dir(truncated)
     edited = copy("edited")
     config = json.loads((edited / "config.json").read_text(encoding="utf-8"))
-    config["config"]["d_model"] = 128
+    config["model"]["d_model"] = 128
     (edited / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    with pytest.raises(ModelDirError, match="weights do not fit"):
+    with pytest.raises(ModelDirError, match="config.json: edited after training"):
         Predictor.from_dir(edited)
+    consistent = copy("consistent")  # edited with its checksum recomputed: the shapes disagree
+    config["checksum"] = modeldir._checksum(config)
+    (consistent / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ModelDirError, match="weights do not fit"):
+        Predictor.from_dir(consistent)
     newer = copy("newer")
-    config["config"]["d_model"] = 64
+    config["model"]["d_model"] = 64
     config["format_version"] = 99
     (newer / "config.json").write_text(json.dumps(config), encoding="utf-8")
     with pytest.raises(ModelDirError, match="newer"):
@@ -123,7 +128,7 @@ def test_stale_or_missing_export_falls_back_or_is_refused(tmp_path, sample_model
     shutil.copytree(sample_model, copy)
     info_path = copy / "inference" / "export.json"
     info = json.loads(info_path.read_text(encoding="utf-8"))
-    info["weights_sha256"] = "0" * 64
+    info["model_fingerprint"] = "0" * 64
     info_path.write_text(json.dumps(info), encoding="utf-8")
     assert Predictor.from_dir(copy).backend == "dynamic"
     with pytest.raises(ModelDirError, match="stale"):
@@ -131,7 +136,7 @@ def test_stale_or_missing_export_falls_back_or_is_refused(tmp_path, sample_model
     shutil.rmtree(copy / "inference")
     with pytest.raises(ModelDirError, match="no inference export"):
         Predictor.from_dir(copy, backend="inference")
-    from newsclf.predict import export_model
+    from newsclf.model.export import export_model
 
     export_model(copy)
     assert Predictor.from_dir(copy, backend="inference").backend == "inference"
@@ -160,7 +165,7 @@ def test_ensemble_trains_resumes_exports_and_explains(tmp_path, tiny_config):
         assert (full / name).read_bytes() == (resumed / name).read_bytes()
 
     files = load_model_dir(full)
-    assert files.config.ensemble_size == 2
+    assert files.spec.ensemble_size == 2
     assert {name.split(".")[1] for name in files.weights} == {"0", "1"}
     predictor = Predictor.from_dir(full)
     assert predictor.backend == "inference"
@@ -191,7 +196,7 @@ def test_worker_processes_do_not_rerun_a_script_without_main_guard(tmp_path):
 from newsclf import TrainConfig
 from newsclf.data import read_labelled
 from newsclf.predict import predict_file
-from newsclf.train import train
+from newsclf.training import train
 
 print("script body ran", flush=True)
 train(TrainConfig(d_model=32, n_heads=2, d_ff=64, epochs=1, min_freq=1, ensemble_size=2),

@@ -1,53 +1,28 @@
-"""The Transformer-encoder classifier (a ``paddle.nn.Layer``).
+"""The network: the Transformer-encoder classifier as ``paddle.nn.Layer`` objects.
 
 ids ``[batch, length, n_features]`` -> summed feature embeddings + positional encoding ->
 ``paddle.nn.TransformerEncoder`` with a padding mask -> pooling over real tokens only ->
 dropout -> linear classifier. Padding is any position whose first feature id is ``[PAD]`` (0).
 With ``ensemble_size > 1`` the model is an :class:`EnsembleClassifier`: that many such encoders,
-each from its own initialization, whose class probabilities are averaged.
+each from its own initialization, whose class probabilities are averaged. Pooling and
+positional encodings are chosen here (their names are listed in :mod:`newsclf.spec`).
+
+Both networks return *scores*: ``softmax(scores)`` is the class probabilities (logits for one
+encoder, log mean probabilities for an ensemble).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import warnings
-
-os.environ.setdefault("GLOG_minloglevel", "2")
-# Paddle's strided-view kernels make matmul on transposed tensors (every attention head) 10-30x
-# slower on CPU; contiguous kernels are what this model needs.
-os.environ.setdefault("FLAGS_use_stride_kernel", "0")
-
-
-def _keep_freed_memory_in_process() -> None:
-    """Paddle's CPU tensors come from malloc; glibc serves blocks over 128 KiB with fresh mmaps,
-    so every activation costs page faults (half the run time of this model). Raising glibc's
-    mmap and trim thresholds lets freed blocks be reused."""
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (e.g. musl): leave the allocator alone
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_mmap_threshold, 32 * 1024 * 1024)
-    mallopt(m_trim_threshold, 512 * 1024 * 1024)
-
-
-_keep_freed_memory_in_process()
-with warnings.catch_warnings():  # Paddle warns about ccache on import; irrelevant to users
-    warnings.simplefilter("ignore")
-    import paddle
-    import paddle.nn as nn
-    import paddle.nn.functional as F
 
 import numpy as np
 
+from newsclf.runtime import configure_paddle
 from newsclf.vocab import PAD_ID
+
+paddle = configure_paddle()  # this module is the network: Paddle runs with newsclf's flags
+import paddle.nn as nn  # noqa: E402
+import paddle.nn.functional as F  # noqa: E402
 
 
 def sinusoidal_encoding(length: int, d_model: int) -> np.ndarray:
@@ -83,10 +58,13 @@ def attention_weights(layer: nn.TransformerEncoderLayer, x, attn_mask):
 
 
 class NewsClassifier(nn.Layer):
-    def __init__(self, vocab_size: int, n_classes: int, *, d_model: int = 128, n_heads: int = 4,
-                 n_layers: int = 2, d_ff: int = 256, dropout: float = 0.1,
-                 attn_dropout: float = 0.1, emb_dropout: float = 0.1, pre_ln: bool = False,
-                 pooling: str = "mean", position: str = "sinusoidal", max_len: int = 64):
+    """One encoder. The architecture arguments have no defaults on purpose: the one place that
+    chooses them is :class:`~newsclf.config.TrainConfig` (or a saved model's spec)."""
+
+    def __init__(self, vocab_size: int, n_classes: int, *, d_model: int, n_heads: int,
+                 n_layers: int, d_ff: int, pre_ln: bool, pooling: str, position: str,
+                 max_len: int, dropout: float = 0.0, attn_dropout: float = 0.0,
+                 emb_dropout: float = 0.0):
         super().__init__()
         self.d_model, self.pooling, self.position = d_model, pooling, position
         self.embedding = nn.Embedding(
@@ -184,88 +162,21 @@ def ensemble_weights(member_weights: list[dict]) -> dict:
             for name, value in weights.items()}
 
 
-def build_model(config, vocab_size: int, n_classes: int):
-    """The classifier a :class:`~newsclf.config.TrainConfig` describes: a
-    :class:`NewsClassifier`, or an :class:`EnsembleClassifier` of ``config.ensemble_size``
-    of them."""
+def build_network(spec, *, dropout: float = 0.0, attn_dropout: float = 0.0,
+                  emb_dropout: float = 0.0):
+    """The network a :class:`~newsclf.spec.ModelSpec` describes: a :class:`NewsClassifier`, or
+    an :class:`EnsembleClassifier` of ``spec.ensemble_size`` of them. Dropout rates matter only
+    for training (the defaults, 0, are what prediction uses)."""
     def member():
         return NewsClassifier(
-            vocab_size, n_classes, d_model=config.d_model, n_heads=config.n_heads,
-            n_layers=config.n_layers, d_ff=config.d_ff, dropout=config.dropout,
-            attn_dropout=config.attn_dropout, emb_dropout=config.emb_dropout,
-            pre_ln=config.pre_ln, pooling=config.pooling, position=config.position,
-            max_len=config.max_len)
+            spec.vocab_size, spec.n_classes, d_model=spec.d_model, n_heads=spec.n_heads,
+            n_layers=spec.n_layers, d_ff=spec.d_ff, dropout=dropout, attn_dropout=attn_dropout,
+            emb_dropout=emb_dropout, pre_ln=spec.pre_ln, pooling=spec.pooling,
+            position=spec.position, max_len=spec.max_len)
 
-    if config.ensemble_size == 1:
+    if spec.ensemble_size == 1:
         return member()
-    return EnsembleClassifier([member() for _ in range(config.ensemble_size)])
-
-
-def predict_logits(model, encoded, batch_size: int = 256) -> np.ndarray:
-    """Logits ``[n, n_classes]`` for encoded texts, in input order; batches texts of similar
-    length together so little is spent on padding. ``model`` is a :class:`NewsClassifier` or
-    any callable mapping an int64 batch ``[batch, length, n_features]`` to logits."""
-    from newsclf.data import length_sorted_batches, pad_batch
-
-    if isinstance(model, nn.Layer):
-        was_training = model.training
-        model.eval()
-        try:
-            with paddle.no_grad():
-                return predict_logits(lambda ids: model(paddle.to_tensor(ids)).numpy(),
-                                      encoded, batch_size)
-        finally:
-            if was_training:
-                model.train()
-    out = None
-    for index in length_sorted_batches([len(ids) for ids in encoded], batch_size):
-        logits = model(pad_batch([encoded[i] for i in index]))
-        if out is None:
-            out = np.empty((len(encoded), logits.shape[1]), dtype=np.float32)
-        out[index] = logits
-    return out
-
-
-def export_static(model: NewsClassifier, prefix: str, n_features: int) -> None:
-    """Save the model as a static graph (``prefix.json`` + ``prefix.pdiparams``) for Paddle
-    Inference; batch size and length stay dynamic."""
-    from paddle.static import InputSpec
-
-    model.eval()
-    static = paddle.jit.to_static(
-        model, input_spec=[InputSpec([None, None, n_features], "int64", name="ids")],
-        full_graph=True)
-    paddle.jit.save(static, prefix)
-
-
-class InferenceEngine:
-    """A Paddle Inference predictor on an exported graph (oneDNN on CPU): a callable from an
-    int64 batch to logits, several times faster than the dynamic graph."""
-
-    def __init__(self, prefix: str, threads: int = 1):
-        import paddle.inference as inference
-
-        config = inference.Config(prefix + ".json", prefix + ".pdiparams")
-        config.disable_gpu()
-        config.enable_mkldnn()
-        config.set_cpu_math_library_num_threads(threads)
-        config.disable_glog_info()
-        config.switch_ir_optim(True)
-        self.predictor = inference.create_predictor(config)
-        self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
-        self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
-
-    def __call__(self, ids: np.ndarray) -> np.ndarray:
-        self.input.reshape(list(ids.shape))
-        self.input.copy_from_cpu(np.ascontiguousarray(ids))
-        self.predictor.run()
-        return self.output.copy_to_cpu()
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of a numpy array of logits."""
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    return EnsembleClassifier([member() for _ in range(spec.ensemble_size)])
 
 
 def weights_of(model: nn.Layer) -> dict:

@@ -1,0 +1,5 @@
+import sys
+
+from newsclf.cli import main
+
+sys.exit(main())

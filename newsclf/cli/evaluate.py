@@ -1,0 +1,37 @@
+"""newsclf evaluate: score a model on labelled texts and write the reports."""
+
+from __future__ import annotations
+
+import argparse
+
+from newsclf.cli.common import add_model_option, add_data_options, read_labelled_files
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    evaluate = commands.add_parser(
+        "evaluate", help="score a model on labelled texts: metrics, confusion matrix, mistakes",
+        description="Score a model on labelled data and write metrics.json, "
+                    "classification_report.txt, confusion_matrix.csv/_normalized.csv/.png and "
+                    "misclassified.csv.")
+    add_model_option(evaluate)
+    evaluate.add_argument("--data", required=True, metavar="PATH", help="labelled data (TSV or CSV)")
+    evaluate.add_argument("--output", metavar="DIR",
+                          help="where to write the reports (default: DIR/eval-<data file name>)")
+    evaluate.add_argument("--batch-size", type=int, default=256, metavar="N",
+                          help="texts per model call (default: 256)")
+    add_data_options(evaluate)
+    return evaluate
+
+
+def run(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from newsclf.evaluation import evaluate
+    from newsclf.predictor import Predictor
+
+    predictor = Predictor.from_dir(args.model)
+    _, data = read_labelled_files(args, args.data)
+    result = evaluate(predictor, data.texts, data.labels, batch_size=args.batch_size)
+    output = Path(args.output) if args.output else Path(args.model) / f"eval-{Path(args.data).stem}"
+    result.save(output)
+    print(result.summary())
+    print(f"reports written to {output}")

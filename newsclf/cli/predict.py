@@ -1,0 +1,71 @@
+"""newsclf predict: label a few texts, or every row of a file of any size."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from newsclf.cli.common import add_model_option
+
+from newsclf.errors import NewsclfError
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    predict = commands.add_parser(
+        "predict", help="label texts or a CSV/TSV/text file with a trained model",
+        description="Label texts with a trained model: --text for a few, --input/--output for "
+                    "a file of any size (every input column kept, one output row per input row).")
+    add_model_option(predict)
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", action="append", metavar="TEXT",
+                        help="a text to classify (repeat for several); prints label and score")
+    source.add_argument("--input", metavar="FILE",
+                        help="CSV (header), TSV (header) or .txt (one text per line); - for stdin")
+    predict.add_argument("--output", metavar="FILE",
+                         help="where to write the labelled rows (.csv or .tsv; - for stdout)")
+    predict.add_argument("--text-column", default="text", metavar="NAME",
+                         help="column holding the text (default: text)")
+    predict.add_argument("--format", choices=("csv", "tsv", "txt"),
+                         help="input format (default: by extension; .tsv TSV, .txt text, else CSV)")
+    predict.add_argument("--encoding", default="auto",
+                         help="input encoding (default: auto = UTF-8, UTF-8 with BOM or GBK)")
+    predict.add_argument("--top-k", type=int, default=1, metavar="K",
+                         help="also give the K most likely classes (default: 1)")
+    predict.add_argument("--probabilities", action="store_true",
+                         help="add one prob_<class> column per class")
+    predict.add_argument("--excel", action="store_true",
+                         help="write UTF-8 with BOM so Excel shows Chinese correctly")
+    predict.add_argument("--long-text", choices=("truncate", "chunk"), default="truncate",
+                         help="texts longer than the model's max_len: keep the start (truncate) or "
+                              "average over windows covering all of it (chunk)")
+    predict.add_argument("--batch-size", type=int, default=256, metavar="N",
+                         help="texts per model call (default: 256)")
+    predict.add_argument("--workers", type=int, metavar="N",
+                         help="processes sharing tokenization and inference (default: one per "
+                              "core, at most 4, for files of 50,000 rows or more; else 1)")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return predict
+
+
+def run(args: argparse.Namespace) -> None:
+    from newsclf.predict import predict_file
+    from newsclf.predictor import Predictor
+
+    if args.top_k < 1:
+        raise NewsclfError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.input is not None and not args.output:
+        raise NewsclfError("--input needs --output FILE (or --output - for standard output)")
+    predictor = Predictor.from_dir(args.model)
+    if args.text is not None:
+        results = predictor.predict(args.text, top_k=args.top_k, long_text=args.long_text)
+        for text, best in zip(args.text, results):
+            ranked = "  ".join(f"{item['label']} {item['score']:.3f}" for item in best)
+            print(f"{ranked}\t{text}")
+        return
+    summary = predict_file(
+        predictor, args.input, args.output, text_column=args.text_column, fmt=args.format,
+        encoding=args.encoding, top_k=args.top_k, probabilities=args.probabilities,
+        batch_size=args.batch_size, excel=args.excel, long_text=args.long_text,
+        workers=args.workers, progress=not args.no_progress)
+    if args.output != "-":
+        print(f"{summary['rows']} rows labelled ({summary['empty']} empty) in "
+              f"{summary['seconds']:.1f}s -> {args.output}", file=sys.stderr)

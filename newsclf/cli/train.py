@@ -1,0 +1,110 @@
+"""newsclf train: train a model on labelled texts and write its directory."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from newsclf.cli.common import add_data_options, log_to_stderr, read_labelled_files
+from newsclf.config import TrainConfig
+from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS
+
+_CHOICES = {"tokenizer": TOKENIZERS, "pooling": POOLINGS, "position": POSITIONS}
+_HELP = {
+    "tokenizer": "word: jieba words; char: characters; mixed: characters with their bigram and "
+                 "jieba word",
+    "user_dict": "jieba user dictionary file (copied into the model directory)",
+    "min_freq": "keep vocabulary entries seen at least this often in training",
+    "max_vocab": "vocabulary size cap (most frequent kept)",
+    "max_len": "positions kept per text (longer texts are truncated)",
+    "d_model": "width of embeddings and encoder",
+    "n_heads": "attention heads per layer",
+    "n_layers": "encoder layers",
+    "d_ff": "feed-forward width inside each layer",
+    "dropout": "dropout in the encoder and before the classifier",
+    "attn_dropout": "dropout on attention weights",
+    "emb_dropout": "dropout on the input embeddings",
+    "pre_ln": "layer norm before each sub-layer (pre-LN) instead of after",
+    "pooling": "how token vectors become one text vector",
+    "position": "positional encoding",
+    "ensemble_size": "encoders trained independently (own seeds); predictions average their "
+                     "probabilities",
+    "epochs": "maximum epochs",
+    "batch_size": "texts per training step",
+    "lr": "peak learning rate (AdamW)",
+    "weight_decay": "AdamW weight decay",
+    "warmup": "share of steps spent warming the learning rate up",
+    "clip_norm": "gradient clipping by global norm (0: off)",
+    "label_smoothing": "label smoothing of the training loss",
+    "token_dropout": "probability of replacing a token by [UNK] in training",
+    "patience": "stop after this many epochs without dev macro-F1 gain",
+    "seed": "random seed (same seed and data: same metrics)",
+}
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    train = commands.add_parser("train", help="train a model on labelled texts",
+                                description="Train a model and write its directory.")
+    train.add_argument("--train", required=True, metavar="PATH", help="training data (TSV or CSV)")
+    train.add_argument("--dev", metavar="PATH",
+                       help="dev data for early stopping and model selection (recommended)")
+    train.add_argument("--output", required=True, metavar="DIR", help="model directory to write")
+    add_data_options(train)
+    train.add_argument("--config", metavar="FILE",
+                       help="JSON file of settings (the names below, with underscores); "
+                            "flags given on the command line win")
+    train.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run from OUTPUT/checkpoint (same data and "
+                            "settings; ends as the uninterrupted run would)")
+    train.add_argument("--no-export", action="store_true",
+                       help="skip the Paddle Inference export at the end (prediction then runs "
+                            "on the slower dynamic graph until 'newsclf export')")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--workers", type=int, metavar="N",
+                       help="ensemble members trained at once, one process and CPU core each "
+                            "(default: as many as members and cores allow; results do not "
+                            "depend on it)")
+    defaults = TrainConfig()
+    group = train.add_argument_group("model and training settings")
+    for field in fields(TrainConfig):
+        default = getattr(defaults, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        help_text = f"{_HELP.get(field.name, '')} (default: {default})"
+        if isinstance(default, bool):
+            group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=help_text)
+        else:
+            kind = str if default is None else type(default)
+            group.add_argument(flag, dest=field.name, type=kind, default=None,
+                               choices=_CHOICES.get(field.name), help=help_text,
+                               metavar=None if field.name in _CHOICES else field.name.upper())
+    return train
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    values = TrainConfig.from_file(args.config).to_dict() if args.config else {}
+    for field in fields(TrainConfig):
+        given = getattr(args, field.name)
+        if given is not None:
+            values[field.name] = given
+    return TrainConfig.from_dict(values, source="command line")
+
+
+def run(args: argparse.Namespace) -> None:
+    from newsclf.training import train
+
+    config = train_config(args)
+    class_names, train_data, dev_data = read_labelled_files(args, args.train, args.dev)
+    result = train(config, train_data, dev_data, args.output, class_names,
+                   progress=not args.no_progress, log=log_to_stderr, resume=args.resume,
+                   export=not args.no_export, workers=args.workers)
+    metrics = result.metrics
+    if "dev_accuracy" in metrics:
+        if "members" in metrics:
+            kept = f"ensemble of {len(metrics['members'])}, best epochs " + ", ".join(
+                f"{m['best_epoch']} of {m['epochs_run']}" for m in metrics["members"])
+        else:
+            kept = f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}"
+        print(f"dev accuracy {metrics['dev_accuracy']:.4f}  macro-F1 {metrics['dev_macro_f1']:.4f}  "
+              f"({kept})")
+    print(f"model written to {result.output_dir}")

@@ -1,0 +1,183 @@
+"""The evaluation report of a classifier on labelled texts: :class:`EvaluationResult` with its
+pandas tables, text summary, plot and saved files.
+
+The numbers come from :mod:`newsclf.evaluation.metrics` and the drawing from
+:mod:`newsclf.evaluation.plot`; pandas loads when a result is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from newsclf.errors import NewsclfError
+from newsclf.evaluation.metrics import (accuracy_and_macro_f1, classification_report_text,
+                                        confusion_counts, label_ids,
+                                        mistakes_most_confident_first, most_confused,
+                                        per_class_scores, row_shares, weighted_f1)
+from newsclf.evaluation.plot import confusion_matrix_png, plot_confusion_matrix
+
+METRICS_JSON = "metrics.json"
+REPORT_TXT = "classification_report.txt"
+CONFUSION_CSV = "confusion_matrix.csv"
+CONFUSION_NORMALIZED_CSV = "confusion_matrix_normalized.csv"
+MISCLASSIFIED_CSV = "misclassified.csv"
+CONFUSION_PNG = "confusion_matrix.png"
+MATRIX_CORNER = "true\\predicted"  # header of the first column of the confusion-matrix CSVs
+
+
+class EvaluationResult:
+    """Scores of a classifier on labelled texts (build with :func:`newsclf.evaluation.evaluate`
+    or :meth:`from_predictions`).
+
+    Attributes: ``accuracy``, ``macro_f1``, ``weighted_f1``, ``n``, ``classes`` (the model's class
+    order), ``per_class`` (name -> precision, recall, f1, support), ``confusion_matrix`` (counts;
+    index = true class, columns = predicted class, every model class present),
+    ``confusion_matrix_normalized`` (rows sum to 1; a class absent from the data has a row of 0),
+    ``misclassified`` (text, true_label, pred_label, pred_score of every wrong row, most confident
+    first; the index is the row's position in the input).
+    """
+
+    def __init__(self, classes, texts, y_true, y_pred, probabilities):
+        import pandas as pd
+
+        self.classes = [str(c) for c in classes]
+        self.texts = list(texts)
+        self.y_true = np.asarray(y_true, dtype=np.int64)
+        self.y_pred = np.asarray(y_pred, dtype=np.int64)
+        self.probabilities = probabilities
+        n_classes = len(self.classes)
+        self.n = int(len(self.y_true))
+        self.accuracy, self.macro_f1 = accuracy_and_macro_f1(self.y_true, self.y_pred, n_classes)
+        self.weighted_f1 = weighted_f1(self.y_true, self.y_pred, n_classes)
+        precision, recall, f1, support = per_class_scores(self.y_true, self.y_pred, n_classes)
+        self.per_class = {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(self.classes, precision, recall, f1, support)}
+
+        counts = confusion_counts(self.y_true, self.y_pred, n_classes)
+        index = pd.Index(self.classes, name="true")
+        columns = pd.Index(self.classes, name="predicted")
+        self.confusion_matrix = pd.DataFrame(counts, index=index, columns=columns)
+        self.confusion_matrix_normalized = pd.DataFrame(row_shares(counts), index=index.copy(),
+                                                        columns=columns.copy())
+
+        wrong, scores = mistakes_most_confident_first(self.y_true, self.y_pred, probabilities)
+        names = np.array(self.classes, dtype=object)
+        self.misclassified = pd.DataFrame(
+            {"text": [self.texts[i] for i in wrong], "true_label": names[self.y_true[wrong]],
+             "pred_label": names[self.y_pred[wrong]], "pred_score": scores},
+            index=pd.Index(wrong, name="row"))
+        self.misclassified["true_label"] = self.misclassified["true_label"].astype(str)
+        self.misclassified["pred_label"] = self.misclassified["pred_label"].astype(str)
+        self.misclassified["text"] = self.misclassified["text"].astype(str)
+
+    @classmethod
+    def from_predictions(cls, classes: Sequence[str], texts: Sequence[str] | None,
+                         true_labels: Sequence[str], probabilities) -> "EvaluationResult":
+        """Score given class probabilities ``[n, n_classes]`` (columns in ``classes`` order)
+        against true class names; the prediction is the most probable class. ``texts`` may be
+        None (the misclassified table then has empty texts)."""
+        classes = [str(c) for c in classes]
+        if len(set(classes)) != len(classes):
+            raise ValueError("classes must be distinct")
+        true_labels = list(true_labels)
+        y_true = label_ids(classes, true_labels)
+        texts = [""] * len(true_labels) if texts is None else list(texts)
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        if len(texts) != len(true_labels):
+            raise NewsclfError(f"{len(texts)} texts but {len(true_labels)} labels; give one "
+                               "label per text")
+        if probabilities.shape != (len(true_labels), len(classes)):
+            raise ValueError(f"probabilities have shape {probabilities.shape}, expected "
+                             f"{(len(true_labels), len(classes))} (texts x classes)")
+        return cls(classes, texts, y_true, probabilities.argmax(axis=1), probabilities)
+
+    def __repr__(self) -> str:
+        return (f"EvaluationResult(n={self.n}, accuracy={self.accuracy:.4f}, "
+                f"macro_f1={self.macro_f1:.4f}, classes={len(self.classes)})")
+
+    def to_dict(self) -> dict:
+        """The scores as plain JSON-ready values (the content of ``metrics.json``)."""
+        return {"accuracy": self.accuracy, "macro_f1": self.macro_f1,
+                "weighted_f1": self.weighted_f1, "n": self.n,
+                "per_class": {name: dict(values) for name, values in self.per_class.items()}}
+
+    def report(self) -> str:
+        """scikit-learn's classification report, one line per model class."""
+        return classification_report_text(self.y_true, self.y_pred, self.classes)
+
+    def summary(self, top: int = 3) -> str:
+        """A few lines: accuracy, macro-F1, the weakest classes and the most confused pairs."""
+        counts = self.confusion_matrix.to_numpy()
+        correct = int(np.trace(counts))
+        lines = [f"accuracy {self.accuracy:.4f} ({correct}/{self.n}), "
+                 f"macro-F1 {self.macro_f1:.4f}, weighted-F1 {self.weighted_f1:.4f}"]
+        present = [(v["f1"], i, name) for i, (name, v) in enumerate(self.per_class.items())
+                   if v["support"] > 0 and v["f1"] < 1]
+        weakest = sorted(present)[:max(0, top)]
+        if weakest:
+            lines.append("weakest classes (F1): " +
+                         ", ".join(f"{name} {f1:.4f}" for f1, _, name in weakest))
+        else:
+            lines.append("weakest classes (F1): none, every class in the data has F1 1")
+        confused = most_confused(counts, top)
+        if confused:
+            lines.append("most confused (true → predicted): " + ", ".join(
+                f"{self.classes[t]} → {self.classes[p]}: {count}" for t, p, count in confused))
+        else:
+            lines.append("most confused (true → predicted): none, no errors")
+        absent = [name for name, v in self.per_class.items() if v["support"] == 0]
+        if absent:
+            lines.append(f"not in the data (support 0, F1 counted as 0 in macro-F1): "
+                         f"{', '.join(absent)}")
+        return "\n".join(lines)
+
+    def _plot_title(self) -> str:
+        return (f"confusion matrix: accuracy {self.accuracy:.4f}, "
+                f"macro-F1 {self.macro_f1:.4f} (n={self.n})")
+
+    def plot(self, ax=None):
+        """Draw the confusion matrix as an annotated heatmap; returns the matplotlib Axes.
+
+        Without ``ax`` a new pyplot figure sized to the number of classes is made (shows inline
+        in Jupyter). Class names need a CJK font (see :func:`newsclf.evaluation.find_cjk_font`);
+        without one the axes show ``class N`` (row N of ``confusion_matrix``) and a warning says
+        how to install one."""
+        return plot_confusion_matrix(self.confusion_matrix.to_numpy(), self.classes,
+                                     self._plot_title(), ax=ax)
+
+    def plot_png(self, dpi: int = 150) -> bytes:
+        """The confusion-matrix heatmap as PNG bytes (Agg; no pyplot, no window)."""
+        return confusion_matrix_png(self.confusion_matrix.to_numpy(), self.classes,
+                                    self._plot_title(), dpi=dpi)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the evaluation files into ``directory`` (made if missing; files replaced
+        atomically): metrics.json, classification_report.txt, confusion_matrix.csv,
+        confusion_matrix_normalized.csv, misclassified.csv (UTF-8 with BOM, for Excel) and
+        confusion_matrix.png. Returns the directory."""
+        from newsclf.files import write_atomic, write_json
+
+        directory = Path(directory)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise NewsclfError(f"{directory}: cannot create the output directory "
+                               f"({exc.strerror})") from None
+
+        def csv_bytes(frame, **options) -> bytes:
+            return frame.to_csv(lineterminator="\n", **options).encode("utf-8-sig")
+
+        write_json(directory / METRICS_JSON, self.to_dict())
+        write_atomic(directory / REPORT_TXT, self.report())
+        write_atomic(directory / CONFUSION_CSV,
+                     csv_bytes(self.confusion_matrix, index_label=MATRIX_CORNER))
+        write_atomic(directory / CONFUSION_NORMALIZED_CSV,
+                     csv_bytes(self.confusion_matrix_normalized.round(6),
+                               index_label=MATRIX_CORNER))
+        write_atomic(directory / MISCLASSIFIED_CSV, csv_bytes(self.misclassified, index=False))
+        write_atomic(directory / CONFUSION_PNG, self.plot_png())
+        return directory

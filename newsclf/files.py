@@ -1,0 +1,68 @@
+"""Writing files safely: atomic replacement, JSON, and content hashes.
+
+Every file newsclf writes (model directories, checkpoints, reports) goes through
+:func:`write_atomic`: the bytes go to a temporary file beside the target, are flushed to disk,
+and the temporary file is renamed over the target, so a reader sees the old content or the new,
+never a mix, and a process killed at any moment leaves at most a stray ``.NAME.*.tmp`` file.
+
+For tests of that promise, the environment variable ``NEWSCLF_CRASH_AT_WRITE=N`` ends the
+process (exit status 86, like a ``kill -9``: no clean-up runs) at the N-th atomic write of the
+process, after the temporary file is complete and before it is renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from pathlib import Path
+
+CRASH_ENV = "NEWSCLF_CRASH_AT_WRITE"
+CRASH_EXIT_STATUS = 86
+_writes_done = 0
+
+
+def _crash_if_requested() -> None:
+    global _writes_done
+    _writes_done += 1
+    wanted = os.environ.get(CRASH_ENV)
+    if wanted and wanted.isdigit() and _writes_done == int(wanted):
+        os._exit(CRASH_EXIT_STATUS)
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Write a file so that readers see either the old content or the new, never a mix."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    # 0o666 here lets the kernel apply the process umask, as for any ordinary new file
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _crash_if_requested()
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, value) -> None:
+    """Write ``value`` as indented UTF-8 JSON (Chinese kept readable), atomically."""
+    write_atomic(path, json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

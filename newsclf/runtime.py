@@ -1,0 +1,68 @@
+"""The one place that configures the process for Paddle; nothing here runs at import time.
+
+- :func:`configure_paddle` imports Paddle quietly (no glog lines, no import warnings) and sets
+  the Paddle flags newsclf's model needs through ``paddle.set_flags``, once per process.
+  :mod:`newsclf.model.layers` (the network), training, the inference engine and so ``Predictor``
+  and every command that runs a model call it before Paddle does any work.
+- :func:`tune_allocator` raises glibc's malloc thresholds. Paddle's CPU tensors come from malloc,
+  and glibc serves blocks over 128 KiB with fresh mmaps, so every activation costs page faults
+  (about half the run time of a small encoder). Keeping freed blocks in the process removes
+  that cost but holds on to up to 512 MiB of freed memory for the life of the process, so it is
+  applied only to processes newsclf owns (the ``newsclf`` command and its worker processes).
+  Long-running programs of your own may call it too if that trade suits them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+# Paddle's strided-view kernels make matmul on transposed tensors (every attention head) 10-30x
+# slower on CPU; contiguous kernels are what this model needs.
+PADDLE_FLAGS = {"FLAGS_use_stride_kernel": False}
+
+_configured = False
+_allocator_tuned = False
+
+
+def configure_paddle():
+    """Import Paddle quietly and set the flags newsclf needs (idempotent); returns ``paddle``."""
+    global _configured
+    if not _configured:
+        quiet = "GLOG_minloglevel" not in os.environ and "paddle" not in sys.modules
+        if quiet:  # glog reads this once, when Paddle's core library loads
+            os.environ["GLOG_minloglevel"] = "2"
+        try:
+            with warnings.catch_warnings():  # Paddle warns about ccache on import
+                warnings.simplefilter("ignore")
+                import paddle as paddle_module
+        finally:
+            if quiet:  # leave the environment (and so child processes) as it was
+                os.environ.pop("GLOG_minloglevel", None)
+        paddle_module.set_flags(PADDLE_FLAGS)
+        _configured = True
+    import paddle as paddle_module
+
+    return paddle_module
+
+
+def tune_allocator() -> bool:
+    """Raise glibc's mmap threshold to 32 MiB and its trim threshold to 512 MiB for this process
+    (see the module docstring). Returns whether it applied (glibc on Linux only)."""
+    global _allocator_tuned
+    if _allocator_tuned:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl): leave the allocator alone
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+    mallopt(m_trim_threshold, 512 * 1024 * 1024)
+    _allocator_tuned = True
+    return True

@@ -1,0 +1,14 @@
+"""Training: from labelled texts to a model directory.
+
+- :mod:`.run`: :func:`train`, one whole run (classes, vocabulary, members, the model directory,
+  metrics, dev evaluation, export);
+- :mod:`.loop`: one encoder's epochs (schedule, batches, seeds, early stopping);
+- :mod:`.checkpoint`: saving and restoring a run after its last finished epoch;
+- :mod:`.ensemble`: ensemble members in worker processes;
+- :mod:`.distributed`: data-parallel training under ``paddle.distributed.launch``;
+- :mod:`.lock`: one run at a time per output directory.
+"""
+
+from newsclf.training.run import TrainResult, resolve_classes, train
+
+__all__ = ["train", "TrainResult", "resolve_classes"]

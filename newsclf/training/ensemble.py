@@ -1,0 +1,106 @@
+"""Ensemble members trained side by side, one worker process (and CPU core) each.
+
+Paddle's CPU kernels train on one thread, so on a machine with N free cores N members take about
+as long as one. Members report progress through a queue; each leaves its finished result in its
+own checkpoint, which is read back here. The result does not depend on how many run at once.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue as queue_module
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from newsclf.errors import NewsclfError
+from newsclf.runtime import tune_allocator
+from newsclf.training.checkpoint import load_checkpoint
+from newsclf.training.distributed import Parallel
+from newsclf.training.loop import MemberResult, RunSetup, member_seed, train_member
+from newsclf.workers import message_queue, start_process
+
+
+def train_members_in_processes(setup: RunSetup, report, workers: int) -> list[MemberResult]:
+    """Train the ensemble members in up to ``workers`` processes at once (one CPU core each:
+    Paddle's CPU kernels use one thread); their reports reach ``report`` here. Each member
+    leaves its finished result in its checkpoint, which is read back from there."""
+    messages = message_queue()
+    waiting, running, errors = list(range(setup.config.ensemble_size)), {}, {}
+    # The setup (every encoded text) reaches the members through a file, not as a process
+    # argument: multiprocessing writes arguments into a pipe whose read end it keeps open itself,
+    # so a member dying while it starts would leave this process blocked on that write forever.
+    scratch = tempfile.TemporaryDirectory(prefix="newsclf-train-")
+    setup_path = Path(scratch.name) / "setup.pickle"
+    setup_path.write_bytes(pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def pump(timeout: float) -> None:
+        try:
+            while True:
+                kind, payload = messages.get(timeout=timeout)
+                timeout = 0
+                if kind == "error":
+                    errors[payload[0]] = payload[1]
+                else:
+                    report(kind, payload)
+        except queue_module.Empty:
+            pass
+
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                member = waiting.pop(0)
+                running[member] = start_process(_member_process,
+                                                (member, str(setup_path), messages, os.getpid()))
+            pump(0.2)
+            for member, process in list(running.items()):
+                if process.exitcode is None:
+                    continue
+                del running[member]
+                if process.exitcode != 0:
+                    pump(1.0)
+                    if member in errors:
+                        raise NewsclfError(errors[member])
+                    raise RuntimeError(f"training ensemble member {member + 1} failed (exit "
+                                       f"code {process.exitcode}); its error is printed above")
+        pump(0.5)
+    except BaseException as exc:
+        for process in running.values():
+            process.kill()
+            process.join()
+        if isinstance(exc, KeyboardInterrupt):
+            report("log", "interrupted: every member's last finished epoch is kept in "
+                          "its checkpoint; continue with --resume")
+        raise
+    finally:
+        scratch.cleanup()
+    results = []
+    for member in range(setup.config.ensemble_size):
+        state, tensors = load_checkpoint(setup.checkpoint_dir(member), setup.output_dir)
+        results.append(MemberResult.from_checkpoint(member_seed(setup.config.seed, member),
+                                                     state, tensors))
+    return results
+
+
+def _member_process(member: int, setup_path: str, messages, parent_pid: int) -> None:
+    """A worker process's body: train one member, reporting through ``messages``."""
+    tune_allocator()  # a process of newsclf's own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when members stop
+    setup = pickle.loads(Path(setup_path).read_bytes())  # written by this run's parent
+
+    def report(kind, payload):
+        if os.getppid() != parent_pid:  # the parent is gone (killed): stop, the checkpoint stays
+            os._exit(1)
+        messages.put((kind, payload))
+
+    try:
+        train_member(member, setup, report, Parallel())
+    except NewsclfError as exc:
+        messages.put(("error", (member, str(exc))))
+        messages.close()
+        messages.join_thread()
+        sys.exit(2)
+    messages.close()
+    messages.join_thread()

@@ -1,0 +1,277 @@
+"""One encoder's training: the epoch loop, its schedule, batches and seeds, early stopping.
+
+``train_member`` trains the whole model, or one member of an ensemble, from a :class:`RunSetup`
+(everything the run prepared: settings, encoded texts, vocabulary) and reports progress through
+a callback, so the same loop runs in this process, in a worker process or under the
+distributed launcher. After every epoch it writes a checkpoint (:mod:`.checkpoint`), and every
+epoch draws its randomness from its own seed, so a run resumed at an epoch boundary continues
+exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from newsclf.config import TrainConfig
+from newsclf.data import pad_batch
+from newsclf.errors import NewsclfError
+from newsclf.modeldir import save_model_dir
+from newsclf.spec import USER_DICT_FILE
+from newsclf.training.checkpoint import (CHECKPOINT_DIR, load_checkpoint, optimizer_tensors,
+                                         restore_optimizer, save_checkpoint)
+from newsclf.training.distributed import Parallel
+from newsclf.vocab import PAD_ID, UNK_ID, Vocab
+
+
+def seed_everything(seed: int) -> None:
+    import paddle
+
+    random.seed(seed)
+    np.random.seed(seed)
+    paddle.seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's randomness (batch order, token dropout, dropout)."""
+    return (seed * 1_000_003 + epoch) % (2**31 - 1)
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The seed of ensemble member ``member``: the run's seed for the first, then seeds far
+    from small integers, so runs with seeds 1, 2, 3 share no member."""
+    return seed if member == 0 else (seed + 1_000_033 * member) % (2**31 - 1)
+
+
+def shuffled_batches(lengths: np.ndarray, batch_size: int,
+                     rng: np.random.RandomState) -> list[np.ndarray]:
+    """Shuffled batches of similar-length texts: shuffle, sort within pools of 50 batches by
+    length, cut into batches, shuffle the batch order."""
+    order = rng.permutation(len(lengths))
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start:start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def learning_rate(config: TrainConfig, total_steps: int):
+    """Linear warm-up over ``config.warmup`` of the steps, then linear decay to 0."""
+    import paddle
+
+    warmup = max(1, int(round(config.warmup * total_steps)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return paddle.optimizer.lr.LambdaDecay(config.lr, factor)
+
+
+@dataclass
+class RunSetup:
+    """Everything a member's training needs; picklable, so worker processes get it whole."""
+
+    config: TrainConfig
+    classes: list
+    vocab: Vocab
+    train_ids: list
+    y_train: np.ndarray
+    dev_ids: list | None
+    y_dev: np.ndarray | None
+    run_identity: dict
+    output_dir: Path
+    resume: bool
+
+    def checkpoint_dir(self, member: int) -> Path:
+        if self.config.ensemble_size == 1:
+            return self.output_dir / CHECKPOINT_DIR
+        return self.output_dir / CHECKPOINT_DIR / f"member-{member + 1}"
+
+    def model_spec(self):
+        return self.config.model_spec(len(self.vocab), len(self.classes))
+
+    def member_spec(self):
+        return dataclasses.replace(self.model_spec(), ensemble_size=1)
+
+    def model_dir_contents(self, world_size: int) -> dict:
+        """The arguments of :func:`~newsclf.modeldir.save_model_dir` but the weights."""
+        settings = self.config.to_dict()
+        if settings["user_dict"]:
+            settings["user_dict"] = USER_DICT_FILE
+        return dict(spec=self.model_spec(), vocab=self.vocab, labels=self.classes,
+                    training={"settings": settings, "world_size": world_size},
+                    user_dict=self.config.user_dict)
+
+
+@dataclass
+class MemberResult:
+    seed: int
+    history: list
+    best_epoch: int
+    weights: dict
+    probabilities: np.ndarray | None
+
+    @classmethod
+    def from_checkpoint(cls, seed: int, state: dict, tensors: dict) -> "MemberResult":
+        weights = {k[len("best/"):]: v for k, v in tensors.items() if k.startswith("best/")}
+        return cls(seed, state["history"], state["best_epoch"], weights,
+                   tensors.get("best_dev_probabilities"))
+
+
+def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> MemberResult:
+    """Train one model (the whole model, or one ensemble member) with its own seed, early
+    stopping and checkpoint; returns its best epoch's weights and dev probabilities."""
+    from newsclf.runtime import configure_paddle
+
+    paddle = configure_paddle()
+    import paddle.nn.functional as F
+
+    from newsclf.evaluation.metrics import accuracy_and_macro_f1
+    from newsclf.model.inference import predict_scores, softmax
+    from newsclf.model.layers import build_network, weights_of
+
+    config, train_ids, has_dev = setup.config, setup.train_ids, setup.y_dev is not None
+    n_members = config.ensemble_size
+    seed = member_seed(config.seed, member)
+    name = "" if n_members == 1 else f"member {member + 1}/{n_members} "
+    seed_everything(seed)
+    model = build_network(setup.member_spec(), dropout=config.dropout,
+                          attn_dropout=config.attn_dropout, emb_dropout=config.emb_dropout)
+    network = paddle.DataParallel(model) if parallel.world > 1 else model
+    lengths = np.array([len(ids) for ids in train_ids])
+    steps_per_epoch = -(-len(train_ids) // (config.batch_size * parallel.world))
+    schedule = learning_rate(config, steps_per_epoch * config.epochs)
+    decay = {p.name for p in model.parameters() if len(p.shape) >= 2}
+    optimizer = paddle.optimizer.AdamW(
+        learning_rate=schedule, parameters=model.parameters(), weight_decay=config.weight_decay,
+        apply_decay_param_fun=lambda param_name: param_name in decay,
+        grad_clip=paddle.nn.ClipGradByGlobalNorm(config.clip_norm) if config.clip_norm else None)
+
+    checkpoint_dir = setup.checkpoint_dir(member)
+    identity = {**setup.run_identity, "member": member}
+    best, best_epoch, waited, history, first_epoch = None, 0, 0, [], 1
+    best_probabilities, best_weights = None, None
+    if setup.resume:
+        state, tensors = load_checkpoint(checkpoint_dir, setup.output_dir)
+        if state["run"] != identity:
+            changed = sorted(k for k in identity if state["run"].get(k) != identity[k])
+            raise NewsclfError(f"{setup.output_dir}: the checkpoint was made with other "
+                               f"{', '.join(changed)}; resume with the same data and settings, "
+                               "or train without --resume")
+        saved_result = MemberResult.from_checkpoint(seed, state, tensors)
+        if state.get("finished"):
+            report("skip", len(train_ids) * config.epochs)
+            report("log", f"{name}already finished (best epoch {state['best_epoch']})")
+            return saved_result
+        model.set_state_dict({k[len("model/"):]: paddle.to_tensor(v)
+                              for k, v in tensors.items() if k.startswith("model/")})
+        restore_optimizer(optimizer, model, tensors, state["scheduler"])
+        history, best_epoch, waited = state["history"], state["best_epoch"], state["waited"]
+        best = history[best_epoch - 1] if best_epoch else None
+        first_epoch = state["epoch"] + 1
+        best_probabilities, best_weights = saved_result.probabilities, saved_result.weights
+        report("skip", len(train_ids) * state["epoch"])
+        report("log", f"{name}resuming after epoch {state['epoch']} (best so far: epoch "
+                      f"{best_epoch})")
+    if parallel.world > 1:
+        from paddle.io import DistributedBatchSampler
+
+        sampler = DistributedBatchSampler(range(len(train_ids)), config.batch_size,
+                                          num_replicas=parallel.world, rank=parallel.rank,
+                                          shuffle=True)
+        report("log", f"data-parallel training on {parallel.world} processes")
+
+    saved = first_epoch - 1  # the last epoch whose checkpoint is complete
+    try:
+        for epoch in range(first_epoch, config.epochs + 1):
+            model.train()
+            paddle.seed(epoch_seed(seed, epoch) + parallel.rank)
+            rng = np.random.RandomState(epoch_seed(seed, epoch))
+            if parallel.world > 1:
+                sampler.set_epoch(epoch)
+                batches = [np.asarray(index) for index in sampler]
+            else:
+                batches = shuffled_batches(lengths, config.batch_size, rng)
+            epoch_start, total_loss, seen = time.perf_counter(), 0.0, 0
+            for index in batches:
+                ids = pad_batch([train_ids[i] for i in index])
+                if config.token_dropout:
+                    drop = (rng.random_sample(ids.shape) < config.token_dropout) & (ids != PAD_ID)
+                    ids[drop] = UNK_ID
+                logits = network(paddle.to_tensor(ids))
+                loss = F.cross_entropy(logits, paddle.to_tensor(setup.y_train[index]),
+                                       label_smoothing=config.label_smoothing)
+                loss.backward()
+                optimizer.step()
+                optimizer.clear_grad()
+                schedule.step()
+                total_loss += float(loss) * len(index)
+                seen += len(index)
+                report("texts", len(index) * parallel.world)
+            record = {"epoch": epoch, "train_loss": round(total_loss / seen, 6),
+                      "lr": float(schedule.get_lr())}
+            if has_dev:
+                probabilities = parallel.gather_rows(
+                    softmax(predict_scores(model, setup.dev_ids[parallel.rank::parallel.world])),
+                    len(setup.dev_ids))
+                accuracy, macro_f1 = accuracy_and_macro_f1(
+                    setup.y_dev, probabilities.argmax(axis=1), len(setup.classes))
+                record.update(dev_accuracy=accuracy, dev_macro_f1=macro_f1)
+            seconds = time.perf_counter() - epoch_start
+            seen *= parallel.world
+            history.append(record)
+            improved = not has_dev or best is None or record["dev_macro_f1"] > best["dev_macro_f1"]
+            stopped = False
+            if improved:
+                best, best_epoch, waited = record, epoch, 0
+                best_weights = weights_of(model)
+                if has_dev:
+                    best_probabilities = probabilities
+            else:
+                waited += 1
+                stopped = waited >= config.patience
+            if not parallel.writer:
+                if stopped:
+                    break
+                continue
+            timing = {"epoch_seconds": round(seconds, 2), "texts_per_second": round(seen / seconds, 1)}
+            report("record", {**({"member": member + 1} if n_members > 1 else {}), **record, **timing})
+            summary = f"{name}epoch {epoch}: loss {record['train_loss']:.4f}"
+            if has_dev:
+                summary += f", dev accuracy {record['dev_accuracy']:.4f}, macro-F1 {record['dev_macro_f1']:.4f}"
+            report("log", summary + f" ({seconds:.0f}s)")
+
+            if improved and n_members == 1:  # a usable model directory from the first epoch on
+                save_model_dir(setup.output_dir, weights=best_weights,
+                               **setup.model_dir_contents(parallel.world))
+            finished = stopped or epoch == config.epochs
+            extra = {"best/" + k: v for k, v in best_weights.items()}
+            if best_probabilities is not None:
+                extra["best_dev_probabilities"] = best_probabilities
+            optimizer_state, scheduler = optimizer_tensors(optimizer, model)
+            save_checkpoint(checkpoint_dir, {
+                "run": identity, "epoch": epoch, "history": history, "best_epoch": best_epoch,
+                "waited": waited, "finished": finished, "scheduler": scheduler}, {
+                **optimizer_state, **{"model/" + k: v for k, v in weights_of(model).items()},
+                **extra})
+            saved = epoch
+            if stopped:
+                report("skip", len(train_ids) * (config.epochs - epoch))
+                report("log", f"{name}no dev macro-F1 gain for {waited} epochs: stopping early")
+                break
+    except KeyboardInterrupt:
+        report("log", f"interrupted during {name}epoch {epoch}: "
+               + (f"the checkpoint after epoch {saved} is kept; continue with --resume"
+                  if saved else "no epoch finished, nothing to resume"))
+        raise
+    return MemberResult(seed, history, best_epoch, best_weights, best_probabilities)

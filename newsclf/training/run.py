@@ -1,0 +1,209 @@
+"""A whole training run: from labelled texts to a checked model directory.
+
+:func:`train` resolves the classes, locks the output directory, builds the vocabulary from the
+training texts, encodes the data, trains the encoder (or the ensemble's members, in processes
+when several cores are free; see :mod:`.loop` and :mod:`.ensemble`), writes the model directory,
+its metrics and dev evaluation, and ends with the inference export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from newsclf.config import TrainConfig
+from newsclf.data import LabelledData, encode_texts
+from newsclf.errors import DataError, NewsclfError
+from newsclf.files import write_json
+from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
+from newsclf.tokenize import Tokenizer
+from newsclf.training.checkpoint import CHECKPOINT_DIR
+from newsclf.training.distributed import Parallel
+from newsclf.training.ensemble import train_members_in_processes
+from newsclf.training.lock import OutputLock
+from newsclf.training.loop import RunSetup, train_member
+from newsclf.vocab import Vocab
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    metrics: dict
+
+
+def resolve_classes(train: LabelledData, dev: LabelledData | None,
+                    class_names: Sequence[str] | None) -> list[str]:
+    """The model's classes: the class-names file's order, else sorted training labels."""
+    if len(train) == 0:
+        raise DataError(f"{train.source}: no training texts")
+    if dev is not None and len(dev) == 0:
+        raise DataError(f"{dev.source}: no dev texts; give labelled dev data or none")
+    seen = sorted(set(train.labels))
+    classes = list(class_names) if class_names is not None else seen
+    if len(seen) < 2:
+        raise DataError(f"{train.source}: only one class ({seen[0]!r}) in the training data; "
+                        "a classifier needs at least two")
+    unknown = sorted(set(train.labels) - set(classes))
+    if unknown:
+        raise DataError(f"{train.source}: labels not in the class list: {', '.join(unknown)}")
+    if dev is not None:
+        unseen = sorted(set(dev.labels) - set(seen))
+        if unseen:
+            raise DataError(f"{dev.source}: class(es) {', '.join(unseen)} never occur in the "
+                            f"training data {train.source}; the model could not learn them")
+    return classes
+
+
+def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData | None,
+          output_dir: str | Path, class_names: Sequence[str] | None = None,
+          progress: bool = True, log=print, resume: bool = False,
+          export: bool = True, workers: int | None = None) -> TrainResult:
+    """Train a model and write its directory to ``output_dir``; returns the best dev metrics.
+
+    Without ``dev_data`` every epoch runs and the last one is kept. After each epoch a
+    checkpoint (weights, optimizer, schedule, progress) goes to ``output_dir/checkpoint``;
+    ``resume=True`` continues from it and ends exactly where an uninterrupted run would.
+    ``export=True`` finishes with the Paddle Inference export that fast prediction runs on.
+    With ``config.ensemble_size > 1`` each member trains on its own (own seed, early stopping
+    and checkpoint), ``workers`` of them at once in separate processes (default: as many as
+    there are members and CPU cores); the result does not depend on ``workers``.
+    """
+    from newsclf.runtime import configure_paddle
+
+    config.validate()
+    output_dir = Path(output_dir)
+    if workers is not None and workers < 1:
+        raise NewsclfError(f"workers must be at least 1, got {workers}")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise NewsclfError(f"{output_dir}: exists and is not a directory; choose another --output")
+    classes = resolve_classes(train_data, dev_data, class_names)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)  # every rank: no race on who makes it
+    except OSError as exc:
+        raise NewsclfError(f"{output_dir}: cannot create the output directory ({exc.strerror})") from None
+    configure_paddle()
+    parallel = Parallel()
+    if workers is None:
+        workers = min(config.ensemble_size, os.cpu_count() or 1)
+    if not parallel.writer:
+        return _train_locked(config, train_data, dev_data, output_dir, classes, False,
+                             lambda message: None, resume, parallel, 1)
+    with OutputLock(output_dir):
+        result = _train_locked(config, train_data, dev_data, output_dir, classes, progress, log,
+                               resume, parallel, workers)
+        if export:
+            from newsclf.model.export import export_model
+
+            try:
+                export_model(output_dir)
+                log("exported for Paddle Inference (fast prediction)")
+            except NewsclfError as exc:
+                log(f"warning: no inference export, prediction will use the dynamic graph: {exc}")
+        return result
+
+
+class _Reporter:
+    """Where members' reports go: log lines, ``train_log.jsonl`` records and one progress bar
+    for the whole run (texts seen over all members and epochs)."""
+
+    def __init__(self, log, progress: bool, total_texts: int, train_log: Path | None):
+        from tqdm.auto import tqdm
+
+        self.log, self.train_log = log, train_log
+        self.bar = tqdm(total=total_texts, desc="training", unit="text", leave=False,
+                        dynamic_ncols=True, disable=None if progress else True)
+
+    def __call__(self, kind: str, payload) -> None:
+        if kind == "texts":
+            self.bar.update(payload)
+        elif kind == "skip":  # a member stopped early: its remaining epochs will not run
+            self.bar.total -= payload
+            self.bar.refresh()
+        elif kind == "record":
+            if self.train_log is not None:
+                with open(self.train_log, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        elif kind == "log":
+            self.bar.clear()
+            self.log(payload)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progress, log,
+                  resume, parallel: Parallel, workers: int) -> TrainResult:
+    from newsclf.evaluation import EvaluationResult
+
+    started = time.perf_counter()
+    class_index = {name: i for i, name in enumerate(classes)}
+    tokenizer = Tokenizer(config.tokenizer, config.user_dict)
+    train_features = [tokenizer.features(text) for text in train_data.texts]
+    vocab = Vocab(parallel.broadcast(
+        Vocab.build(train_features, config.min_freq, config.max_vocab).tokens
+        if parallel.writer else None))
+    train_ids = [vocab.encode(f, config.max_len, tokenizer.n_features) for f in train_features]
+    del train_features
+    y_train = np.array([class_index[label] for label in train_data.labels], dtype=np.int64)
+    dev_ids = encode_texts(tokenizer, vocab, dev_data.texts, config.max_len) if dev_data else None
+    y_dev = (np.array([class_index[label] for label in dev_data.labels], dtype=np.int64)
+             if dev_data else None)
+    log(f"{len(train_ids)} training texts, {len(dev_data) if dev_data else 0} dev texts, "
+        f"{len(classes)} classes, vocabulary {len(vocab)}")
+    run_identity = {"config": config.to_dict(), "classes": classes, "vocab_size": len(vocab),
+                    "vocab_head": vocab.tokens[:1000], "n_train": len(train_ids),
+                    "n_dev": len(dev_data) if dev_data else 0}
+    setup = RunSetup(config, classes, vocab, train_ids, y_train, dev_ids, y_dev, run_identity,
+                     output_dir, resume)
+    if not resume and parallel.writer:
+        (output_dir / TRAIN_LOG).unlink(missing_ok=True)
+    n_members = config.ensemble_size
+    reporter = _Reporter(log, progress, len(train_ids) * config.epochs * n_members,
+                         output_dir / TRAIN_LOG if parallel.writer else None)
+    try:
+        if workers > 1 and n_members > 1 and parallel.world == 1:
+            results = train_members_in_processes(setup, reporter, workers)
+        else:
+            results = [train_member(member, setup, reporter, parallel)
+                       for member in range(n_members)]
+    finally:
+        reporter.close()
+    if not parallel.writer:
+        return TrainResult(output_dir, {})
+
+    metrics = {"n_train": len(train_ids), "n_dev": len(dev_data) if dev_data else 0}
+    if n_members == 1:
+        weights, probabilities = results[0].weights, results[0].probabilities
+        metrics.update(best_epoch=results[0].best_epoch, epochs_run=len(results[0].history))
+    else:
+        from newsclf.model.layers import ensemble_weights
+
+        weights = ensemble_weights([result.weights for result in results])
+        probabilities = (None if dev_data is None else
+                         np.mean([result.probabilities for result in results], axis=0))
+        metrics.update(ensemble_size=n_members, members=[
+            {"seed": r.seed, "best_epoch": r.best_epoch, "epochs_run": len(r.history),
+             **{k: r.history[r.best_epoch - 1][k] for k in ("dev_accuracy", "dev_macro_f1")
+                if dev_data is not None}} for r in results])
+    save_model_dir(output_dir, weights=weights, **setup.model_dir_contents(parallel.world))
+    if dev_data is not None:
+        dev_result = EvaluationResult.from_predictions(classes, dev_data.texts, dev_data.labels,
+                                                       probabilities)
+        metrics.update(dev_accuracy=dev_result.accuracy, dev_macro_f1=dev_result.macro_f1)
+        dev_result.save(output_dir / EVAL_DEV)
+    write_json(output_dir / METRICS, metrics)
+    shutil.rmtree(output_dir / CHECKPOINT_DIR, ignore_errors=True)
+    kept = (f"best epoch {results[0].best_epoch}" if n_members == 1 else
+            f"{n_members} members, best epochs {', '.join(str(r.best_epoch) for r in results)}")
+    log(f"{kept}; model saved to {output_dir} ({time.perf_counter() - started:.0f}s)")
+    return TrainResult(output_dir, metrics)
+
+
