@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import warnings
 import weakref
 from pathlib import Path
 
@@ -128,12 +129,21 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     # --- prediction ------------------------------------------------------------------------
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities ``[n_texts, n_classes]``, columns in the order of ``classes_``."""
-        return self._predictor().predict_proba(_texts(X, "X"))
+        """Class probabilities ``[n_texts, n_classes]``, columns in the order of ``classes_``.
+        A text with nothing to classify (empty, or no token the model knows) gets equal
+        probabilities, with a warning."""
+        probabilities, problems = self._predictor().classify(_texts(X, "X"))
+        unclassifiable = sum(problem is not None for problem in problems)
+        if unclassifiable:
+            warnings.warn(f"{unclassifiable} of {len(problems)} texts have nothing to classify "
+                          "(empty, or no token the model knows): their probabilities are equal "
+                          "and their predicted label is arbitrary", UserWarning, stacklevel=2)
+        return probabilities
 
     def predict_log_proba(self, X) -> np.ndarray:
         """Log class probabilities ``[n_texts, n_classes]``, columns in ``classes_`` order."""
-        return self._predictor().predict_log_proba(_texts(X, "X"))
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each text, as values of ``classes_``."""

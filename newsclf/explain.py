@@ -151,9 +151,10 @@ class Explanation:
                 lines.append(f"  {token}{' ' * (width - _display_width(token))}  {weight:.3f}")
         return "\n".join(lines)
 
-    def to_html(self) -> str:
+    def to_html(self, top: int = 10) -> str:
         """A self-contained HTML page (UTF-8, inline CSS, no scripts or external resources):
-        the prediction, the tokens highlighted by importance and the class probabilities."""
+        the prediction, the tokens highlighted by importance, the ``top`` most important
+        tokens and the class probabilities."""
         esc = html.escape
         peak = float(self.importance.max()) if len(self.importance) else 0.0
         separator = " " if self.tokenizer == "word" else ""
@@ -168,7 +169,7 @@ class Explanation:
             rows.append(f'<tr{mark}><td>{esc(str(name))}</td><td class="num">{p:.4f}</td>'
                         f'<td class="bar"><div style="width: {100 * p:.1f}%"></div></td></tr>')
         top = "".join(f"<li>{esc(token)} <span class=\"num\">{weight:.3f}</span></li>"
-                      for token, weight in self.top_tokens(10))
+                      for token, weight in self.top_tokens(top))
         return f"""<!DOCTYPE html>
 <html lang="zh">
 <head>
@@ -282,7 +283,13 @@ def explain_batch(predictor, texts: Sequence[str]) -> BatchExplanation:
         if was_training:
             model.train()
     # the numbers users see: predict_proba's (it may run on the inference export)
-    probabilities = np.asarray(predictor.predict_proba(texts), dtype=np.float64)
+    probabilities, problems = predictor.classify(texts)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    for i, problem in enumerate(problems):
+        if problem:
+            where = "the text" if len(texts) == 1 else f"texts[{i}]"
+            raise NewsclfError(f"nothing to explain in {where}: {problem}; the model gives it "
+                               "no label")
     # [layers, batch, heads, L, L] -> [batch, layers, heads, L, L]
     padded = np.stack([a.numpy() for a in attentions], axis=1)
     offset = 1 if predictor.spec.pooling == "cls" else 0
@@ -304,7 +311,7 @@ def explain_batch(predictor, texts: Sequence[str]) -> BatchExplanation:
 
 
 def _tokens(tokenizer, text: str, max_len: int) -> list[str]:
-    tokens = tokenizer.tokenize(text)[:max_len]
+    tokens = tokenizer.tokenize(text, max_len)
     return tokens if tokens else [UNK_TOKEN]
 
 

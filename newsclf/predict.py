@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 import sys
 import time
 from collections import deque
@@ -13,7 +15,6 @@ import numpy as np
 
 from newsclf.errors import DataError, NewsclfError
 from newsclf.predictor import LONG_TEXT_MODES, Predictor
-from newsclf.tokenize import normalize
 
 __all__ = ["predict_file", "prediction_columns", "Predictor"]
 
@@ -38,26 +39,18 @@ def prediction_columns(classes, probabilities: np.ndarray, top_k: int = 1,
     return columns
 
 
-def has_content(text: str) -> bool:
-    """Whether anything is left of ``text`` after normalization (fast for ordinary text:
-    a letter or digit always survives)."""
-    return any(ch.isalnum() for ch in text) or bool(normalize(text))
-
-
 def _label_frame(frame, text_column: str, classify, classes, top_k: int, with_probabilities: bool):
-    """Add prediction columns and an ``error`` column to one chunk; rows whose text is empty
-    after normalization get empty predictions and ``error = "empty text"``."""
-    texts = frame[text_column].tolist()
-    valid = np.array([has_content(t) for t in texts], dtype=bool)
-    probabilities = np.zeros((len(texts), len(classes)), dtype=np.float32)
-    if valid.any():
-        probabilities[valid] = classify([t for t, ok in zip(texts, valid) if ok])
+    """Add prediction columns and an ``error`` column to one chunk. ``classify`` gives
+    :meth:`Predictor.classify`'s probabilities and problems; a row with nothing to classify
+    gets empty predictions and its problem ("empty text", "no known token") as ``error``."""
+    probabilities, problems = classify(frame[text_column].tolist())
+    valid = np.array([problem is None for problem in problems], dtype=bool)
     for name, values in prediction_columns(classes, probabilities, top_k,
                                            with_probabilities).items():
         values = values.astype(object)
         values[~valid] = ""
         frame[name] = values
-    frame["error"] = np.where(valid, "", "empty text")
+    frame["error"] = np.array([problem or "" for problem in problems], dtype=object)
     return frame
 
 
@@ -73,7 +66,28 @@ def _init_worker(model_dir: str, backend: str) -> None:
 
 
 def _worker_classify(texts, batch_size, long_text):
-    return _worker_predictor.predict_proba(texts, batch_size, long_text)
+    return _worker_predictor.classify(texts, batch_size, long_text)
+
+
+def _useful_workers(requested: int | None, expected_rows: int | None, chunk_size: int) -> int:
+    """The worker processes that can help: ``requested`` (``None``: one per core, at most 4, for
+    50,000 rows or more, else 1), but no more than the cores or the chunks of the input. A
+    requested number that is reduced is said on stderr."""
+    from newsclf.workers import available_cores
+
+    cores = available_cores()
+    chunks = None if expected_rows is None else max(1, -(-expected_rows // chunk_size))
+    if requested is None:
+        return min(4, cores, chunks) if (expected_rows or 0) >= 50_000 else 1
+    limits = [f"{cores} CPU core{'s' * (cores > 1)}"] if cores < requested else []
+    if chunks is not None and chunks < requested:
+        limits.append(f"{chunks} chunk{'s' * (chunks > 1)} of up to {chunk_size} rows to share")
+    if not limits:
+        return requested
+    useful = min(requested, cores, chunks or requested)
+    print(f"newsclf: predicting with {useful} worker process{'es' * (useful > 1)} instead of "
+          f"{requested} ({', '.join(limits)})", file=sys.stderr)
+    return useful
 
 
 def predict_file(model, input_path: str, output_path: str, *, text_column: str = "text",
@@ -87,7 +101,10 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
     Streams in chunks (flat memory at any size); writes to a temporary file renamed at the end,
     so a failed run leaves nothing under ``output_path``. ``-`` reads standard input / writes
     standard output. ``workers > 1`` spreads tokenization and inference over processes;
-    ``None`` uses one process per core (at most 4) for files of 50,000 rows or more, else one.
+    ``None`` uses one process per core (at most 4) for files of 50,000 rows or more, else one;
+    never more than the cores or the chunks of the file. A dead worker is a ``NewsclfError``.
+    The output is CSV (``.csv``, ``-``) or TSV (``.tsv``, ``.txt``: fields as they are, so a field
+    holding a tab or line break is refused), and never the input file itself.
     Returns ``{"rows", "empty", "seconds"}``.
     """
     from tqdm.auto import tqdm
@@ -103,7 +120,7 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
         raise NewsclfError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, not {long_text!r}")
     classes = list(predictor.classes_)
     started = time.perf_counter()
-    output_sep = "\t" if str(output_path).lower().endswith((".tsv", ".txt")) else ","
+    output_sep = _output_separator(output_path)
     output_encoding = "utf-8-sig" if excel else "utf-8"
     to_stdout = output_path == "-"
     if not to_stdout:
@@ -112,35 +129,34 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
             raise NewsclfError(f"{target}: is a directory; give an output file name")
         if not target.parent.is_dir():
             raise NewsclfError(f"{target.parent}: output folder does not exist")
+        _refuse_writing_over_input(input_path, target)
         tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
         handle = open(tmp, "w", encoding=output_encoding, newline="")
     else:
         handle = sys.stdout
     expected_rows = _count_rows(input_path, fmt)
-    if workers is None:
-        workers = min(4, os.cpu_count() or 1) if (expected_rows or 0) >= 50_000 else 1
+    workers = _useful_workers(workers, expected_rows, chunk_size)
     bar = tqdm(total=expected_rows, unit="row", disable=None if progress else True,
                file=sys.stderr, dynamic_ncols=True, desc="predict")
     pool = None
     rows = empty = 0
     try:
         if workers > 1:
-            from newsclf.workers import start_pool
+            from newsclf.workers import WorkerPool
 
-            pool = start_pool(workers, _init_worker, (str(predictor.files.path), predictor.backend))
+            pool = WorkerPool(workers, _init_worker, (str(predictor.files.path), predictor.backend))
         added = set(prediction_columns(classes, np.zeros((0, len(classes))), top_k, probabilities))
         chunks = _refuse_column_clashes(
             iter_input_chunks(input_path, fmt=fmt, text_column=text_column, encoding=encoding,
                               chunk_size=chunk_size), added | {"error"})
 
         def classify_here(texts):
-            return predictor.predict_proba(texts, batch_size, long_text)
+            return predictor.classify(texts, batch_size, long_text)
 
         def write(frame, column, classify):
             nonlocal rows, empty
             labelled = _label_frame(frame, column, classify, classes, top_k, probabilities)
-            labelled.to_csv(handle, sep=output_sep, index=False, header=rows == 0,
-                            lineterminator="\n", float_format="%.6f")
+            _write_rows(labelled, handle, output_sep, header=rows == 0, source=input_path)
             rows += len(labelled)
             empty += int((labelled["error"] != "").sum())
             bar.update(len(labelled))
@@ -150,16 +166,15 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
             if pool is None:
                 pending.append((frame, column, classify_here))
             else:
-                texts = [t for t in frame[column].tolist() if has_content(t)]
-                future = pool.apply_async(_worker_classify, (texts, batch_size, long_text))
-                pending.append((frame, column, lambda _texts, future=future: future.get()))
+                future = pool.submit(_worker_classify, frame[column].tolist(), batch_size,
+                                     long_text)
+                pending.append((frame, column, lambda _texts, future=future: pool.result(future)))
             while len(pending) > (2 * workers if pool else 0):
                 write(*pending.popleft())
         while pending:
             write(*pending.popleft())
         if pool is not None:
             pool.close()
-            pool.join()
             pool = None
         if not to_stdout:
             handle.close()
@@ -172,7 +187,7 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
     finally:
         bar.close()
         if pool is not None:
-            pool.terminate()
+            pool.stop()
     return {"rows": rows, "empty": empty, "seconds": time.perf_counter() - started}
 
 
@@ -197,3 +212,56 @@ def _count_rows(path: str, fmt: str | None) -> int | None:
         for block in iter(lambda: handle.read(1 << 20), b""):
             count += block.count(b"\n")
     return max(0, count - (0 if (fmt or detect_predict_format(path)) == "txt" else 1))
+
+
+OUTPUT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}  # standard output ("-"): CSV
+
+
+def _output_separator(output_path: str) -> str:
+    """The field separator of the output file, from its extension; other extensions are refused
+    (nothing else is written)."""
+    if output_path == "-":
+        return ","
+    suffix = Path(output_path).suffix.lower()
+    if suffix not in OUTPUT_SEPARATORS:
+        raise NewsclfError(f"{output_path}: cannot write {suffix or 'a file without extension'}; "
+                           "the output is .csv, .tsv or .txt (tab-separated), or - for standard "
+                           "output")
+    return OUTPUT_SEPARATORS[suffix]
+
+
+def _refuse_writing_over_input(input_path: str, target: Path) -> None:
+    """Refuse an output that is the input file (same path, another path to it, or a link)."""
+    if input_path != "-" and target.exists() and Path(input_path).exists() \
+            and os.path.samefile(input_path, target):
+        raise NewsclfError(f"{target}: this is the input file ({input_path}); write the labelled "
+                           "rows to another file")
+
+
+def _write_rows(frame, handle, sep: str, *, header: bool, source: str) -> None:
+    """Write labelled rows as CSV (fields quoted where needed) or TSV (fields as they are, as
+    newsclf reads TSV back: a field holding a tab or line break cannot be written and is
+    refused, naming the input line)."""
+    options = {}
+    if sep == "\t":
+        _refuse_unwritable_tsv(frame, "<stdin>" if source == "-" else source, header)
+        options["quoting"] = csv.QUOTE_NONE
+    frame.to_csv(handle, sep=sep, index=False, header=header, lineterminator="\n",
+                 float_format="%.6f", **options)
+
+
+_TSV_BREAKERS = "[\t\r\n]"  # what would end a TSV field or row early
+
+
+def _refuse_unwritable_tsv(frame, source: str, header: bool) -> None:
+    fix = "write .csv output instead, or remove them from the input"
+    if header:
+        for name in frame.columns:
+            if re.search(_TSV_BREAKERS, str(name)):
+                raise DataError(f"{source}: column name {name!r} holds a tab or line break, "
+                                f"which a TSV file cannot hold; {fix}")
+    for position, name in enumerate(frame.columns):
+        broken = frame.iloc[:, position].astype(str).str.contains(_TSV_BREAKERS).to_numpy()
+        if broken.any():
+            raise DataError(f"{source}:{frame.index[broken.argmax()]}: column {name!r} holds a tab "
+                            f"or line break, which a TSV file cannot hold; {fix}")

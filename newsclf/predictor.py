@@ -8,7 +8,6 @@ else on the network itself (the dynamic graph). Everything that classifies texts
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -17,10 +16,13 @@ import numpy as np
 from newsclf.data import encode_texts
 from newsclf.errors import ModelDirError, NewsclfError
 from newsclf.modeldir import ModelFiles, load_model_dir
-from newsclf.tokenize import Tokenizer
+from newsclf.tokenize import Tokenizer, normalize
+from newsclf.vocab import UNK_ID
 
 LONG_TEXT_MODES = ("truncate", "chunk")
 BACKENDS = ("auto", "inference", "dynamic")
+EMPTY_TEXT, NO_KNOWN_TOKEN = "empty text", "no known token"
+_WINDOWS_PER_CALL = 4096  # --long-text chunk: windows scored at once (bounds memory)
 
 
 class Predictor:
@@ -29,6 +31,11 @@ class Predictor:
     >>> predictor = Predictor.from_dir("model")
     >>> predictor.predict(["央行宣布下调存款准备金率"])
     [{'label': '财经', 'score': 0.97}]
+
+    A text with nothing to classify gets no label: ``predict`` gives ``label`` and ``score``
+    None and an ``error`` ("empty text" when nothing is left after normalization, "no known
+    token" when none of its tokens is in the vocabulary), and ``predict_proba`` gives it equal
+    probabilities (the model has no evidence); :meth:`classify` returns both at once.
 
     Attributes: ``classes_`` (class names, the column order of ``predict_proba``), ``spec``
     (the :class:`~newsclf.spec.ModelSpec`: tokenizer, sizes, architecture), ``training_settings``
@@ -91,55 +98,98 @@ class Predictor:
         """Token ids of each text, truncated to the model's ``max_len``."""
         return encode_texts(self.tokenizer, self.vocab, texts, self.spec.max_len)
 
-    def _scores(self, texts, batch_size: int, long_text: str) -> np.ndarray:
-        """Scores ``[n, n_classes]`` whose row softmax is each text's class probabilities.
-        ``long_text="chunk"`` classifies a text longer than ``max_len`` by all of it: windows of
-        ``max_len`` positions, scores averaged."""
-        from newsclf.model.inference import predict_scores
+    def classify(self, texts: Sequence[str], batch_size: int = 256,
+                 long_text: str = "truncate") -> tuple[np.ndarray, list]:
+        """Class probabilities ``[n, n_classes]`` and, per text, None or why it has no label
+        (``"empty text"``, ``"no known token"``; its probabilities are then equal).
+        ``long_text="chunk"`` classifies a text longer than ``max_len`` by all of it: windows
+        of ``max_len`` positions, read piece by piece, their scores averaged."""
+        from newsclf.model.inference import softmax
 
         texts = _as_list(texts)
         if long_text not in LONG_TEXT_MODES:
             raise NewsclfError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, "
                                f"not {long_text!r}")
-        if not texts:
-            return np.zeros((0, len(self.classes_)), dtype=np.float32)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise NewsclfError(f"batch_size must be a whole number of at least 1, "
+                               f"not {batch_size!r}")
+        scores = np.zeros((len(texts), len(self.classes_)), dtype=np.float32)
         if long_text == "truncate":
-            return predict_scores(self._forward, self.encode(texts), batch_size)
-        windows, owner = [], []
-        size = self.spec.max_len
-        for i, ids in enumerate(encode_texts(self.tokenizer, self.vocab, texts, sys.maxsize)):
-            for start in range(0, len(ids), size):
-                windows.append(ids[start:start + size])
-                owner.append(i)
-        window_scores = predict_scores(self._forward, windows, batch_size)
-        owner = np.asarray(owner)
-        totals = np.zeros((len(texts), window_scores.shape[1]), dtype=np.float64)
-        np.add.at(totals, owner, window_scores)
-        return (totals / np.bincount(owner, minlength=len(texts))[:, None]).astype(np.float32)
+            known = self._truncated_scores(texts, batch_size, scores)
+        else:
+            known = self._chunked_scores(texts, batch_size, scores)
+        problems = [None if ok else (NO_KNOWN_TOKEN if has_content(text) else EMPTY_TEXT)
+                    for text, ok in zip(texts, known)]
+        scores[~known] = 0.0  # equal probabilities: no evidence
+        return softmax(scores), problems
+
+    def _truncated_scores(self, texts, batch_size: int, out: np.ndarray) -> np.ndarray:
+        from newsclf.model.inference import predict_scores
+
+        encoded = self.encode(texts)
+        known = np.array([bool((ids != UNK_ID).any()) for ids in encoded], dtype=bool)
+        if known.any():
+            out[known] = predict_scores(self._forward, [e for e, ok in zip(encoded, known) if ok],
+                                        batch_size)
+        return known
+
+    def _chunked_scores(self, texts, batch_size: int, out: np.ndarray) -> np.ndarray:
+        from newsclf.model.inference import predict_scores
+
+        size, n_features = self.spec.max_len, self.tokenizer.n_features
+        totals = np.zeros(out.shape, dtype=np.float64)
+        windows_of = np.zeros(len(texts), dtype=np.int64)
+        known = np.zeros(len(texts), dtype=bool)
+        windows, owners = [], []
+
+        def score_pending():
+            if windows:
+                np.add.at(totals, owners, predict_scores(self._forward, windows, batch_size))
+                np.add.at(windows_of, owners, 1)
+                windows.clear()
+                owners.clear()
+
+        for i, text in enumerate(texts):
+            for features in self.tokenizer.iter_feature_windows(text, size):
+                ids = self.vocab.encode(features, size, n_features)
+                if (ids != UNK_ID).any():  # windows with nothing known carry no evidence
+                    known[i] = True
+                    windows.append(ids)
+                    owners.append(i)
+                if len(windows) >= _WINDOWS_PER_CALL:
+                    score_pending()
+        score_pending()
+        out[known] = (totals[known] / windows_of[known, None]).astype(np.float32)
+        return known
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256,
                       long_text: str = "truncate") -> np.ndarray:
-        """Class probabilities ``[n, n_classes]``, columns in the order of ``classes_``."""
-        from newsclf.model.inference import softmax
-
-        return softmax(self._scores(texts, batch_size, long_text))
+        """Class probabilities ``[n, n_classes]``, columns in the order of ``classes_`` (equal
+        for a text with nothing to classify, see :meth:`classify`)."""
+        return self.classify(texts, batch_size, long_text)[0]
 
     def predict_log_proba(self, texts: Sequence[str], batch_size: int = 256,
                           long_text: str = "truncate") -> np.ndarray:
         """Log class probabilities ``[n, n_classes]``, columns in the order of ``classes_``."""
-        from newsclf.model.inference import log_softmax
-
-        return log_softmax(self._scores(texts, batch_size, long_text))
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(texts, batch_size, long_text))
 
     def predict(self, texts: Sequence[str], top_k: int | None = None, batch_size: int = 256,
                 long_text: str = "truncate"):
         """For each text, in input order, ``{"label": name, "score": probability}``; with
-        ``top_k=k``, a list of the k best such dicts, best first."""
-        probabilities = self.predict_proba(texts, batch_size, long_text)
-        k = 1 if top_k is None else max(1, min(int(top_k), len(self.classes_)))
+        ``top_k=k``, a list of the k best such dicts, best first. A text with nothing to
+        classify gets ``{"label": None, "score": None, "error": reason}`` (alone in its list
+        with ``top_k``)."""
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
+                                  or top_k < 1):
+            raise NewsclfError(f"top_k must be a whole number of at least 1 (or None), "
+                               f"not {top_k!r}")
+        probabilities, problems = self.classify(texts, batch_size, long_text)
+        k = 1 if top_k is None else min(top_k, len(self.classes_))
         best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-        rows = [[{"label": str(self.classes_[j]), "score": float(p[j])} for j in order]
-                for p, order in zip(probabilities, best)]
+        rows = [[{"label": None, "score": None, "error": problem}] if problem else
+                [{"label": str(self.classes_[j]), "score": float(p[j])} for j in order]
+                for p, order, problem in zip(probabilities, best, problems)]
         return [row[0] for row in rows] if top_k is None else rows
 
     def explain(self, text: str):
@@ -150,9 +200,21 @@ class Predictor:
         return explain(self, text)
 
 
+def has_content(text: str) -> bool:
+    """Whether anything is left of ``text`` after normalization (fast for ordinary text:
+    a letter or digit always survives)."""
+    return any(ch.isalnum() for ch in text) or bool(normalize(text))
+
+
 def _as_list(texts) -> list[str]:
     if isinstance(texts, str):
         return [texts]
+    if type(texts).__name__ == "DataFrame":
+        raise NewsclfError("texts is a table (DataFrame); pass its text column, e.g. "
+                           "frame['text']")
+    if texts is None or not hasattr(texts, "__iter__"):
+        raise NewsclfError(f"texts must be a string or a sequence of strings, not "
+                           f"{type(texts).__name__}")
     texts = list(texts)
     for i, text in enumerate(texts):
         if not isinstance(text, str):

@@ -3,7 +3,13 @@
 - :func:`configure_paddle` imports Paddle quietly (no glog lines, no import warnings) and sets
   the Paddle flags newsclf's model needs through ``paddle.set_flags``, once per process.
   :mod:`newsclf.model.layers` (the network), training, the inference engine and so ``Predictor``
-  and every command that runs a model call it before Paddle does any work.
+  and every command that runs a model call it before Paddle does any work. Importing Paddle
+  replaces the process's SIGTERM handler (and, in some versions, SIGINT's) with one that prints
+  a C++ "FatalError" banner on standard output and aborts; this import keeps the handlers the
+  process had, so importing Paddle through newsclf (from the main thread, the only one that can
+  set handlers) leaves signal handling as it was.
+- :func:`signals_held_back` defers SIGINT and SIGTERM over a block of code that must not be
+  cut short (that import; starting a worker process).
 - :func:`tune_allocator` raises glibc's malloc thresholds. Paddle's CPU tensors come from malloc,
   and glibc serves blocks over 128 KiB with fresh mmaps, so every activation costs page faults
   (about half the run time of a small encoder). Keeping freed blocks in the process removes
@@ -15,8 +21,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import warnings
+from contextlib import contextmanager
 
 # Paddle's strided-view kernels make matmul on transposed tensors (every attention head) 10-30x
 # slower on CPU; contiguous kernels are what this model needs.
@@ -34,8 +43,8 @@ def configure_paddle():
         if quiet:  # glog reads this once, when Paddle's core library loads
             os.environ["GLOG_minloglevel"] = "2"
         try:
-            with warnings.catch_warnings():  # Paddle warns about ccache on import
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings(), signals_held_back():
+                warnings.simplefilter("ignore")  # Paddle warns about ccache on import
                 import paddle as paddle_module
         finally:
             if quiet:  # leave the environment (and so child processes) as it was
@@ -45,6 +54,40 @@ def configure_paddle():
     import paddle as paddle_module
 
     return paddle_module
+
+
+HELD_BACK_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def signals_held_back():
+    """Hold SIGINT and SIGTERM back during the block, then handle those that arrived with the
+    handlers in place before it.
+
+    They are blocked in this thread (threads and processes started meanwhile inherit the block)
+    and, in the main thread, where Python runs signal handlers, recorded instead of handled.
+    The handlers are put back at the end, down to the C level, where code run in the block
+    (Paddle's import) may have replaced them. In other threads Python's handlers cannot be
+    changed: the ones in place stay in charge.
+    """
+    received, handlers = [], {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in HELD_BACK_SIGNALS:
+            if signal.getsignal(signum) is not None:  # None: not set from Python, not ours
+                handlers[signum] = signal.signal(signum, lambda number, frame:
+                                                 received.append(number))
+    blocking = hasattr(signal, "pthread_sigmask")
+    if blocking:
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_BACK_SIGNALS)
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():  # before unblocking: blocked ones are pending
+            signal.signal(signum, handler)
+        if blocking:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        for signum in received:
+            signal.raise_signal(signum)
 
 
 def tune_allocator() -> bool:

@@ -19,6 +19,16 @@ def run_cli(*args, cwd=None, timeout=600):
                           text=True, cwd=cwd or ROOT, timeout=timeout)
 
 
+def assert_user_error(result, *fragments):
+    """A one-line error on stderr (exit 2, no traceback) holding every fragment."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().split("\n")
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
 @pytest.fixture(scope="session")
 def tiny_config():
     from newsclf.config import TrainConfig

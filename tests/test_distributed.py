@@ -32,8 +32,8 @@ def test_two_process_training_through_paddle_distributed_launch(tmp_path, ensemb
                             timeout=900)
     logs = "\n".join(p.read_text(errors="replace") for p in sorted((tmp_path / "logs").glob("workerlog.*")))
     assert result.returncode == 0, logs[-3000:]
-    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    assert config["training"]["world_size"] == 2
+    training = json.loads((out / "training.json").read_text(encoding="utf-8"))
+    assert training["world_size"] == 2
     assert "data-parallel training on 2 processes" in logs
     log_lines = (out / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))

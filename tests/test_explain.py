@@ -93,13 +93,13 @@ def test_importance_is_a_distribution_over_tokens(predictor, cls_predictor):
         assert importance.sum() == pytest.approx(1.0, abs=1e-6)
         # mean pooling: the mean rollout row over the text's positions, from its own attention
         expected = _rollout_by_hand(explanation.attentions).mean(axis=0)
-        np.testing.assert_allclose(importance, expected / expected.sum(), atol=1e-9)
+        np.testing.assert_allclose(importance, expected / expected.sum(), atol=1e-6)
     for text in HEADLINES[1:]:
         explanation = explain(cls_predictor, text)
         assert cls_predictor.spec.n_layers == 2
         # [CLS] pooling: the [CLS] rollout row over the model's positions, [CLS] column dropped
         cls_row = _rollout_by_hand(explanation.model_attentions)[0, 1:]
-        np.testing.assert_allclose(explanation.importance, cls_row / cls_row.sum(), atol=1e-9)
+        np.testing.assert_allclose(explanation.importance, cls_row / cls_row.sum(), atol=1e-6)
         # not what the mean over rows would give: the two poolings are told apart
         rows = _rollout_by_hand(explanation.model_attentions)[:, 1:].mean(axis=0)
         assert not np.allclose(explanation.importance, rows / rows.sum(), atol=1e-4)
@@ -163,7 +163,7 @@ def test_top_tokens_are_ranked(predictor):
 
 
 def test_prediction_matches_predictor(predictor):
-    for text in HEADLINES + [""]:
+    for text in HEADLINES:
         explanation = explain(predictor, text)
         best = predictor.predict([text])[0]
         assert explanation.label == best["label"]
@@ -174,13 +174,10 @@ def test_prediction_matches_predictor(predictor):
                                    rtol=0, atol=1e-7)
 
 
-def test_empty_text_is_one_unknown_position(predictor):
-    explanation = explain(predictor, "")
-    assert explanation.tokens == ["[UNK]"]
-    assert explanation.attentions.shape[-2:] == (1, 1)
-    np.testing.assert_allclose(explanation.attentions, 1.0, atol=1e-6)
-    assert explanation.importance.tolist() == [1.0]
-    assert explain(predictor, " \u200b\t ").tokens == ["[UNK]"]
+def test_empty_text_has_nothing_to_explain(predictor):
+    for text in ("", " \u200b\t "):
+        with pytest.raises(NewsclfError, match="nothing to explain in the text: empty text"):
+            explain(predictor, text)
 
 
 def test_html_is_self_contained_and_escapes_text(predictor):
@@ -238,10 +235,13 @@ def cls_predictor(tmp_path_factory):
 
 
 def test_cls_models_drop_the_cls_position(cls_predictor):
-    batch = explain_batch(cls_predictor, HEADLINES)
+    _, problems = cls_predictor.classify(HEADLINES)  # jieba words unseen in training: no label
+    texts = [text for text, problem in zip(HEADLINES, problems) if problem is None]
+    assert len(texts) >= 3
+    batch = explain_batch(cls_predictor, texts)
     assert batch.offset == 1
     _check_padded_attention(batch)
-    for text, explanation in zip(HEADLINES, batch):
+    for text, explanation in zip(texts, batch):
         n = len(cls_predictor.encode([text])[0])
         assert explanation.tokens == cls_predictor.tokenizer.words(text)
         assert explanation.attentions.shape[-2:] == (n, n)

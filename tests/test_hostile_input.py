@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import SAMPLE, run_cli
+from conftest import assert_user_error, SAMPLE, run_cli
 
 GOOD = SAMPLE / "train.tsv"
 FAST = ["--ensemble-size", "1", "--epochs", "1", "--d-model", "32", "--n-heads", "2", "--n-layers", "1", "--d-ff", "32",
@@ -11,15 +11,6 @@ FAST = ["--ensemble-size", "1", "--epochs", "1", "--d-model", "32", "--n-heads",
 
 def train(tmp_path, data, *extra):
     return run_cli("train", "--train", data, "--output", tmp_path / "model", *FAST, *extra)
-
-
-def assert_user_error(result, *fragments):
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().split("\n")
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def sample_lines(n=60):
@@ -72,7 +63,7 @@ def test_crlf_bom_gbk_long_and_odd_texts_train_fine(tmp_path):
                       ("gbk.tsv", "\r\n".join(lines).encode("gbk"))]:
         path = tmp_path / name
         path.write_bytes(raw)
-        result = train(tmp_path, path)
+        result = train(tmp_path, path, "--overwrite")
         assert result.returncode == 0, result.stderr
     predicted = run_cli("predict", "--model", tmp_path / "model", "--text", "足球" * 10000,
                         "--text", "😀", "--text", "")

@@ -46,9 +46,12 @@ def test_hostile_rows_are_all_kept_in_order_with_identical_predictions(tmp_path,
     expected = hostile_frame()
     assert summary["rows"] == len(expected) == len(result)
     pd.testing.assert_frame_equal(result[["id", "text", "note"]], expected)
-    empty = result["error"] == "empty text"
-    assert empty.tolist() == [False, True, True, False, False, False, False, True, False, False]
+    assert (result["error"] == "empty text").tolist() == \
+        [False, True, True, False, False, False, False, True, False, False]
+    assert result["error"].tolist()[3] == "no known token"  # 😀🎉: nothing the model knows
+    empty = result["error"] != ""
     assert (result.loc[empty, "pred_label"] == "").all()
+    assert (result.loc[empty, "pred_score"] == "").all()
     assert set(result.loc[~empty, "pred_label"]) <= set(predictor.classes_)
     direct = predictor.predict([t for t, e in zip(HOSTILE, empty) if not e])
     assert result.loc[~empty, "pred_label"].tolist() == [d["label"] for d in direct]
@@ -81,10 +84,9 @@ def test_top_k_probabilities_and_excel_bom(tmp_path, predictor):
 def test_txt_and_tsv_inputs(tmp_path, predictor):
     txt = tmp_path / "in.txt"
     txt.write_text("第一条新闻\n\n第三条\t带制表符\n", encoding="utf-8")
-    out = tmp_path / "out.tsv"
+    out = tmp_path / "out.csv"  # a tab inside a text: CSV output (TSV output cannot hold it)
     predict_file(predictor, str(txt), str(out), progress=False)
-    result = pd.read_csv(out, sep="\t", dtype=str, keep_default_na=False)
-    assert result["text"].tolist() == ["第一条新闻", "", "第三条\t带制表符"]
+    assert read_out(out)["text"].tolist() == ["第一条新闻", "", "第三条\t带制表符"]
     tsv = tmp_path / "in.tsv"
     tsv.write_text('title\tsource\n"引号"开头的标题\t网站\n', encoding="utf-8")
     out = tmp_path / "out2.csv"

@@ -31,9 +31,11 @@ def test_predict_returns_label_and_score_in_input_order(predictor):
     probabilities = predictor.predict_proba(texts)
     assert probabilities.shape == (3, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
-    for result, row in zip(results, probabilities):
+    for result, row in zip(results[::2], probabilities[::2]):
         assert result["label"] == predictor.classes_[row.argmax()]
         assert result["score"] == pytest.approx(row.max())
+    assert results[1] == {"label": None, "score": None, "error": "empty text"}
+    np.testing.assert_allclose(probabilities[1], 0.1, rtol=1e-6)
     assert list(predictor.classes_) == sorted(set(read_labelled(SAMPLE / "train.tsv").labels))
 
 

@@ -1,13 +1,15 @@
 """The ``newsclf`` command line: one module per subcommand, each a thin layer over the library.
 
 Each command module has ``add_parser(commands)`` and ``run(args)``. Exit codes: 0 success, 2 a
-user error (one line on stderr saying what to fix), 1 a bug (traceback), 130 interrupted.
+user error (one line on stderr saying what to fix), 1 a bug (traceback), 130 interrupted (SIGINT,
+Ctrl-C), 143 terminated (SIGTERM); a stopped command says so in one line on stderr.
 Paddle is imported only by the commands that need it, so ``--help`` answers fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from newsclf import __version__
@@ -16,6 +18,15 @@ from newsclf.errors import NewsclfError
 
 COMMANDS = {module.__name__.rsplit(".", 1)[1]: module
             for module in (train, evaluate, predict, explain, export, baseline)}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt, so whatever cleans up after Ctrl-C
+    (partial output removed, checkpoints kept, worker processes stopped) runs for it too."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,14 +44,20 @@ def main(argv: list[str] | None = None) -> int:
     from newsclf.runtime import tune_allocator
 
     tune_allocator()  # this process is newsclf's own
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         COMMANDS[args.command].run(args)
     except NewsclfError as exc:
         print(f"newsclf {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"newsclf {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"newsclf {args.command}: {'terminated' if terminated else 'interrupted'}",
+              file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     except BrokenPipeError:
         return 0
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     return 0

@@ -17,7 +17,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                     "(attention rollout over the encoder's layers and heads); optionally write "
                     "a self-contained HTML page.")
     add_model_option(parser)
-    parser.add_argument("--text", required=True, metavar="TEXT", help="the text to explain")
+    parser.add_argument("--text", required=True, action="append", metavar="TEXT",
+                        help="a text to explain (repeat for several; --html takes one)")
     parser.add_argument("--html", metavar="FILE",
                         help="also write the explanation as a self-contained HTML page")
     parser.add_argument("--top", type=int, default=10, metavar="N",
@@ -38,17 +39,22 @@ def run(args: argparse.Namespace) -> None:
     if args.top < 1:
         raise NewsclfError(f"--top must be at least 1, got {args.top}")
     target = None
+    if args.html and len(args.text) > 1:
+        raise NewsclfError(f"--html writes one text's explanation; got {len(args.text)} --text "
+                           "options: give one, or leave out --html to see them all")
     if args.html:
         target = Path(args.html)
         if target.is_dir():
             raise NewsclfError(f"{target}: is a directory; give an HTML file name")
         if not target.parent.is_dir():
             raise NewsclfError(f"{target.parent}: output folder does not exist")
-    explanation = explain(Predictor.from_dir(args.model), args.text)
-    print(explanation.to_terminal(color=args.color, top=args.top))
+    predictor = Predictor.from_dir(args.model)
+    explanations = [explain(predictor, text) for text in args.text]
+    print("\n\n".join(explanation.to_terminal(color=args.color, top=args.top)
+                      for explanation in explanations))
     if target is not None:
         try:
-            write_atomic(target, explanation.to_html())
+            write_atomic(target, explanations[0].to_html(top=args.top))
         except OSError as exc:
             raise NewsclfError(f"{target}: cannot write ({exc.strerror})") from None
         print(f"explanation written to {target}", file=sys.stderr)

@@ -54,11 +54,17 @@ def run(args: argparse.Namespace) -> None:
         raise NewsclfError(f"--top-k must be at least 1, got {args.top_k}")
     if args.input is not None and not args.output:
         raise NewsclfError("--input needs --output FILE (or --output - for standard output)")
+    if args.text is not None and args.output:
+        raise NewsclfError("--output goes with --input FILE; the results of --text are printed")
     predictor = Predictor.from_dir(args.model)
     if args.text is not None:
-        results = predictor.predict(args.text, top_k=args.top_k, long_text=args.long_text)
+        results = predictor.predict(args.text, top_k=args.top_k, batch_size=args.batch_size,
+                                    long_text=args.long_text)
         for text, best in zip(args.text, results):
-            ranked = "  ".join(f"{item['label']} {item['score']:.3f}" for item in best)
+            if best[0]["label"] is None:
+                ranked = f"(no label: {best[0]['error']})"
+            else:
+                ranked = "  ".join(f"{item['label']} {item['score']:.3f}" for item in best)
             print(f"{ranked}\t{text}")
         return
     summary = predict_file(
@@ -67,5 +73,5 @@ def run(args: argparse.Namespace) -> None:
         batch_size=args.batch_size, excel=args.excel, long_text=args.long_text,
         workers=args.workers, progress=not args.no_progress)
     if args.output != "-":
-        print(f"{summary['rows']} rows labelled ({summary['empty']} empty) in "
-              f"{summary['seconds']:.1f}s -> {args.output}", file=sys.stderr)
+        print(f"{summary['rows']} rows labelled ({summary['empty']} without a label, see the "
+              f"error column) in {summary['seconds']:.1f}s -> {args.output}", file=sys.stderr)

@@ -48,14 +48,22 @@ def add_parser(commands) -> argparse.ArgumentParser:
     train.add_argument("--train", required=True, metavar="PATH", help="training data (TSV or CSV)")
     train.add_argument("--dev", metavar="PATH",
                        help="dev data for early stopping and model selection (recommended)")
-    train.add_argument("--output", required=True, metavar="DIR", help="model directory to write")
+    train.add_argument("--output", required=True, metavar="DIR",
+                       help="model directory to write: new or empty, unless --overwrite or "
+                            "--resume; a folder holding other files is never written")
     add_data_options(train)
     train.add_argument("--config", metavar="FILE",
                        help="JSON file of settings (the names below, with underscores); "
                             "flags given on the command line win")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the model (or interrupted run) in OUTPUT: training runs in "
+                            "a hidden folder beside it, .OUTPUT.newsclf-staging, which takes its "
+                            "place once the new model is complete; the old model keeps working "
+                            "until then, and stays if the run is interrupted")
     train.add_argument("--resume", action="store_true",
                        help="continue an interrupted run from OUTPUT/checkpoint (same data and "
-                            "settings; ends as the uninterrupted run would)")
+                            "settings; ends as the uninterrupted run would); with --overwrite, "
+                            "continue an interrupted --overwrite run")
     train.add_argument("--no-export", action="store_true",
                        help="skip the Paddle Inference export at the end (prediction then runs "
                             "on the slower dynamic graph until 'newsclf export')")
@@ -97,7 +105,7 @@ def run(args: argparse.Namespace) -> None:
     class_names, train_data, dev_data = read_labelled_files(args, args.train, args.dev)
     result = train(config, train_data, dev_data, args.output, class_names,
                    progress=not args.no_progress, log=log_to_stderr, resume=args.resume,
-                   export=not args.no_export, workers=args.workers)
+                   export=not args.no_export, workers=args.workers, overwrite=args.overwrite)
     metrics = result.metrics
     if "dev_accuracy" in metrics:
         if "members" in metrics:

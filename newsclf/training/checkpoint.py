@@ -82,7 +82,7 @@ def load_checkpoint(directory: Path, output_dir: Path) -> tuple[dict, dict]:
         blob = tensors_path.read_bytes()
     except FileNotFoundError:
         raise NewsclfError(f"{output_dir}: no checkpoint to resume from; train without "
-                           "--resume") from None
+                           "--resume (with --overwrite if the directory holds files)") from None
     except ValueError as exc:
         raise NewsclfError(f"{directory / CHECKPOINT_STATE}: damaged ({exc}); train without "
                            "--resume to start over") from None

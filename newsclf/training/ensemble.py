@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import pickle
 import queue as queue_module
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -86,8 +85,7 @@ def train_members_in_processes(setup: RunSetup, report, workers: int) -> list[Me
 
 def _member_process(member: int, setup_path: str, messages, parent_pid: int) -> None:
     """A worker process's body: train one member, reporting through ``messages``."""
-    tune_allocator()  # a process of newsclf's own
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when members stop
+    tune_allocator()  # a process of newsclf's own; it ignores SIGINT (see newsclf.workers)
     setup = pickle.loads(Path(setup_path).read_bytes())  # written by this run's parent
 
     def report(kind, payload):

@@ -1,39 +1,75 @@
-"""The output-directory lock: one training run writes a model directory at a time."""
+"""The output directory of a training run: whether a run may write it, where the run writes, how
+a finished model replaces an old one, and the lock that lets one run at a time write it.
+
+What a run does depends on what the directory holds:
+
+- nothing (absent or empty): the run writes into it;
+- a model, an interrupted run (``checkpoint/``) or the files of a run stopped before its first
+  epoch was saved: a new run is refused unless ``overwrite`` (the old content is replaced) or
+  ``resume`` (the interrupted run there continues, in place);
+- anything else: refused, whatever the options; newsclf never writes into, nor deletes, a
+  folder of files that are not its own.
+
+``overwrite`` trains into a staging directory beside the target (same parent folder,
+``.NAME.newsclf-staging``) and swaps it in once the new model is complete (exported too), so the
+old model keeps loading, unchanged, until then, and nothing stale (an inference export, a dev
+report) survives. An interrupted ``overwrite`` leaves the old model in place and its staging
+directory, which ``overwrite`` with ``resume`` continues and ``overwrite`` alone discards.
+
+The lock is a file beside the directory (``.NAME.newsclf-train.lock``), not in it, so it stays
+put while the directory is swapped, and it covers the staging directory too.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import shutil
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
+from newsclf.model.export import EXPORT_DIR
+from newsclf.modeldir import (CONFIG, EVAL_DEV, FORMAT, LABELS, METRICS, TRAIN_LOG, TRAINING,
+                              USER_DICT, VOCAB, WEIGHTS)
+from newsclf.training.checkpoint import CHECKPOINT_DIR
 
-LOCK_FILE = ".newsclf-train.lock"
+STAGING_SUFFIX, REPLACED_SUFFIX, LOCK_SUFFIX = (".newsclf-staging", ".newsclf-replaced",
+                                                ".newsclf-train.lock")
+# Earlier releases kept the lock file inside the output directory; a killed run left it there.
+INNER_LOCK_FILE = ".newsclf-train.lock"
+# What a training run writes into its directory besides config.json (and temporary files).
+RUN_FILES = {VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING, METRICS, TRAIN_LOG, EVAL_DEV,
+             EXPORT_DIR, CHECKPOINT_DIR}
 
 
 class OutputLock:
-    """An exclusive lock on the output directory for the duration of a training run.
+    """An exclusive lock on an output directory for the duration of a training run, held on the
+    file ``path`` (beside the directory).
 
     The lock file is removed by its owner while still holding the lock; a run that opened the
     file just before that removal notices (the path no longer names the file it locked) and
     locks the new file instead, so two runs never both believe they hold the directory."""
 
-    def __init__(self, directory: Path):
-        self.path = Path(directory) / LOCK_FILE
+    def __init__(self, path: Path, directory: Path):
+        self.path, self.directory = Path(path), directory
         self.handle = None
 
     def __enter__(self) -> "OutputLock":
         while True:
-            handle = open(self.path, "a+")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                handle = open(self.path, "a+")
+            except OSError as exc:
+                raise NewsclfError(f"{self.directory}: cannot create the output directory's "
+                                   f"lock file {self.path} ({exc.strerror}); the folder "
+                                   "holding --output must be writable") from None
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                handle.seek(0)
-                owner = handle.read().strip() or "another process"
+                owner = _owner(handle)
                 handle.close()
-                raise NewsclfError(f"{self.path.parent}: another 'newsclf train' ({owner}) is "
-                                   "writing this directory; wait for it or choose another "
-                                   "--output") from None
+                raise self.refusal(owner) from None
             try:
                 current = os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino
             except FileNotFoundError:
@@ -51,3 +87,172 @@ class OutputLock:
     def __exit__(self, *exc) -> None:
         self.path.unlink(missing_ok=True)
         self.handle.close()
+
+    def holder(self) -> str | None:
+        """Who holds the lock now (``"pid N"``), or None. Probes with a shared lock released
+        at once, and only if the lock file exists (its owner keeps it while holding it)."""
+        try:
+            handle = open(self.path)
+        except OSError:
+            return None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _owner(handle)
+        return None
+
+    def refusal(self, owner: str) -> NewsclfError:
+        return NewsclfError(f"{self.directory}: another 'newsclf train' ({owner}) is writing "
+                            "this directory; wait for it or choose another --output")
+
+
+def _owner(handle) -> str:
+    """The owner a lock file names."""
+    handle.seek(0)
+    return handle.read().strip() or "another process"
+
+
+class OutputDirectory:
+    """The directory a training run is asked to write (``path``, as given), with the names
+    beside it that the run uses: the lock, the staging directory of an ``overwrite`` run and
+    the name the old model is moved to while the new one is swapped in (see the module
+    docstring). Call :meth:`check` any time, the rest holding :meth:`lock`: :meth:`prepare`
+    before training, :meth:`finish` once the model is complete."""
+
+    def __init__(self, path: str | Path, overwrite: bool, resume: bool):
+        self.path, self.overwrite, self.resume = Path(path), overwrite, resume
+        # the names beside the real directory, so that every path naming it shares them
+        self.real = Path(os.path.realpath(self.path))
+        if not self.real.name:
+            raise NewsclfError(f"{self.path}: cannot train into the root folder; choose "
+                               "another --output")
+        self.staging, self.replaced, self.lock_path = (
+            self.real.with_name(f".{self.real.name}{suffix}")
+            for suffix in (STAGING_SUFFIX, REPLACED_SUFFIX, LOCK_SUFFIX))
+
+    def lock(self) -> OutputLock:
+        return OutputLock(self.lock_path, self.path)
+
+    def check(self) -> None:
+        """Raise :class:`NewsclfError` (saying what to do) if the run may not write the
+        directory; changes nothing. A directory another run is writing is refused as such,
+        as the lock would (its content is that run's, not an interrupted run's)."""
+        try:
+            self._work_dir()
+        except NewsclfError:
+            lock = self.lock()
+            owner = lock.holder()
+            if owner is not None:
+                raise lock.refusal(owner) from None
+            raise
+
+    def prepare(self) -> Path:
+        """The directory the run writes, ready: the target itself or a staging directory
+        beside it (fresh unless resuming). Completes a swap a crash interrupted first."""
+        try:
+            self._finish_interrupted_swap()
+            work_dir = self._work_dir()
+            if self.overwrite and not self.resume and self.staging.exists():
+                shutil.rmtree(self.staging)  # an earlier --overwrite run, interrupted
+            work_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise NewsclfError(f"{self.path}: cannot prepare the output directory "
+                               f"({exc.strerror}: {exc.filename})") from None
+        return work_dir
+
+    def resume_flags(self, work_dir: Path) -> str:
+        """The options that continue a run writing ``work_dir`` if it is interrupted."""
+        return "--overwrite --resume" if work_dir == self.staging else "--resume"
+
+    def finish(self, work_dir: Path) -> None:
+        """End a complete run: swap a staged model in, then remove the checkpoint (kept until
+        now so that a run interrupted while exporting or swapping can still be resumed)."""
+        if work_dir == self.staging:
+            # rename(2) cannot replace a non-empty directory, so the old model is renamed
+            # aside first and the new one renamed in after it: the name never holds a mix of
+            # the two (for an instant it names nothing), and a crash between the renames is
+            # completed by the next run. Only then is the old model deleted.
+            if self.real.exists():
+                os.rename(self.real, self.replaced)
+            os.rename(self.staging, self.real)
+            shutil.rmtree(self.replaced, ignore_errors=True)
+        shutil.rmtree(self.real / CHECKPOINT_DIR, ignore_errors=True)
+
+    def _finish_interrupted_swap(self) -> None:
+        """Complete the swap of a run killed in :meth:`finish`, if any."""
+        if not self.replaced.exists():
+            return
+        if not self.real.exists():  # stopped between the renames: the new model goes in
+            os.rename(self.staging if self.staging.is_dir() else self.replaced, self.real)
+        shutil.rmtree(self.replaced, ignore_errors=True)
+
+    def _work_dir(self) -> Path:
+        """Where the run writes, or a refusal saying what to do instead."""
+        target = self.path
+        if target.exists() and not target.is_dir():
+            raise NewsclfError(f"{target}: exists and is not a directory; choose another --output")
+        try:
+            names = sorted(p.name for p in target.iterdir()) if target.is_dir() else []
+        except OSError as exc:
+            raise NewsclfError(f"{target}: cannot read the output directory "
+                               f"({exc.strerror})") from None
+        names = [name for name in names if name != INNER_LOCK_FILE]
+        model = _is_model(target)
+        checkpoint = (target / CHECKPOINT_DIR).is_dir()
+        staged = self.staging.is_dir()
+        if names and not model and not all(map(_written_by_training, names)):
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            raise NewsclfError(
+                f"{target}: {'no checkpoint to resume from: it ' if self.resume else ''}holds "
+                f"files that are not a newsclf model ({shown}); training never writes into or "
+                "replaces such a folder: choose another --output")
+        if self.resume:
+            if self.overwrite and staged:
+                return self.staging
+            if staged and not checkpoint:
+                raise NewsclfError(f"{target}: its interrupted run is an --overwrite run; "
+                                   "continue it with --overwrite --resume")
+            if model and not checkpoint:
+                raise NewsclfError(f"{target}: no checkpoint to resume from: its model is "
+                                   "finished; pass --overwrite without --resume to replace it")
+            return target
+        if not names:
+            return target
+        if self.overwrite:
+            return self.staging
+        raise NewsclfError(f"{target}: {_what_to_do(model, checkpoint, staged)}")
+
+
+def _what_to_do(model: bool, checkpoint: bool, staged: bool) -> str:
+    """Why a run without ``overwrite`` or ``resume`` may not write a directory of newsclf's
+    that is not empty, and the options."""
+    if checkpoint:
+        options = ("holds an interrupted run; continue it with --resume, or pass --overwrite "
+                   "to discard it and start afresh")
+    elif model:
+        options = ("already holds a model; pass --overwrite to replace it (it keeps loading "
+                   "until the new one is complete), or choose another --output")
+    else:
+        options = ("holds the files of a run stopped before its first epoch was saved; pass "
+                   "--overwrite to discard them, or choose another --output")
+    if staged:
+        options += "; its interrupted --overwrite run continues with --overwrite --resume"
+    return options
+
+
+def _is_model(directory: Path) -> bool:
+    """Whether ``directory`` holds a newsclf model (a newsclf ``config.json``; whether the
+    model loads does not matter here)."""
+    try:
+        info = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(info, dict) and info.get("format") == FORMAT
+
+
+def _written_by_training(name: str) -> bool:
+    """Whether a directory entry is one a training run writes: its files, or the temporary
+    files of a write or export it was killed in."""
+    return (name in RUN_FILES or (name.startswith(".") and name.endswith(".tmp"))
+            or name.startswith(f".{EXPORT_DIR}-"))

@@ -23,8 +23,8 @@ from newsclf.data import pad_batch
 from newsclf.errors import NewsclfError
 from newsclf.modeldir import save_model_dir
 from newsclf.spec import USER_DICT_FILE
-from newsclf.training.checkpoint import (CHECKPOINT_DIR, load_checkpoint, optimizer_tensors,
-                                         restore_optimizer, save_checkpoint)
+from newsclf.training.checkpoint import (CHECKPOINT_DIR, CHECKPOINT_STATE, load_checkpoint,
+                                         optimizer_tensors, restore_optimizer, save_checkpoint)
 from newsclf.training.distributed import Parallel
 from newsclf.vocab import PAD_ID, UNK_ID, Vocab
 
@@ -91,6 +91,7 @@ class RunSetup:
     run_identity: dict
     output_dir: Path
     resume: bool
+    resume_flags: str  # the options that continue this run if it is interrupted
 
     def checkpoint_dir(self, member: int) -> Path:
         if self.config.ensemble_size == 1:
@@ -161,7 +162,14 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
     identity = {**setup.run_identity, "member": member}
     best, best_epoch, waited, history, first_epoch = None, 0, 0, [], 1
     best_probabilities, best_weights = None, None
-    if setup.resume:
+    # an ensemble member that had not saved its first epoch when the run stopped starts afresh
+    # (members are independent); a run with no checkpoint at all is refused by the caller
+    member_not_started = (setup.resume and config.ensemble_size > 1
+                          and any((setup.output_dir / CHECKPOINT_DIR).glob("*/" + CHECKPOINT_STATE))
+                          and not (checkpoint_dir / CHECKPOINT_STATE).is_file())
+    if member_not_started:
+        report("log", f"{name}has no checkpoint yet: it starts from its first epoch")
+    if setup.resume and not member_not_started:
         state, tensors = load_checkpoint(checkpoint_dir, setup.output_dir)
         if state["run"] != identity:
             changed = sorted(k for k in identity if state["run"].get(k) != identity[k])
@@ -271,7 +279,8 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
                 break
     except KeyboardInterrupt:
         report("log", f"interrupted during {name}epoch {epoch}: "
-               + (f"the checkpoint after epoch {saved} is kept; continue with --resume"
+               + (f"the checkpoint after epoch {saved} is kept; continue with "
+                  f"{setup.resume_flags}"
                   if saved else "no epoch finished, nothing to resume"))
         raise
     return MemberResult(seed, history, best_epoch, best_weights, best_probabilities)

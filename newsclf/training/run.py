@@ -1,16 +1,17 @@
 """A whole training run: from labelled texts to a checked model directory.
 
-:func:`train` resolves the classes, locks the output directory, builds the vocabulary from the
-training texts, encodes the data, trains the encoder (or the ensemble's members, in processes
-when several cores are free; see :mod:`.loop` and :mod:`.ensemble`), writes the model directory,
-its metrics and dev evaluation, and ends with the inference export.
+:func:`train` resolves the classes, claims and locks the output directory (which may refuse it,
+or have the run write a staging directory that replaces the old model at the end; see
+:mod:`.lock`), builds the vocabulary from the training texts, encodes the data, trains the
+encoder (or the ensemble's members, in processes when several cores are free; see :mod:`.loop`
+and :mod:`.ensemble`), writes the model directory, its metrics and dev evaluation, and ends with
+the inference export.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,9 @@ from newsclf.errors import DataError, NewsclfError
 from newsclf.files import write_json
 from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
 from newsclf.tokenize import Tokenizer
-from newsclf.training.checkpoint import CHECKPOINT_DIR
 from newsclf.training.distributed import Parallel
 from newsclf.training.ensemble import train_members_in_processes
-from newsclf.training.lock import OutputLock
+from newsclf.training.lock import OutputDirectory
 from newsclf.training.loop import RunSetup, train_member
 from newsclf.vocab import Vocab
 
@@ -64,12 +64,17 @@ def resolve_classes(train: LabelledData, dev: LabelledData | None,
 def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData | None,
           output_dir: str | Path, class_names: Sequence[str] | None = None,
           progress: bool = True, log=print, resume: bool = False,
-          export: bool = True, workers: int | None = None) -> TrainResult:
+          export: bool = True, workers: int | None = None,
+          overwrite: bool = False) -> TrainResult:
     """Train a model and write its directory to ``output_dir``; returns the best dev metrics.
 
+    ``output_dir`` must be absent or empty, unless ``overwrite=True``: then a model (or an
+    interrupted run) there is replaced by the new model once it is complete, and keeps loading
+    until then. A folder of other files is always refused (:mod:`.lock` has the rules).
     Without ``dev_data`` every epoch runs and the last one is kept. After each epoch a
     checkpoint (weights, optimizer, schedule, progress) goes to ``output_dir/checkpoint``;
-    ``resume=True`` continues from it and ends exactly where an uninterrupted run would.
+    ``resume=True`` continues from it and ends exactly where an uninterrupted run would (with
+    ``overwrite=True``: continues an interrupted overwriting run).
     ``export=True`` finishes with the Paddle Inference export that fast prediction runs on.
     With ``config.ensemble_size > 1`` each member trains on its own (own seed, early stopping
     and checkpoint), ``workers`` of them at once in separate processes (default: as many as
@@ -78,35 +83,48 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     from newsclf.runtime import configure_paddle
 
     config.validate()
-    output_dir = Path(output_dir)
     if workers is not None and workers < 1:
         raise NewsclfError(f"workers must be at least 1, got {workers}")
-    if output_dir.exists() and not output_dir.is_dir():
-        raise NewsclfError(f"{output_dir}: exists and is not a directory; choose another --output")
+    output = OutputDirectory(output_dir, overwrite=overwrite, resume=resume)
+    output.check()  # before Paddle's seconds of import; checked again holding the lock
     classes = resolve_classes(train_data, dev_data, class_names)
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)  # every rank: no race on who makes it
-    except OSError as exc:
-        raise NewsclfError(f"{output_dir}: cannot create the output directory ({exc.strerror})") from None
     configure_paddle()
     parallel = Parallel()
     if workers is None:
         workers = min(config.ensemble_size, os.cpu_count() or 1)
     if not parallel.writer:
-        return _train_locked(config, train_data, dev_data, output_dir, classes, False,
-                             lambda message: None, resume, parallel, 1)
-    with OutputLock(output_dir):
-        result = _train_locked(config, train_data, dev_data, output_dir, classes, progress, log,
-                               resume, parallel, workers)
-        if export:
-            from newsclf.model.export import export_model
+        work_dir = Path(parallel.broadcast(None))
+        _train_locked(config, train_data, dev_data, work_dir, classes, False,
+                      lambda message: None, resume, parallel, 1, output.resume_flags(work_dir))
+        return TrainResult(output.path, {})
+    with output.lock():
+        work_dir = output.prepare()
+        parallel.broadcast(str(work_dir))
+        replacing = work_dir == output.staging
+        resume_flags = output.resume_flags(work_dir)
+        try:
+            metrics = _train_locked(config, train_data, dev_data, work_dir, classes, progress,
+                                    log, resume, parallel, workers, resume_flags)
+            if export:
+                _export(work_dir, log)
+        except KeyboardInterrupt:
+            if replacing:
+                log(f"{output.path} keeps its old model; this run continues with {resume_flags}")
+            raise
+        output.finish(work_dir)
+        if replacing:
+            log(f"the new model replaced the old one in {output.path}")
+        return TrainResult(output.path, metrics)
 
-            try:
-                export_model(output_dir)
-                log("exported for Paddle Inference (fast prediction)")
-            except NewsclfError as exc:
-                log(f"warning: no inference export, prediction will use the dynamic graph: {exc}")
-        return result
+
+def _export(model_dir: Path, log) -> None:
+    from newsclf.model.export import export_model
+
+    try:
+        export_model(model_dir)
+        log("exported for Paddle Inference (fast prediction)")
+    except NewsclfError as exc:
+        log(f"warning: no inference export, prediction will use the dynamic graph: {exc}")
 
 
 class _Reporter:
@@ -139,8 +157,11 @@ class _Reporter:
         self.bar.close()
 
 
-def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progress, log,
-                  resume, parallel: Parallel, workers: int) -> TrainResult:
+def _train_locked(config, train_data, dev_data, work_dir: Path, classes, progress, log,
+                  resume, parallel: Parallel, workers: int, resume_flags: str) -> dict:
+    """Train into ``work_dir`` (the output directory or its staging directory) and write the
+    model there; returns the metrics ({} on the processes that do not write). ``resume_flags``
+    are the options that continue the run if it is interrupted."""
     from newsclf.evaluation import EvaluationResult
 
     started = time.perf_counter()
@@ -162,12 +183,10 @@ def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progr
                     "vocab_head": vocab.tokens[:1000], "n_train": len(train_ids),
                     "n_dev": len(dev_data) if dev_data else 0}
     setup = RunSetup(config, classes, vocab, train_ids, y_train, dev_ids, y_dev, run_identity,
-                     output_dir, resume)
-    if not resume and parallel.writer:
-        (output_dir / TRAIN_LOG).unlink(missing_ok=True)
+                     work_dir, resume, resume_flags)
     n_members = config.ensemble_size
     reporter = _Reporter(log, progress, len(train_ids) * config.epochs * n_members,
-                         output_dir / TRAIN_LOG if parallel.writer else None)
+                         work_dir / TRAIN_LOG if parallel.writer else None)
     try:
         if workers > 1 and n_members > 1 and parallel.world == 1:
             results = train_members_in_processes(setup, reporter, workers)
@@ -177,7 +196,7 @@ def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progr
     finally:
         reporter.close()
     if not parallel.writer:
-        return TrainResult(output_dir, {})
+        return {}
 
     metrics = {"n_train": len(train_ids), "n_dev": len(dev_data) if dev_data else 0}
     if n_members == 1:
@@ -193,17 +212,16 @@ def _train_locked(config, train_data, dev_data, output_dir: Path, classes, progr
             {"seed": r.seed, "best_epoch": r.best_epoch, "epochs_run": len(r.history),
              **{k: r.history[r.best_epoch - 1][k] for k in ("dev_accuracy", "dev_macro_f1")
                 if dev_data is not None}} for r in results])
-    save_model_dir(output_dir, weights=weights, **setup.model_dir_contents(parallel.world))
+    save_model_dir(work_dir, weights=weights, **setup.model_dir_contents(parallel.world))
     if dev_data is not None:
         dev_result = EvaluationResult.from_predictions(classes, dev_data.texts, dev_data.labels,
                                                        probabilities)
         metrics.update(dev_accuracy=dev_result.accuracy, dev_macro_f1=dev_result.macro_f1)
-        dev_result.save(output_dir / EVAL_DEV)
-    write_json(output_dir / METRICS, metrics)
-    shutil.rmtree(output_dir / CHECKPOINT_DIR, ignore_errors=True)
+        dev_result.save(work_dir / EVAL_DEV)
+    write_json(work_dir / METRICS, metrics)
     kept = (f"best epoch {results[0].best_epoch}" if n_members == 1 else
             f"{n_members} members, best epochs {', '.join(str(r.best_epoch) for r in results)}")
-    log(f"{kept}; model saved to {output_dir} ({time.perf_counter() - started:.0f}s)")
-    return TrainResult(output_dir, metrics)
+    log(f"{kept}; model saved ({time.perf_counter() - started:.0f}s)")
+    return metrics
 
 

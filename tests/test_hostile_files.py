@@ -1,0 +1,282 @@
+"""Hostile files to label (and to evaluate on): each one is read exactly as written or refused
+with one line naming the file (and line) and what to do, and a refused run leaves no output file,
+no partial file, and every file the user had as it was."""
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from newsclf.data import iter_input_chunks
+from newsclf.errors import DataError, NewsclfError
+from newsclf.predict import predict_file
+
+from conftest import assert_user_error as assert_refused, SAMPLE, run_cli
+
+PREDICTION_COLUMNS = ["pred_label", "pred_score", "error"]
+
+
+def predict_cli(model, source, output, *options):
+    return run_cli("predict", "--model", model, "--input", source, "--output", output,
+                   "--no-progress", *options)
+
+
+def label(predictor, source, output, **options):
+    return predict_file(predictor, str(source), str(output), progress=False, **options)
+
+
+def files_in(folder):
+    return sorted(path.name for path in Path(folder).iterdir())
+
+
+def write(path, content, encoding="utf-8"):
+    path.write_bytes(content if isinstance(content, bytes) else content.encode(encoding))
+    return path
+
+
+# --- 1. rows with more or fewer fields than the header ------------------------------------------
+
+@pytest.mark.parametrize("name, content, fragments", [
+    ("extra.csv", "id,text\n1,央行宣布下调存款准备金率,多余\n2,球队夺冠\n3,房价回稳\n",
+     ["extra.csv: malformed CSV at line 2: 3 fields, but the header has 2",
+      "put a field that contains commas in double quotes"]),
+    ("tab.tsv", "id\ttext\n1\t央行宣布\t下调存款准备金率\n2\t球队夺冠\n",
+     ["tab.tsv: malformed TSV at line 2: 3 fields, but the header has 2",
+      "a TSV field cannot contain a tab"]),
+    ("short.csv", 'id,text\n1,"两行\n的文本"\n2\n3,房价回稳\n',
+     ["short.csv: malformed CSV at line 4: 1 field, but the header has 2"]),
+], ids=["extra-field-csv", "tab-in-tsv-text", "short-row-csv"])
+def test_a_row_with_more_or_fewer_fields_than_the_header_is_refused_with_its_line(
+        tmp_path, sample_model, name, content, fragments):
+    source = write(tmp_path / name, content)
+    output = write(tmp_path / "out.csv", "earlier results\n")
+    assert_refused(predict_cli(sample_model, source, output), *fragments)
+    assert output.read_text(encoding="utf-8") == "earlier results\n"
+    assert files_in(tmp_path) == sorted([name, "out.csv"])
+
+
+def test_evaluating_on_a_csv_with_an_extra_field_or_a_repeated_column_is_refused(
+        tmp_path, sample_model):
+    extra = write(tmp_path / "extra.csv", "text,label\n央行宣布降息,财经,多余\n球队夺冠,体育\n")
+    assert_refused(run_cli("evaluate", "--model", sample_model, "--data", extra),
+                   "extra.csv: malformed CSV at line 2: 3 fields, but the header has 2")
+    repeated = write(tmp_path / "twice.csv", "text,label,label\n央行宣布降息,财经,体育\n")
+    assert_refused(run_cli("evaluate", "--model", sample_model, "--data", repeated),
+                   "twice.csv:1: column name(s) 'label' appear more than once")
+
+
+# --- 2. mixed encodings -------------------------------------------------------------------------
+
+def test_utf8_rows_then_gbk_rows_are_refused_at_the_line_where_the_encoding_changes(
+        tmp_path, sample_model):
+    source = write(tmp_path / "mixed.csv",
+                   "id,text\n1,央行宣布降息\n".encode() + "2,球队夺冠\n".encode("gbk"))
+    assert_refused(predict_cli(sample_model, source, tmp_path / "out.csv"),
+                   "mixed.csv:3: GBK text after UTF-8 text", "save all of it as UTF-8")
+    assert files_in(tmp_path) == ["mixed.csv"]
+
+
+def test_mixed_encodings_far_into_a_file_are_refused_and_plain_files_still_read(
+        tmp_path, predictor):
+    # the change of encoding comes after the first 64 KiB, which detection looks at
+    utf8_then_gbk = write(tmp_path / "a.csv", ("text\n" + "中文新闻\n" * 20000).encode()
+                          + "房价回稳\n".encode("gbk"))
+    with pytest.raises(DataError, match=r"a\.csv:20002: GBK text after UTF-8 text"):
+        label(predictor, utf8_then_gbk, tmp_path / "out.csv")
+    gbk_then_utf8 = write(tmp_path / "b.csv", ("text\n" + "中文新闻\n" * 20000).encode("gbk")
+                          + "央行宣布降息\n".encode())
+    with pytest.raises(DataError, match=r"b\.csv:20002: UTF-8 text after GBK text"):
+        label(predictor, gbk_then_utf8, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+    # GBK after 64 KiB of ASCII is a plain GBK file; plain UTF-8, UTF-8 with BOM and GBK files
+    # of Chinese text are read as before
+    texts = ["abc"] * 20000 + ["房价回稳"]
+    late_gbk = write(tmp_path / "late.csv", "text\n" + "\n".join(texts) + "\n", "gbk")
+    assert label(predictor, late_gbk, tmp_path / "late-out.csv")["rows"] == len(texts)
+    assert pd.read_csv(tmp_path / "late-out.csv", dtype=str)["text"].tolist() == texts
+    lines = (SAMPLE / "train.tsv").read_text(encoding="utf-8").splitlines()
+    for encoding in ("utf-8", "utf-8-sig", "gbk"):
+        plain = write(tmp_path / f"plain-{encoding}.txt", "\n".join(lines) + "\n", encoding)
+        label(predictor, plain, tmp_path / f"plain-{encoding}.csv")
+        assert pd.read_csv(tmp_path / f"plain-{encoding}.csv")["text"].tolist() == lines
+
+
+def test_gbk_rows_then_utf8_rows_are_refused_in_files_to_label_and_to_evaluate(
+        tmp_path, sample_model):
+    utf8 = "央行宣布降息"
+    assert utf8.encode().decode("gb18030") != utf8  # what reading it all as GBK would give
+    source = write(tmp_path / "mixed.txt", "球队夺冠\n房价回稳\n".encode("gbk") + f"{utf8}\n".encode())
+    assert_refused(predict_cli(sample_model, source, tmp_path / "out.csv"),
+                   "mixed.txt:3: UTF-8 text after GBK text", "save all of it as UTF-8")
+    data = write(tmp_path / "dev.tsv", "球队夺冠\t体育\n".encode()
+                 + "房价回稳\t房产\n央行降息\t财经\n".encode("gbk"))
+    assert_refused(run_cli("evaluate", "--model", sample_model, "--data", data),
+                   "dev.tsv:2: GBK text after UTF-8 text")
+    assert files_in(tmp_path) == ["dev.tsv", "mixed.txt"]
+
+
+# --- 3. the output is the input -----------------------------------------------------------------
+
+def test_writing_over_the_input_is_refused_before_reading_it(tmp_path, sample_model, predictor):
+    content = "id,text\n1,央行宣布降息\n2,球队夺冠\n"
+    source = write(tmp_path / "a.csv", content)
+    assert_refused(predict_cli(sample_model, source, source),
+                   f"{source}: this is the input file", "write the labelled rows to another file")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.csv").symlink_to(source)
+    os.link(source, tmp_path / "hard.csv")
+    for same in (tmp_path / "sub" / ".." / "a.csv", tmp_path / "link.csv", tmp_path / "hard.csv"):
+        with pytest.raises(NewsclfError, match="this is the input file"):
+            label(predictor, source, same)
+    with pytest.raises(NewsclfError, match="this is the input file"):
+        label(predictor, tmp_path / "link.csv", source)
+    assert source.read_text(encoding="utf-8") == content
+    assert files_in(tmp_path) == ["a.csv", "hard.csv", "link.csv", "sub"]
+
+
+# --- 4. wrong or odd encodings ------------------------------------------------------------------
+
+def test_utf16_given_for_a_utf8_file_is_a_one_line_error_and_for_a_utf16_file_works(
+        tmp_path, sample_model, predictor):
+    source = write(tmp_path / "in.csv", "id,text\n1,央行宣布降息\n")
+    assert_refused(predict_cli(sample_model, source, tmp_path / "out.csv", "--encoding", "utf-16"),
+                   "in.csv: has no NUL bytes, so it is not utf-16", "leave out --encoding")
+    assert files_in(tmp_path) == ["in.csv"]
+    # Excel's "Unicode text": UTF-16 with a BOM, tab-separated
+    unicode_text = write(tmp_path / "in.tsv", "title\tid\n央行宣布降息\t1\n球队夺冠\t2\n", "utf-16")
+    label(predictor, unicode_text, tmp_path / "out.csv", text_column="title", encoding="utf-16")
+    result = pd.read_csv(tmp_path / "out.csv", dtype=str)
+    assert result["title"].tolist() == ["央行宣布降息", "球队夺冠"]
+    assert result["id"].tolist() == ["1", "2"]
+
+
+@pytest.mark.parametrize("encoding, message", [
+    ("utf-32", r"in\.csv: has no NUL bytes, so it is not utf-32"),
+    ("base64", r"'base64' is not a text encoding; try utf-8, utf-8-sig or gb18030"),
+    ("rot13", r"'rot13' is not a text encoding"),
+    ("ascii", r"in\.csv:2: not valid ascii \(byte 0xe5\); check the file's encoding"),
+], ids=["utf-32", "base64", "rot13", "ascii"])
+def test_wrong_or_odd_encodings_are_data_errors(tmp_path, predictor, encoding, message):
+    source = write(tmp_path / "in.csv", "id,text\n1,央行宣布降息\n")
+    with pytest.raises(DataError, match=message):
+        label(predictor, source, tmp_path / "out.csv", encoding=encoding)
+    assert files_in(tmp_path) == ["in.csv"]
+
+
+# --- 5. a repeated column name ------------------------------------------------------------------
+
+def test_a_repeated_column_name_is_refused(tmp_path, sample_model, predictor):
+    source = write(tmp_path / "in.csv", "text,text,id\n央行宣布降息,球队夺冠,1\n")
+    assert_refused(predict_cli(sample_model, source, tmp_path / "out.csv"),
+                   "in.csv:1: column name(s) 'text' appear more than once in the header",
+                   "give every column its own name")
+    tsv = write(tmp_path / "in.tsv", "\n\nid\ttext\tid\tnote\tnote\n1\t央行\t2\t3\t4\n")
+    with pytest.raises(DataError, match=r"in\.tsv:3: column name\(s\) 'id', 'note' appear"):
+        label(predictor, tsv, tmp_path / "out.tsv")
+    assert files_in(tmp_path) == ["in.csv", "in.tsv"]
+
+
+# --- 6. TSV output reads back unchanged ---------------------------------------------------------
+
+QUOTED = ['"引号"开头的标题', '中间"引号"的标题', '末尾的引号"', '""', '"', "逗号,和'单引号'"]
+
+
+@pytest.mark.parametrize("output_name", ["out.tsv", "out.txt"])
+def test_tsv_output_is_read_back_unchanged_by_the_tsv_reader(tmp_path, predictor, output_name):
+    source = write(tmp_path / "in.tsv", "title\tnote\n"
+                   + "".join(f'{text}\t"备注{i}"\n' for i, text in enumerate(QUOTED)))
+    output = tmp_path / output_name
+    label(predictor, source, output, text_column="title")
+    lines = output.read_text(encoding="utf-8").splitlines()
+    assert lines[0].split("\t")[:2] == ["title", "note"]
+    assert [line.split("\t")[0] for line in lines[1:]] == QUOTED  # as written, not quoted
+    (frame, column), = iter_input_chunks(str(output), fmt="tsv", text_column="title")
+    assert frame["title"].tolist() == QUOTED
+    assert frame["note"].tolist() == [f'"备注{i}"' for i in range(len(QUOTED))]
+    assert list(frame.columns) == ["title", "note", *PREDICTION_COLUMNS]
+
+
+def test_a_text_tsv_cannot_hold_is_refused_for_tsv_output(tmp_path, sample_model, predictor):
+    source = write(tmp_path / "in.csv", 'id,text\n1,央行宣布降息\n2,"两行\n的文本"\n3,球队夺冠\n')
+    assert_refused(predict_cli(sample_model, source, tmp_path / "out.tsv"),
+                   "in.csv:3: column 'text' holds a tab or line break, which a TSV file cannot "
+                   "hold; write .csv output instead")
+    tabbed = write(tmp_path / "in.txt", "央行宣布降息\n球队\t夺冠\n")
+    with pytest.raises(DataError, match=r"in\.txt:2: column 'text' holds a tab or line break"):
+        label(predictor, tabbed, tmp_path / "out.txt")
+    header = write(tmp_path / "header.csv", 'text,"a\tb"\n央行宣布降息,1\n')
+    with pytest.raises(DataError, match=r"header\.csv: column name 'a\\tb' holds a tab"):
+        label(predictor, header, tmp_path / "out.tsv")
+    assert files_in(tmp_path) == ["header.csv", "in.csv", "in.txt"]
+    label(predictor, source, tmp_path / "out.csv")  # CSV output holds them
+    assert pd.read_csv(tmp_path / "out.csv", dtype=str)["text"].tolist()[1] == "两行\n的文本"
+
+
+# --- 7. a TSV without a header ------------------------------------------------------------------
+
+def test_a_headerless_labelled_tsv_to_label_says_a_header_is_needed(tmp_path, sample_model):
+    assert_refused(predict_cli(sample_model, SAMPLE / "dev.tsv", tmp_path / "out.csv"),
+                   "dev.tsv: no column 'text'; columns are '量价齐升！机器人概念股掀起涨停潮', '股票'",
+                   "needs a header row naming its text column", "--text-column NAME",
+                   "a .txt file with one text per line")
+    assert files_in(tmp_path) == []
+
+
+# --- 8. output formats --------------------------------------------------------------------------
+
+def test_an_output_format_newsclf_does_not_write_is_refused(tmp_path, sample_model, predictor):
+    source = write(tmp_path / "in.csv", "id,text\n1,央行宣布降息\n")
+    assert_refused(predict_cli(sample_model, source, tmp_path / "out.xlsx"),
+                   "out.xlsx: cannot write .xlsx", "the output is .csv, .tsv or .txt "
+                   "(tab-separated), or - for standard output")
+    for name in ("out.json", "out.CSV.bak", "out"):
+        with pytest.raises(NewsclfError, match="the output is .csv, .tsv or .txt"):
+            label(predictor, source, tmp_path / name)
+    assert files_in(tmp_path) == ["in.csv"]
+    label(predictor, source, tmp_path / "OUT.TXT")
+    assert (tmp_path / "OUT.TXT").read_text(encoding="utf-8").startswith(
+        "id\ttext\tpred_label\tpred_score\terror\n1\t央行宣布降息\t")
+
+
+# --- 9. every table pandas round-trips through CSV comes out unchanged ------------------------
+
+CELL = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+               max_size=8)
+NAME = CELL.filter(lambda name: name and name not in PREDICTION_COLUMNS)
+
+
+@st.composite
+def tables(draw):
+    columns = draw(st.lists(NAME, min_size=1, max_size=4, unique=True))
+    rows = draw(st.lists(st.lists(CELL, min_size=len(columns), max_size=len(columns)),
+                         min_size=1, max_size=6))
+    return pd.DataFrame(rows, columns=columns, dtype=object)
+
+
+def read_back(csv_text):
+    return pd.read_csv(io.StringIO(csv_text), dtype=str, keep_default_na=False)
+
+
+@given(table=tables())
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_table_pandas_round_trips_keeps_its_columns_and_rows(predictor, table):
+    written = table.to_csv(index=False, lineterminator="\n")
+    try:
+        back = read_back(written)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError):
+        back = None
+    assume(back is not None and back.columns.tolist() == table.columns.tolist()
+           and back.astype(object).values.tolist() == table.values.tolist())
+    with tempfile.TemporaryDirectory() as folder:
+        source = write(Path(folder) / "in.csv", written)
+        output = Path(folder) / "out.csv"
+        summary = label(predictor, source, output, text_column=table.columns[0], chunk_size=2)
+        result = read_back(output.read_text(encoding="utf-8"))
+    assert summary["rows"] == len(table)
+    assert result.columns.tolist() == [*table.columns, *PREDICTION_COLUMNS]
+    assert result[table.columns].astype(object).values.tolist() == table.values.tolist()

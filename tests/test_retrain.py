@@ -1,0 +1,266 @@
+"""Training into a directory that already holds something: refused unless asked for, a model
+replaced only once its successor is complete, folders of other files never touched, and one
+run at a time per directory (the lock also covers ``--overwrite`` runs)."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from newsclf import NewsclfError, Predictor, TrainConfig
+from newsclf.data import read_labelled
+from newsclf.files import CRASH_ENV, CRASH_EXIT_STATUS
+from newsclf.training import train
+
+from conftest import ROOT, SAMPLE, run_cli
+
+TINY = ["--ensemble-size", "1", "--d-model", "32", "--n-heads", "2", "--d-ff", "32",
+        "--min-freq", "1", "--no-progress"]
+OLD = ["--epochs", "1", "--seed", "1", "--dev", SAMPLE / "dev.tsv"]  # with eval_dev/, inference/
+NEW = ["--epochs", "2", "--seed", "2", "--no-export"]  # no dev set: no eval_dev/
+TEXTS = ["沪指放量上涨 券商板块集体走强", "教育部发布高考报名新规", "主队加时赛绝杀晋级决赛"]
+STAGING = ".m.newsclf-staging"
+
+
+def train_cli(out, *extra):
+    return run_cli("train", "--train", SAMPLE / "train.tsv", "--output", out, *TINY, *extra)
+
+
+def snapshot(directory):
+    """Every file under ``directory`` (hidden ones too), path -> bytes."""
+    return {str(path.relative_to(directory)): path.read_bytes()
+            for path in sorted(directory.rglob("*")) if path.is_file()}
+
+
+def model_files(directory):
+    """``snapshot`` but the training log (it holds timings) and temporary files a killed write
+    left behind."""
+    return {name: blob for name, blob in snapshot(directory).items()
+            if name != "train_log.jsonl" and not name.endswith(".tmp")}
+
+
+def refusal(result):
+    """The one line a refused run prints (exit 2, no traceback)."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def lock(directory):
+    """The lock a training run into ``directory`` takes (imported here: the rest of this file
+    runs against a newsclf without it)."""
+    from newsclf.training.lock import OutputDirectory
+
+    return OutputDirectory(directory, overwrite=True, resume=False).lock()
+
+
+def probabilities(directory):
+    return Predictor.from_dir(directory).predict_proba(TEXTS)
+
+
+@pytest.fixture(scope="module")
+def old_model(tmp_path_factory):
+    """A model directory as a finished run with a dev set and the export leaves it."""
+    out = tmp_path_factory.mktemp("old") / "m"
+    result = train_cli(out, *OLD)
+    assert result.returncode == 0, result.stderr
+    assert (out / "eval_dev").is_dir() and (out / "inference").is_dir()
+    return out
+
+
+@pytest.fixture(scope="module")
+def new_reference(tmp_path_factory):
+    """The model the new settings give in an empty directory: what an overwrite must leave."""
+    out = tmp_path_factory.mktemp("new") / "m"
+    result = train_cli(out, *NEW)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture
+def target(tmp_path, old_model):
+    """A copy of the old model, alone in its parent folder."""
+    out = tmp_path / "models" / "m"
+    shutil.copytree(old_model, out)
+    return out
+
+
+def python_train(out, **options):
+    return train(TrainConfig(ensemble_size=1, d_model=32, n_heads=2, d_ff=32, epochs=1),
+                 read_labelled(SAMPLE / "train.tsv"), None, out, progress=False,
+                 log=lambda message: None, export=False, **options)
+
+
+def test_a_model_directory_is_kept_unless_overwrite_is_given(target):
+    before = snapshot(target)
+    line = refusal(train_cli(target, *NEW))
+    assert line == (f"newsclf train: error: {target}: already holds a model; pass --overwrite "
+                    "to replace it (it keeps loading until the new one is complete), or choose "
+                    "another --output")
+    line = refusal(train_cli(target, *NEW, "--resume"))
+    assert line == (f"newsclf train: error: {target}: no checkpoint to resume from: its model "
+                    "is finished; pass --overwrite without --resume to replace it")
+    with pytest.raises(NewsclfError, match="already holds a model; pass --overwrite"):
+        python_train(target)
+    assert snapshot(target) == before
+    assert os.listdir(target.parent) == ["m"]  # no lock or staging directory left beside it
+
+
+def test_a_folder_of_other_files_is_never_written_even_with_overwrite(tmp_path):
+    notes = tmp_path / "notes"
+    (notes / "drafts").mkdir(parents=True)
+    (notes / "todo.txt").write_text("keep me", encoding="utf-8")
+    (notes / "drafts" / "a.md").write_text("# a", encoding="utf-8")
+    # another tool's model: a config.json that is not newsclf's, next to names newsclf uses
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
+    (other / "vocab.json").write_text("{}", encoding="utf-8")
+    before = {folder: snapshot(folder) for folder in (notes, other)}
+    for flags in ([], ["--overwrite"], ["--resume"], ["--overwrite", "--resume"]):
+        line = refusal(train_cli(notes, *NEW, *flags))
+        prefix = "no checkpoint to resume from: it " if "--resume" in flags else ""
+        assert line == (f"newsclf train: error: {notes}: {prefix}holds files that are not a "
+                        "newsclf model (drafts, todo.txt); training never writes into or "
+                        "replaces such a folder: choose another --output"), flags
+    assert "holds files that are not a newsclf model (config.json, vocab.json)" in refusal(
+        train_cli(other, *NEW, "--overwrite"))
+    with pytest.raises(NewsclfError, match="holds files that are not a newsclf model"):
+        python_train(notes, overwrite=True)
+    assert {folder: snapshot(folder) for folder in (notes, other)} == before
+    assert sorted(os.listdir(tmp_path)) == ["notes", "other"]
+
+
+def test_overwrite_leaves_exactly_the_new_model(target, new_reference):
+    result = train_cli(target, *NEW, "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert f"the new model replaced the old one in {target}" in result.stderr
+    # as trained in an empty directory: no stale eval_dev/ or inference/, no checkpoint
+    assert sorted(snapshot(target)) == sorted(snapshot(new_reference))
+    assert model_files(target) == model_files(new_reference)
+    assert os.listdir(target.parent) == ["m"]
+    np.testing.assert_array_equal(probabilities(target), probabilities(new_reference))
+
+
+def test_an_interrupted_overwrite_keeps_the_old_model_and_resumes(target, old_model,
+                                                                  new_reference, monkeypatch):
+    before = snapshot(target)
+    monkeypatch.setenv(CRASH_ENV, "8")  # the first write after epoch 1's checkpoint
+    crashed = train_cli(target, *NEW, "--overwrite")
+    monkeypatch.delenv(CRASH_ENV)
+    assert crashed.returncode == CRASH_EXIT_STATUS, crashed.stderr
+    staging = target.parent / STAGING
+    assert json.loads((staging / "checkpoint" / "state.json").read_text())["epoch"] == 1
+    # the target is the old model, untouched, and predicts as it did
+    assert snapshot(target) == before
+    np.testing.assert_array_equal(probabilities(target), probabilities(old_model))
+
+    line = refusal(train_cli(target, *NEW))
+    assert line.endswith("or choose another --output; its interrupted --overwrite run "
+                         "continues with --overwrite --resume")
+    line = refusal(train_cli(target, *NEW, "--resume"))
+    assert line == (f"newsclf train: error: {target}: its interrupted run is an --overwrite "
+                    "run; continue it with --overwrite --resume")
+    assert snapshot(target) == before
+
+    resumed = train_cli(target, *NEW, "--overwrite", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch 1 " in resumed.stderr
+    assert model_files(target) == model_files(new_reference)  # as the uninterrupted run
+    assert os.listdir(target.parent) == ["m"]
+
+
+def test_a_running_overwrite_holds_the_lock_while_the_old_model_serves(target, old_model):
+    before = snapshot(target)
+    state = target.parent / STAGING / "checkpoint" / "state.json"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "newsclf", "train", "--train", SAMPLE / "train.tsv", "--output",
+         target, *TINY, "--epochs", "50", "--seed", "3", "--no-export", "--overwrite"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not state.exists():
+            assert first.poll() is None, first.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        first.send_signal(signal.SIGSTOP)  # mid-run, holding the lock, until killed
+        assert snapshot(target) == before
+        np.testing.assert_array_equal(probabilities(target), probabilities(old_model))
+        others = [subprocess.Popen(
+            [sys.executable, "-m", "newsclf", "train", "--train", SAMPLE / "train.tsv",
+             "--output", target, *TINY, *flags], cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+            for flags in ([], ["--overwrite"], ["--resume"], ["--overwrite", "--resume"])]
+        for other in others:
+            _, stderr = other.communicate(timeout=120)
+            assert other.returncode == 2, stderr
+            assert (f"{target}: another 'newsclf train' (pid {first.pid}) is writing this "
+                    "directory; wait for it or choose another --output") in stderr
+    finally:
+        first.kill()  # like a kill -9 mid-run
+        first.communicate()
+    assert snapshot(target) == before  # neither the refused runs nor the killed one changed it
+    with lock(target):
+        pass  # the killed run's lock went with it
+
+
+def test_the_lock_refuses_every_run_into_a_locked_directory(target, tmp_path):
+    before = snapshot(target)
+    owner = f"another 'newsclf train' (pid {os.getpid()}) is writing this directory"
+    with lock(target):
+        assert owner in train_cli(target, *NEW, "--overwrite").stderr
+        fresh = tmp_path / "models" / "fresh"
+        with lock(fresh):
+            with pytest.raises(NewsclfError, match=re.escape(f"{fresh}: {owner}")):
+                python_train(fresh)
+        assert not fresh.exists()
+    assert snapshot(target) == before
+    assert os.listdir(target.parent) == ["m"]
+
+
+def test_an_interrupted_run_without_a_model_needs_resume_or_overwrite(tmp_path, monkeypatch):
+    out = tmp_path / "models" / "m"
+    ensemble = ["--ensemble-size", "2", "--workers", "1", "--epochs", "2", "--no-export"]
+    monkeypatch.setenv(CRASH_ENV, "7")  # member 2's second epoch: member 1 finished
+    assert train_cli(out, *ensemble).returncode == CRASH_EXIT_STATUS
+    monkeypatch.delenv(CRASH_ENV)
+    assert not (out / "config.json").exists() and (out / "checkpoint").is_dir()
+    before = snapshot(out)
+    line = refusal(train_cli(out, *ensemble))
+    assert line == (f"newsclf train: error: {out}: holds an interrupted run; continue it with "
+                    "--resume, or pass --overwrite to discard it and start afresh")
+    with pytest.raises(NewsclfError, match="holds an interrupted run"):
+        python_train(out)
+    assert snapshot(out) == before
+    resumed = train_cli(out, *ensemble, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "member 2/2 resuming after epoch 1 " in resumed.stderr
+    assert not (out / "checkpoint").exists()
+    Predictor.from_dir(out)
+
+
+def test_a_crash_during_the_swap_is_completed_by_the_next_run(tmp_path, old_model,
+                                                             new_reference):
+    models = tmp_path / "models"
+    models.mkdir()
+    # stopped between the two renames: the old model aside, the new one still staged
+    shutil.copytree(old_model, models / ".m.newsclf-replaced")
+    shutil.copytree(new_reference, models / STAGING)
+    with pytest.raises(NewsclfError, match="already holds a model"):
+        python_train(models / "m")
+    assert snapshot(models / "m") == snapshot(new_reference)
+    assert os.listdir(models) == ["m"]
+    # stopped while deleting the old model: the next run that writes finishes the deletion
+    shutil.copytree(old_model, models / ".m.newsclf-replaced")
+    python_train(models / "m", overwrite=True)
+    assert os.listdir(models) == ["m"]
+    training = json.loads((models / "m" / "training.json").read_text(encoding="utf-8"))
+    assert training["settings"]["epochs"] == 1  # the model of that run
