@@ -281,11 +281,9 @@ def _texts(X, name: str) -> list:
     if getattr(X, "ndim", 1) != 1:
         raise ValueError(f"{name} must be one-dimensional (one text per sample), "
                          f"got shape {X.shape}")
-    texts = list(X)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{name}[{i}] is {type(text).__name__}, not str")
-    return texts
+    from newsclf.predictor import as_text_list
+
+    return as_text_list(X, name)
 
 
 def _labels(y, name: str) -> np.ndarray:

@@ -106,7 +106,7 @@ class Predictor:
         of ``max_len`` positions, read piece by piece, their scores averaged."""
         from newsclf.model.inference import softmax
 
-        texts = _as_list(texts)
+        texts = as_text_list(texts)
         if long_text not in LONG_TEXT_MODES:
             raise NewsclfError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, "
                                f"not {long_text!r}")
@@ -206,7 +206,7 @@ def has_content(text: str) -> bool:
     return any(ch.isalnum() for ch in text) or bool(normalize(text))
 
 
-def _as_list(texts) -> list[str]:
+def as_text_list(texts, name: str = "texts") -> list[str]:
     if isinstance(texts, str):
         return [texts]
     if type(texts).__name__ == "DataFrame":
@@ -218,5 +218,5 @@ def _as_list(texts) -> list[str]:
     texts = list(texts)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+            raise TypeError(f"{name}[{i}] is {type(text).__name__}, not str")
     return texts
