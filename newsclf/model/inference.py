@@ -65,9 +65,3 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     """Row-wise softmax of a numpy array of scores."""
     shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-def log_softmax(scores: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax (log probabilities) of a numpy array of scores."""
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
