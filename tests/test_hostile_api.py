@@ -97,11 +97,11 @@ def peak_mib_of_predict(model, input_path, output_path, *options):
 
 
 def test_a_huge_cell_costs_what_a_headline_costs(sample_model, predictor, tmp_path):
-    huge = "，".join(HEADLINES) * 12_000  # about 13 million characters in one cell
+    huge = "，".join(HEADLINES) * 12_000  # about 10 million characters in one cell
     source = tmp_path / "huge.csv"
     pd.DataFrame({"id": ["a", "b"], "text": [huge, HEADLINES[0]]}).to_csv(source, index=False)
     peak = peak_mib_of_predict(sample_model, source, tmp_path / "out.csv")
-    assert peak < 1500, f"peak memory {peak} MiB for a 13-million-character cell"
+    assert peak < 1500, f"peak memory {peak} MiB for a 10-million-character cell"
     out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
     expected = predictor.predict([huge[:2000], HEADLINES[0]])
     assert out["pred_label"].tolist() == [row["label"] for row in expected]
