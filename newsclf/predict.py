@@ -47,7 +47,10 @@ def _label_frame(frame, text_column: str, classify, classes, top_k: int, with_pr
     valid = np.array([problem is None for problem in problems], dtype=bool)
     for name, values in prediction_columns(classes, probabilities, top_k,
                                            with_probabilities).items():
-        values = values.astype(object)
+        if values.dtype.kind == "f":  # written as the float columns of a whole table would be
+            values = np.array([f"{value:.6f}" for value in values.tolist()], dtype=object)
+        else:
+            values = values.astype(object)
         values[~valid] = ""
         frame[name] = values
     frame["error"] = np.array([problem or "" for problem in problems], dtype=object)

@@ -1,7 +1,7 @@
 """The :class:`Predictor`: a loaded model directory that labels texts, pipeline-style.
 
-It runs on the model directory's Paddle Inference export when that export is current (fast),
-else on the network itself (the dynamic graph). Everything that classifies texts in newsclf
+It runs on the model directory's inference export when that export is current (fast: ONNX
+Runtime when installed, else Paddle Inference), else on the network itself (the dynamic graph). Everything that classifies texts in newsclf
 (the estimator, file labelling, evaluation, explanations, the command line) goes through it.
 """
 
@@ -16,11 +16,10 @@ import numpy as np
 from newsclf.data import encode_texts
 from newsclf.errors import ModelDirError, NewsclfError
 from newsclf.modeldir import ModelFiles, load_model_dir
+from newsclf.spec import BACKENDS, LONG_TEXT_MODES
 from newsclf.tokenize import Tokenizer, normalize
 from newsclf.vocab import UNK_ID
 
-LONG_TEXT_MODES = ("truncate", "chunk")
-BACKENDS = ("auto", "inference", "dynamic")
 EMPTY_TEXT, NO_KNOWN_TOKEN = "empty text", "no known token"
 _WINDOWS_PER_CALL = 4096  # --long-text chunk: windows scored at once (bounds memory)
 
@@ -39,13 +38,12 @@ class Predictor:
 
     Attributes: ``classes_`` (class names, the column order of ``predict_proba``), ``spec``
     (the :class:`~newsclf.spec.ModelSpec`: tokenizer, sizes, architecture), ``training_settings``
-    (how the model was trained, as recorded), ``backend`` (``"inference"`` or ``"dynamic"``),
-    ``model`` (the Paddle network), ``files`` (the checked directory contents).
+    (how the model was trained, as recorded), ``backend`` (``"onnx"``, ``"inference"`` or
+    ``"dynamic"``), ``model`` (the Paddle network, loaded on first use), ``files`` (the checked
+    directory contents).
     """
 
     def __init__(self, files: ModelFiles, backend: str = "auto", threads: int | None = None):
-        from newsclf.model.export import EXPORT_DIR, EXPORT_PREFIX, export_problem, load_network
-
         if backend not in BACKENDS:
             raise NewsclfError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.files = files
@@ -53,28 +51,33 @@ class Predictor:
         self.vocab = files.vocab
         self.classes_ = np.array(files.labels, dtype=object)
         self.tokenizer = Tokenizer(self.spec.tokenizer, files.user_dict)
-        self.model = load_network(files)
-        self.backend, self._forward = "dynamic", self.model
-        if backend != "dynamic":
-            problem = export_problem(files)
-            if problem is None:
-                from newsclf.model.inference import InferenceEngine
-
-                prefix = str(files.path / EXPORT_DIR / EXPORT_PREFIX)
-                threads = threads or min(4, os.cpu_count() or 1)
-                self.backend, self._forward = "inference", InferenceEngine(prefix, threads)
-            elif backend == "inference":
-                raise ModelDirError(f"{files.path}: {problem}; run 'newsclf export --model "
-                                    f"{files.path}'")
+        self._network = None
+        self.backend, self._forward = _engine(files, backend,
+                                              threads or min(4, os.cpu_count() or 1))
+        if self._forward is None:
+            self._forward = self.model
 
     @classmethod
     def from_dir(cls, path: str | Path, backend: str = "auto",
                  threads: int | None = None) -> "Predictor":
-        """Load a model directory written by ``newsclf train`` (any release). ``backend="auto"``
-        runs on the Paddle Inference export when the directory has a current one, else on the
-        dynamic graph; ``"inference"`` requires the export, ``"dynamic"`` ignores it.
-        ``threads``: CPU threads of the inference engine (default: the cores, at most 4)."""
+        """Load a model directory written by ``newsclf train`` (any release).
+
+        ``backend="auto"`` runs on the directory's inference export when it has a current one:
+        on ONNX Runtime when the export has an ONNX graph and the ``onnx`` extra is installed
+        (Paddle is then never imported), else on Paddle Inference; without a usable export, on
+        the dynamic graph. ``"onnx"`` and ``"inference"`` require that engine, ``"dynamic"``
+        ignores the export. ``threads``: CPU threads of the engine (default: the cores, at
+        most 4)."""
         return cls(load_model_dir(path), backend, threads)
+
+    @property
+    def model(self):
+        """The Paddle network (loaded on first use: the export's engines do not need it)."""
+        if self._network is None:
+            from newsclf.model.export import load_network
+
+            self._network = load_network(self.files)
+        return self._network
 
     @property
     def config(self):
@@ -198,6 +201,37 @@ class Predictor:
         from newsclf.explain import explain
 
         return explain(self, text)
+
+
+def _engine(files: ModelFiles, backend: str, threads: int):
+    """The backend's name and its callable from an int64 batch to scores (None: the dynamic
+    graph, the network itself). Refuses a required engine the directory cannot run."""
+    from newsclf.model.export import (EXPORT_DIR, EXPORT_PREFIX, ONNX_FILE, export_problem,
+                                      onnx_problem)
+
+    if backend == "dynamic":
+        return "dynamic", None
+    problem = export_problem(files)
+    if backend in ("auto", "onnx"):
+        problem_of_onnx = problem or onnx_problem(files)
+        if problem_of_onnx is None:
+            from newsclf.model.inference import OnnxEngine
+
+            return "onnx", OnnxEngine(str(files.path / EXPORT_DIR / ONNX_FILE), threads)
+        if backend == "onnx":
+            raise ModelDirError(f"{files.path}: cannot run on ONNX Runtime: " + (
+                f"{problem}; run 'newsclf export --model {files.path}'" if problem
+                else problem_of_onnx))
+    if backend in ("auto", "inference"):
+        if problem is None:
+            from newsclf.model.inference import InferenceEngine
+
+            return "inference", InferenceEngine(str(files.path / EXPORT_DIR / EXPORT_PREFIX),
+                                                threads)
+        if backend == "inference":
+            raise ModelDirError(f"{files.path}: {problem}; run 'newsclf export --model "
+                                f"{files.path}'")
+    return "dynamic", None
 
 
 def has_content(text: str) -> bool:

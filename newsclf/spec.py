@@ -3,8 +3,8 @@
 A :class:`ModelSpec` names the tokenizer, the vocabulary and class counts and the network's
 architecture. It is what ``config.json`` of a model directory holds under ``"model"``, apart
 from the training settings (``training.json``), which are kept as a record and never needed to
-load a model. The choices of each architecture option are listed here, once, for the training
-settings, the command line and the loader to share. Kept free of Paddle.
+load a model. The choices of each architecture option, and of the ways to run a model, are
+listed here, once, for the training settings, the command line and the loader to share. Kept free of Paddle.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ TOKENIZERS = ("word", "char", "mixed")
 POOLINGS = ("mean", "max", "mean_max", "attention", "cls")
 POSITIONS = ("sinusoidal", "learned")
 FEATURES_PER_TOKEN = {"word": 1, "char": 1, "mixed": 3}
+# how a trained model can be run: its engines and its ways with texts longer than max_len
+BACKENDS = ("auto", "onnx", "inference", "dynamic")
+LONG_TEXT_MODES = ("truncate", "chunk")
 USER_DICT_FILE = "user_dict.txt"  # the jieba user dictionary's name inside a model directory
 
 

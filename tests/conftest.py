@@ -11,6 +11,16 @@ THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews-headlines"
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 
+def _onnx_extra_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("onnxruntime") is not None and find_spec("paddle2onnx") is not None
+
+
+# the engine a freshly exported model runs on by default
+FAST_BACKEND = "onnx" if _onnx_extra_installed() else "inference"
+
+
 def run_cli(*args, cwd=None, timeout=600):
     """Run the real ``newsclf`` command in a subprocess; returns CompletedProcess."""
     import subprocess

@@ -11,7 +11,7 @@ import pytest
 from newsclf import ModelDirError, Predictor, TrainConfig
 from newsclf.modeldir import FORMAT_VERSION, load_model_dir
 
-from conftest import run_cli
+from conftest import FAST_BACKEND, run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 FORMAT_1 = ["v1-single", "v1-ensemble"]  # written by newsclf 0.1.0 (format version 1)
@@ -138,7 +138,7 @@ def test_re_exporting_a_format_1_directory(copy_of):
     assert result.returncode == 0, result.stderr
     recorded = expected("v1-single")
     predictor = Predictor.from_dir(target)
-    assert predictor.backend == "inference"
+    assert predictor.backend == FAST_BACKEND
     texts = recorded["texts"][7:]  # the headlines
     np.testing.assert_allclose(predictor.predict_proba(texts), recorded["dynamic"][7:],
                                atol=1e-5)

@@ -55,6 +55,9 @@ def test_hostile_rows_are_all_kept_in_order_with_identical_predictions(tmp_path,
     assert set(result.loc[~empty, "pred_label"]) <= set(predictor.classes_)
     direct = predictor.predict([t for t, e in zip(HOSTILE, empty) if not e])
     assert result.loc[~empty, "pred_label"].tolist() == [d["label"] for d in direct]
+    scores = result.loc[~empty, "pred_score"]
+    assert scores.str.fullmatch(r"[01]\.\d{6}").all()  # six decimals, as every float column
+    assert scores.astype(float).tolist() == pytest.approx([d["score"] for d in direct], abs=2e-6)
 
 
 def test_encodings_give_identical_output(tmp_path, predictor):

@@ -8,7 +8,7 @@ from newsclf.data import read_labelled
 from newsclf.errors import DataError
 from newsclf.training import train
 
-from conftest import SAMPLE
+from conftest import FAST_BACKEND, SAMPLE
 
 
 def test_model_directory_holds_every_file(sample_model):
@@ -115,7 +115,7 @@ def test_dev_class_unseen_in_training_is_refused(tmp_path, tiny_config):
 
 
 def test_inference_export_is_used_and_matches_the_dynamic_graph(sample_model, predictor):
-    assert predictor.backend == "inference"
+    assert predictor.backend == FAST_BACKEND
     dynamic = Predictor.from_dir(sample_model, backend="dynamic")
     assert dynamic.backend == "dynamic"
     texts = read_labelled(SAMPLE / "dev.tsv").texts + ["", "足球" * 200]
@@ -170,7 +170,7 @@ def test_ensemble_trains_resumes_exports_and_explains(tmp_path, tiny_config):
     assert files.spec.ensemble_size == 2
     assert {name.split(".")[1] for name in files.weights} == {"0", "1"}
     predictor = Predictor.from_dir(full)
-    assert predictor.backend == "inference"
+    assert predictor.backend == FAST_BACKEND
     texts = dev_data.texts[:50]
     proba = predictor.predict_proba(texts)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)

@@ -1,4 +1,5 @@
-"""newsclf export: (re)write the Paddle Inference export prediction runs on."""
+"""newsclf export: (re)write the inference export (Paddle Inference and ONNX graphs) that fast
+prediction runs on."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ from newsclf.cli.common import add_model_option
 
 def add_parser(commands) -> argparse.ArgumentParser:
     export = commands.add_parser(
-        "export", help="write the Paddle Inference graph that fast prediction runs on",
-        description="Export a model directory's network as a static graph (DIR/inference) and "
-                    "check that it gives the same logits; 'newsclf train' does this already.")
+        "export", help="write the inference graphs that fast prediction runs on",
+        description="Export a model directory's network as a Paddle Inference graph and, with "
+                    "the onnx extra installed, an ONNX graph (DIR/inference), and check that "
+                    "each gives the network's scores; 'newsclf train' does this already. Run it "
+                    "again after installing the onnx extra to add the ONNX graph.")
     add_model_option(export)
     return export
 
 
 def run(args: argparse.Namespace) -> None:
-    from newsclf.model.export import export_model
+    from newsclf.model.export import export_model, export_summary
 
     info = export_model(args.model)
-    print(f"exported to {args.model}/inference (max logit difference "
-          f"{info['max_abs_logit_difference']:.1e} over {info['checked_lengths']} lengths)")
+    print(f"exported to {args.model}/inference: {export_summary(info)}")
+

@@ -8,6 +8,7 @@ import sys
 from newsclf.cli.common import add_model_option
 
 from newsclf.errors import NewsclfError
+from newsclf.spec import BACKENDS, LONG_TEXT_MODES
 
 def add_parser(commands) -> argparse.ArgumentParser:
     predict = commands.add_parser(
@@ -34,7 +35,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                          help="add one prob_<class> column per class")
     predict.add_argument("--excel", action="store_true",
                          help="write UTF-8 with BOM so Excel shows Chinese correctly")
-    predict.add_argument("--long-text", choices=("truncate", "chunk"), default="truncate",
+    predict.add_argument("--long-text", choices=LONG_TEXT_MODES, default="truncate",
                          help="texts longer than the model's max_len: keep the start (truncate) or "
                               "average over windows covering all of it (chunk)")
     predict.add_argument("--batch-size", type=int, default=256, metavar="N",
@@ -42,6 +43,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
     predict.add_argument("--workers", type=int, metavar="N",
                          help="processes sharing tokenization and inference (default: one per "
                               "core, at most 4, for files of 50,000 rows or more; else 1)")
+    predict.add_argument("--backend", choices=BACKENDS, default="auto",
+                         help="what runs the model: auto (default: ONNX Runtime when the onnx "
+                              "extra is installed and the model has an ONNX graph, else Paddle "
+                              "Inference, else the network itself), onnx, inference or dynamic")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     return predict
 
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> None:
         raise NewsclfError("--input needs --output FILE (or --output - for standard output)")
     if args.text is not None and args.output:
         raise NewsclfError("--output goes with --input FILE; the results of --text are printed")
-    predictor = Predictor.from_dir(args.model)
+    predictor = Predictor.from_dir(args.model, backend=args.backend)
     if args.text is not None:
         results = predictor.predict(args.text, top_k=args.top_k, batch_size=args.batch_size,
                                     long_text=args.long_text)

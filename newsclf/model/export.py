@@ -1,15 +1,24 @@
 """The inference export of a model directory (``DIR/inference``): writing it, checking that it
 computes what the network computes, and telling whether a directory's export can be used.
 
-``export.json`` ties the export to the exact model it was made from (the model directory's
-fingerprint), so an export left behind by other weights or an edited config is never used.
+The export holds the network as a Paddle Inference graph (``model.json`` + ``model.pdiparams``)
+and, when the ``onnx`` extra is installed, as an ONNX graph (``model.onnx``, converted with
+paddle2onnx) that ONNX Runtime runs without Paddle. Each graph is kept only if its scores match
+the network's. ``export.json`` ties the export to the exact model it was made from (the model
+directory's fingerprint), so an export left behind by other weights or an edited config is
+never used.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import secrets
 import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +28,9 @@ from newsclf.files import sha256_file, write_json
 from newsclf.modeldir import ModelFiles, load_model_dir
 
 EXPORT_DIR, EXPORT_PREFIX, EXPORT_INFO = "inference", "model", "export.json"
+ONNX_FILE = EXPORT_PREFIX + ".onnx"
+ONNX_EXTRA = 'pip install "newsclf[onnx]"'
+ONNX_OPSET = 17
 
 
 def export_problem(files: ModelFiles) -> str | None:
@@ -55,6 +67,61 @@ def _export_static(network, prefix: str, n_features: int) -> None:
     paddle.jit.save(static, prefix)
 
 
+def onnx_problem(files: ModelFiles) -> str | None:
+    """Why a directory whose export is current (see :func:`export_problem`) cannot run on ONNX
+    Runtime (None: it can)."""
+    from newsclf.model.inference import onnx_runtime_installed
+
+    if not onnx_runtime_installed():
+        return f"ONNX Runtime is not installed; {ONNX_EXTRA}"
+    if not (files.path / EXPORT_DIR / ONNX_FILE).is_file():
+        return (f"its inference export has no ONNX graph; with the onnx extra installed "
+                f"({ONNX_EXTRA}) run 'newsclf export --model {files.path}'")
+    return None
+
+
+@contextmanager
+def _output_captured():
+    """Capture what the block writes to file descriptors 1 and 2 (paddle2onnx's C++ code
+    prints there directly); yields a function returning the captured text."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 1)
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield lambda: (capture.seek(0), capture.read().decode("utf-8", "replace"))[1]
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def _export_onnx(prefix: str, onnx_path: Path) -> str | None:
+    """Convert the Paddle graph at ``prefix`` to ONNX; returns why not (None: done)."""
+    if importlib.util.find_spec("paddle2onnx") is None:
+        return f"paddle2onnx is not installed ({ONNX_EXTRA})"
+    with _output_captured() as captured:
+        import paddle2onnx
+
+        try:
+            # optimize_tool "None": polygraphy's folding would try to pip-install a package
+            paddle2onnx.export(prefix + ".json", prefix + ".pdiparams", save_file=str(onnx_path),
+                               opset_version=ONNX_OPSET, enable_onnx_checker=True,
+                               verbose=False, optimize_tool="None")
+        except Exception as exc:  # paddle2onnx reports most failures by logging, some by raising
+            return f"paddle2onnx failed: {exc}"
+        output = captured()
+    if not onnx_path.is_file():
+        lines = [line for line in output.splitlines() if "rror" in line]
+        return "paddle2onnx failed" + (f": {lines[-1].strip()}" if lines else "")
+    return None
+
+
 def load_network(files: ModelFiles):
     """The network of a loaded model directory, with its weights, in evaluation mode."""
     from newsclf.runtime import configure_paddle
@@ -73,10 +140,13 @@ def load_network(files: ModelFiles):
 
 
 def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
-    """Write the Paddle Inference export of a model directory into ``DIR/inference`` and check
-    that it gives the network's scores (max absolute difference within ``tolerance``) on random
-    texts of every length up to ``max_len``. Returns the export info."""
-    from newsclf.model.inference import InferenceEngine, predict_scores
+    """Write the inference export of a model directory into ``DIR/inference`` and check that
+    each graph gives the network's scores (max absolute difference within ``tolerance``) on
+    random texts of every length up to ``max_len``: the Paddle Inference graph (required) and,
+    with the ``onnx`` extra, the ONNX graph (left out, with the reason in ``onnx_skipped``, when
+    it cannot be made or does not match). Returns the export info."""
+    from newsclf.model.inference import (InferenceEngine, OnnxEngine, onnx_runtime_installed,
+                                         predict_scores)
 
     files = load_model_dir(model_dir)
     network = load_network(files)
@@ -88,18 +158,32 @@ def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
     staging = files.path / f".inference-{secrets.token_hex(4)}"
     staging.mkdir(0o777)  # the umask applies, as to every file newsclf writes
     try:
-        _export_static(network, str(staging / EXPORT_PREFIX), spec.n_features)
-        engine = InferenceEngine(str(staging / EXPORT_PREFIX))
-        difference = float(np.abs(predict_scores(engine, probe, 16)
-                                  - predict_scores(network, probe, 16)).max())
+        prefix = str(staging / EXPORT_PREFIX)
+        _export_static(network, prefix, spec.n_features)
+        expected = predict_scores(network, probe, 16)
+        difference = float(np.abs(predict_scores(InferenceEngine(prefix), probe, 16)
+                                  - expected).max())
         if not difference <= tolerance:
             raise ModelDirError(f"{files.path}: the exported graph's scores differ from the "
                                 f"model's by {difference:.2g} (over {tolerance}); not exported")
+        onnx_path = staging / ONNX_FILE
+        onnx_skipped = (_export_onnx(prefix, onnx_path) if onnx_runtime_installed()
+                        else f"ONNX Runtime is not installed ({ONNX_EXTRA})")
+        onnx_difference = None
+        if onnx_skipped is None:
+            onnx_difference = float(np.abs(predict_scores(OnnxEngine(str(onnx_path)), probe, 16)
+                                           - expected).max())
+            if not onnx_difference <= tolerance:
+                onnx_skipped = (f"the ONNX graph's scores differ from the model's by "
+                                f"{onnx_difference:.2g} (over {tolerance})")
+        if onnx_skipped is not None:
+            onnx_path.unlink(missing_ok=True)
         info = {"model_fingerprint": files.fingerprint,
                 # what releases before 0.2 check: they name format-1 exports by the weights
                 "weights_sha256": files.info["files"]["model.safetensors"]["sha256"],
                 "files": {p.name: sha256_file(p) for p in sorted(staging.iterdir())},
-                "max_abs_logit_difference": difference, "checked_lengths": len(probe)}
+                "max_abs_logit_difference": difference, "checked_lengths": len(probe),
+                "onnx_max_abs_logit_difference": onnx_difference, "onnx_skipped": onnx_skipped}
         write_json(staging / EXPORT_INFO, info)
         if target.exists():
             shutil.rmtree(target)
@@ -107,3 +191,14 @@ def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return info
+
+
+def export_summary(info: dict) -> str:
+    """What an export holds and how closely it matches the network, in one line."""
+    checked = f"over {info['checked_lengths']} lengths"
+    paddle_part = (f"Paddle Inference graph (max score difference "
+                   f"{info['max_abs_logit_difference']:.1e} {checked})")
+    if info.get("onnx_skipped"):
+        return f"{paddle_part}; no ONNX graph: {info['onnx_skipped']}"
+    return (f"ONNX graph (max score difference {info['onnx_max_abs_logit_difference']:.1e}) and "
+            + paddle_part)
