@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from newsclf.errors import DataError, NewsclfError
-from newsclf.predictor import LONG_TEXT_MODES, Predictor
+from newsclf.predictor import LONG_TEXT_MODES, Predictor, choose_backend
 
 __all__ = ["predict_file", "prediction_columns", "Predictor"]
 
@@ -97,7 +97,7 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
                  fmt: str | None = None, encoding: str | None = None, top_k: int = 1,
                  probabilities: bool = False, batch_size: int = 256, chunk_size: int = 5000,
                  excel: bool = False, long_text: str = "truncate", workers: int | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, backend: str = "auto") -> dict:
     """Label every row of a CSV, TSV or text file and write all input columns plus the
     prediction columns, one output row per input row, in order.
 
@@ -108,20 +108,27 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
     never more than the cores or the chunks of the file. A dead worker is a ``NewsclfError``.
     The output is CSV (``.csv``, ``-``) or TSV (``.tsv``, ``.txt``: fields as they are, so a field
     holding a tab or line break is refused), and never the input file itself.
+    ``model`` is a :class:`Predictor` or a model directory (loaded with ``backend``; with
+    worker processes only they load the engine, all at once).
     Returns ``{"rows", "empty", "seconds"}``.
     """
     from tqdm.auto import tqdm
 
     from newsclf.data import iter_input_chunks
+    from newsclf.modeldir import load_model_dir
 
-    predictor = model if isinstance(model, Predictor) else Predictor.from_dir(model)
+    if isinstance(model, Predictor):
+        predictor, files, backend = model, model.files, model.backend
+    else:
+        predictor, files = None, load_model_dir(model)
+        backend = choose_backend(files, backend)
     if top_k < 1:
         raise NewsclfError(f"top_k must be at least 1, got {top_k}")
     if workers is not None and workers < 1:
         raise NewsclfError(f"workers must be at least 1, got {workers}")
     if long_text not in LONG_TEXT_MODES:
         raise NewsclfError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, not {long_text!r}")
-    classes = list(predictor.classes_)
+    classes = list(files.labels)
     started = time.perf_counter()
     output_sep = _output_separator(output_path)
     output_encoding = "utf-8-sig" if excel else "utf-8"
@@ -147,7 +154,9 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
         if workers > 1:
             from newsclf.workers import WorkerPool
 
-            pool = WorkerPool(workers, _init_worker, (str(predictor.files.path), predictor.backend))
+            pool = WorkerPool(workers, _init_worker, (str(files.path), backend))
+        elif predictor is None:
+            predictor = Predictor(files, backend)
         added = set(prediction_columns(classes, np.zeros((0, len(classes))), top_k, probabilities))
         chunks = _refuse_column_clashes(
             iter_input_chunks(input_path, fmt=fmt, text_column=text_column, encoding=encoding,

@@ -44,8 +44,6 @@ class Predictor:
     """
 
     def __init__(self, files: ModelFiles, backend: str = "auto", threads: int | None = None):
-        if backend not in BACKENDS:
-            raise NewsclfError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.files = files
         self.spec = files.spec
         self.vocab = files.vocab
@@ -203,35 +201,47 @@ class Predictor:
         return explain(self, text)
 
 
-def _engine(files: ModelFiles, backend: str, threads: int):
-    """The backend's name and its callable from an int64 batch to scores (None: the dynamic
-    graph, the network itself). Refuses a required engine the directory cannot run."""
-    from newsclf.model.export import (EXPORT_DIR, EXPORT_PREFIX, ONNX_FILE, export_problem,
-                                      onnx_problem)
+def choose_backend(files: ModelFiles, backend: str = "auto") -> str:
+    """The engine a model directory runs on for a requested ``backend`` (see
+    :meth:`Predictor.from_dir`), decided without starting it; a required engine the directory
+    cannot run is refused with what to do."""
+    from newsclf.model.export import export_problem, onnx_problem
 
+    if backend not in BACKENDS:
+        raise NewsclfError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if backend == "dynamic":
-        return "dynamic", None
+        return "dynamic"
     problem = export_problem(files)
     if backend in ("auto", "onnx"):
         problem_of_onnx = problem or onnx_problem(files)
         if problem_of_onnx is None:
-            from newsclf.model.inference import OnnxEngine
-
-            return "onnx", OnnxEngine(str(files.path / EXPORT_DIR / ONNX_FILE), threads)
+            return "onnx"
         if backend == "onnx":
             raise ModelDirError(f"{files.path}: cannot run on ONNX Runtime: " + (
                 f"{problem}; run 'newsclf export --model {files.path}'" if problem
                 else problem_of_onnx))
-    if backend in ("auto", "inference"):
-        if problem is None:
-            from newsclf.model.inference import InferenceEngine
+    if problem is None:
+        return "inference"
+    if backend == "inference":
+        raise ModelDirError(f"{files.path}: {problem}; run 'newsclf export --model {files.path}'")
+    return "dynamic"
 
-            return "inference", InferenceEngine(str(files.path / EXPORT_DIR / EXPORT_PREFIX),
-                                                threads)
-        if backend == "inference":
-            raise ModelDirError(f"{files.path}: {problem}; run 'newsclf export --model "
-                                f"{files.path}'")
-    return "dynamic", None
+
+def _engine(files: ModelFiles, backend: str, threads: int):
+    """The chosen backend's name and its callable from an int64 batch to scores (None: the
+    dynamic graph, the network itself)."""
+    from newsclf.model.export import EXPORT_DIR, EXPORT_PREFIX, ONNX_FILE
+
+    backend = choose_backend(files, backend)
+    if backend == "onnx":
+        from newsclf.model.inference import OnnxEngine
+
+        return backend, OnnxEngine(str(files.path / EXPORT_DIR / ONNX_FILE), threads)
+    if backend == "inference":
+        from newsclf.model.inference import InferenceEngine
+
+        return backend, InferenceEngine(str(files.path / EXPORT_DIR / EXPORT_PREFIX), threads)
+    return backend, None
 
 
 def has_content(text: str) -> bool:

@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> None:
         raise NewsclfError("--input needs --output FILE (or --output - for standard output)")
     if args.text is not None and args.output:
         raise NewsclfError("--output goes with --input FILE; the results of --text are printed")
-    predictor = Predictor.from_dir(args.model, backend=args.backend)
     if args.text is not None:
+        predictor = Predictor.from_dir(args.model, backend=args.backend)
         results = predictor.predict(args.text, top_k=args.top_k, batch_size=args.batch_size,
                                     long_text=args.long_text)
         for text, best in zip(args.text, results):
@@ -73,10 +73,10 @@ def run(args: argparse.Namespace) -> None:
             print(f"{ranked}\t{text}")
         return
     summary = predict_file(
-        predictor, args.input, args.output, text_column=args.text_column, fmt=args.format,
+        args.model, args.input, args.output, text_column=args.text_column, fmt=args.format,
         encoding=args.encoding, top_k=args.top_k, probabilities=args.probabilities,
         batch_size=args.batch_size, excel=args.excel, long_text=args.long_text,
-        workers=args.workers, progress=not args.no_progress)
+        workers=args.workers, progress=not args.no_progress, backend=args.backend)
     if args.output != "-":
         print(f"{summary['rows']} rows labelled ({summary['empty']} without a label, see the "
               f"error column) in {summary['seconds']:.1f}s -> {args.output}", file=sys.stderr)
