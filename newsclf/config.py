@@ -39,6 +39,10 @@ class TrainConfig:
     pooling: str = "mean"
     position: str = "sinusoidal"
     ensemble_size: int = 2
+    # distillation (ensemble_size > 1): one student encoder learns the members' averaged
+    # probabilities and replaces them, so prediction costs one encoder
+    distill: bool = True
+    distill_alpha: float = 0.5  # weight of the hard-label loss; 1 - alpha on the teacher's
     # optimisation
     epochs: int = 4
     batch_size: int = 64
@@ -68,9 +72,16 @@ class TrainConfig:
                      "warmup"):
             value = getattr(self, name)
             need(0.0 <= value < 1.0, f"{name} must be in [0, 1), got {value}")
+        need(0.0 <= self.distill_alpha <= 1.0,
+             f"distill_alpha must be in [0, 1], got {self.distill_alpha}")
         need(self.lr > 0, f"lr must be positive, got {self.lr}")
         need(self.patience >= 1, f"patience must be at least 1, got {self.patience}")
         return self
+
+    @property
+    def distilling(self) -> bool:
+        """Whether the run distils its ensemble into a student (:mod:`newsclf.training.distill`)."""
+        return self.distill and self.ensemble_size > 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

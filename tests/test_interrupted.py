@@ -28,7 +28,7 @@ from newsclf import ModelDirError, Predictor, evaluate
 from newsclf.data import read_labelled
 from newsclf.files import CRASH_ENV, CRASH_EXIT_STATUS
 
-from conftest import ROOT, SAMPLE
+from conftest import FAST_BACKEND, ROOT, SAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ EPOCHS = 3
 TINY = ["--ensemble-size", "1", "--d-model", "64", "--n-heads", "2", "--n-layers", "1",
         "--d-ff", "128", "--batch-size", "16", "--lr", "0.005", "--min-freq", "1", "--seed", "4",
         "--patience", "20", "--tokenizer", "char", "--epochs", str(EPOCHS), "--no-progress"]
-ENSEMBLE = ["--ensemble-size", "2"]
+ENSEMBLE = ["--ensemble-size", "2", "--no-distill"]  # the student: tests/test_distill.py
 CONFIG, WEIGHTS, METRICS = "config.json", "model.safetensors", "metrics.json"
 STATE = Path("checkpoint") / "state.json"
 
@@ -592,7 +592,8 @@ def test_loading_while_the_directory_is_rewritten_sees_one_whole_model(tmp_path,
 
     expected = {}
     for name, directory in (("old", old), ("new", shared)):
-        for backend in ("dynamic", "inference"):
+        for backend in ("dynamic", "inference") + (
+                ("onnx",) if FAST_BACKEND == "onnx" else ()):
             predictor = Predictor.from_dir(directory, backend=backend)
             expected[name, backend] = predictor.predict_proba(texts.read_text(
                 encoding="utf-8").splitlines())

@@ -149,7 +149,8 @@ def test_ensemble_trains_resumes_exports_and_explains(tmp_path, tiny_config):
     from newsclf.explain import explain
     from newsclf.modeldir import load_model_dir
 
-    config = TrainConfig.from_dict({**tiny_config.to_dict(), "ensemble_size": 2, "epochs": 3})
+    config = TrainConfig.from_dict({**tiny_config.to_dict(), "ensemble_size": 2, "epochs": 3,
+                                    "distill": False})
     train_data, dev_data = read_labelled(SAMPLE / "train.tsv"), read_labelled(SAMPLE / "dev.tsv")
     full = train(config, train_data, dev_data, tmp_path / "full", progress=False,
                  log=lambda m: None).output_dir

@@ -29,6 +29,11 @@ _HELP = {
     "position": "positional encoding",
     "ensemble_size": "encoders trained independently (own seeds); predictions average their "
                      "probabilities",
+    "distill": "with an ensemble, train one student encoder on the members' averaged "
+               "probabilities and predict with it alone (one encoder's cost), unless its dev "
+               "accuracy is more than 1 point below the ensemble's",
+    "distill_alpha": "the student's loss: this share on the labels, the rest on the ensemble's "
+                     "probabilities",
     "epochs": "maximum epochs",
     "batch_size": "texts per training step",
     "lr": "peak learning rate (AdamW)",
@@ -51,6 +56,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
     train.add_argument("--output", required=True, metavar="DIR",
                        help="model directory to write: new or empty, unless --overwrite or "
                             "--resume; a folder holding other files is never written")
+    train.add_argument("--unlabeled", metavar="PATH",
+                       help="texts without labels for the distilled student to learn the "
+                            "ensemble's predictions on: .txt with one text per line, or CSV/TSV "
+                            "with a header naming the text column (--text-column)")
     add_data_options(train)
     train.add_argument("--config", metavar="FILE",
                        help="JSON file of settings (the names below, with underscores); "
@@ -98,21 +107,46 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict(values, source="command line")
 
 
+def read_unlabeled(args: argparse.Namespace) -> list[str]:
+    """The texts of ``--unlabeled``, read as ``newsclf predict`` reads its input."""
+    from newsclf.data import iter_input_chunks
+    from newsclf.training.distill import unlabeled_text_list
+
+    texts = []
+    for frame, column in iter_input_chunks(args.unlabeled, text_column=args.text_column,
+                                           encoding=args.encoding):
+        texts.extend(frame[column])
+    return unlabeled_text_list(texts, args.unlabeled)
+
+
 def run(args: argparse.Namespace) -> None:
     from newsclf.training import train
+    from newsclf.training.distill import check_unlabeled_allowed
 
     config = train_config(args)
+    if args.unlabeled is not None:
+        check_unlabeled_allowed(config)
     class_names, train_data, dev_data = read_labelled_files(args, args.train, args.dev)
+    unlabeled = read_unlabeled(args) if args.unlabeled is not None else None
     result = train(config, train_data, dev_data, args.output, class_names,
                    progress=not args.no_progress, log=log_to_stderr, resume=args.resume,
-                   export=not args.no_export, workers=args.workers, overwrite=args.overwrite)
+                   export=not args.no_export, workers=args.workers, overwrite=args.overwrite,
+                   unlabeled_texts=unlabeled)
     metrics = result.metrics
     if "dev_accuracy" in metrics:
-        if "members" in metrics:
-            kept = f"ensemble of {len(metrics['members'])}, best epochs " + ", ".join(
-                f"{m['best_epoch']} of {m['epochs_run']}" for m in metrics["members"])
-        else:
-            kept = f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}"
         print(f"dev accuracy {metrics['dev_accuracy']:.4f}  macro-F1 {metrics['dev_macro_f1']:.4f}  "
-              f"({kept})")
+              f"({_kept(metrics)})")
     print(f"model written to {result.output_dir}")
+
+
+def _kept(metrics: dict) -> str:
+    """What the model directory predicts with, for the closing line."""
+    if metrics.get("predicts_with") == "student":
+        teacher = metrics["teacher"]
+        return (f"student of an ensemble of {len(metrics['members'])}, best epoch "
+                f"{metrics['best_epoch']} of {metrics['epochs_run']}; the ensemble: accuracy "
+                f"{teacher['dev_accuracy']:.4f}, macro-F1 {teacher['dev_macro_f1']:.4f}")
+    if "members" in metrics:
+        return f"ensemble of {len(metrics['members'])}, best epochs " + ", ".join(
+            f"{m['best_epoch']} of {m['epochs_run']}" for m in metrics["members"])
+    return f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}"

@@ -1,10 +1,11 @@
 """Training: from labelled texts to a model directory.
 
-- :mod:`.run`: :func:`train`, one whole run (classes, vocabulary, members, the model directory,
-  metrics, dev evaluation, export);
+- :mod:`.run`: :func:`train`, one whole run (classes, vocabulary, members, student, the model
+  directory, metrics, dev evaluation, export);
 - :mod:`.loop`: one encoder's epochs (schedule, batches, seeds, early stopping);
 - :mod:`.checkpoint`: saving and restoring a run after its last finished epoch;
 - :mod:`.ensemble`: ensemble members in worker processes;
+- :mod:`.distill`: the student encoder distilled from the ensemble, and whether it replaces it;
 - :mod:`.distributed`: data-parallel training under ``paddle.distributed.launch``;
 - :mod:`.lock`: one run at a time per output directory.
 """

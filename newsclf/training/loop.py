@@ -1,11 +1,12 @@
 """One encoder's training: the epoch loop, its schedule, batches and seeds, early stopping.
 
-``train_member`` trains the whole model, or one member of an ensemble, from a :class:`RunSetup`
-(everything the run prepared: settings, encoded texts, vocabulary) and reports progress through
-a callback, so the same loop runs in this process, in a worker process or under the
-distributed launcher. After every epoch it writes a checkpoint (:mod:`.checkpoint`), and every
-epoch draws its randomness from its own seed, so a run resumed at an epoch boundary continues
-exactly as an uninterrupted one would.
+``train_member`` trains the whole model, one member of an ensemble, or the student distilled
+from the members (:mod:`.distill`: the same loop towards class distributions instead of labels)
+from a :class:`RunSetup` (everything the run prepared: settings, encoded texts, vocabulary) and
+reports progress through a callback, so the same loop runs in this process, in a worker process
+or under the distributed launcher. After every epoch it writes a checkpoint (:mod:`.checkpoint`),
+and every epoch draws its randomness from its own seed, so a run resumed at an epoch boundary
+continues exactly as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -92,11 +93,33 @@ class RunSetup:
     output_dir: Path
     resume: bool
     resume_flags: str  # the options that continue this run if it is interrupted
+    # the student's setup: the class distribution to learn for each training text (y_train is
+    # then None); see :mod:`.distill`
+    targets: np.ndarray | None = None
+
+    @property
+    def student(self) -> bool:
+        return self.targets is not None
 
     def checkpoint_dir(self, member: int) -> Path:
         if self.config.ensemble_size == 1:
             return self.output_dir / CHECKPOINT_DIR
+        if self.student:
+            return self.output_dir / CHECKPOINT_DIR / "student"
         return self.output_dir / CHECKPOINT_DIR / f"member-{member + 1}"
+
+    def model_name(self, member: int) -> str:
+        """How log lines name the model ``member`` trains ("" for the only one)."""
+        if self.student:
+            return "student "
+        n_members = self.config.ensemble_size
+        return "" if n_members == 1 else f"member {member + 1}/{n_members} "
+
+    def record_tag(self, member: int) -> dict:
+        """What tells the model's lines of ``train_log.jsonl`` apart."""
+        if self.student:
+            return {"student": True}
+        return {"member": member + 1} if self.config.ensemble_size > 1 else {}
 
     def model_spec(self):
         return self.config.model_spec(len(self.vocab), len(self.classes))
@@ -104,13 +127,19 @@ class RunSetup:
     def member_spec(self):
         return dataclasses.replace(self.model_spec(), ensemble_size=1)
 
-    def model_dir_contents(self, world_size: int) -> dict:
-        """The arguments of :func:`~newsclf.modeldir.save_model_dir` but the weights."""
+    def model_dir_contents(self, world_size: int, one_encoder: bool = False,
+                           distillation: dict | None = None) -> dict:
+        """The arguments of :func:`~newsclf.modeldir.save_model_dir` but the weights: of the
+        model the settings describe, or with ``one_encoder`` of one member's architecture (a
+        student); ``distillation`` is recorded in ``training.json``."""
         settings = self.config.to_dict()
         if settings["user_dict"]:
             settings["user_dict"] = USER_DICT_FILE
-        return dict(spec=self.model_spec(), vocab=self.vocab, labels=self.classes,
-                    training={"settings": settings, "world_size": world_size},
+        training = {"settings": settings, "world_size": world_size}
+        if distillation is not None:
+            training["distillation"] = distillation
+        return dict(spec=self.member_spec() if one_encoder else self.model_spec(),
+                    vocab=self.vocab, labels=self.classes, training=training,
                     user_dict=self.config.user_dict)
 
 
@@ -130,8 +159,9 @@ class MemberResult:
 
 
 def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> MemberResult:
-    """Train one model (the whole model, or one ensemble member) with its own seed, early
-    stopping and checkpoint; returns its best epoch's weights and dev probabilities."""
+    """Train one model (the whole model, one ensemble member, or the student with member
+    number ``ensemble_size``) with its own seed, early stopping and checkpoint; returns its
+    best epoch's weights and dev probabilities."""
     from newsclf.runtime import configure_paddle
 
     paddle = configure_paddle()
@@ -142,9 +172,8 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
     from newsclf.model.layers import build_network, weights_of
 
     config, train_ids, has_dev = setup.config, setup.train_ids, setup.y_dev is not None
-    n_members = config.ensemble_size
     seed = member_seed(config.seed, member)
-    name = "" if n_members == 1 else f"member {member + 1}/{n_members} "
+    name = setup.model_name(member)
     seed_everything(seed)
     model = build_network(setup.member_spec(), dropout=config.dropout,
                           attn_dropout=config.attn_dropout, emb_dropout=config.emb_dropout)
@@ -162,10 +191,12 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
     identity = {**setup.run_identity, "member": member}
     best, best_epoch, waited, history, first_epoch = None, 0, 0, [], 1
     best_probabilities, best_weights = None, None
-    # an ensemble member that had not saved its first epoch when the run stopped starts afresh
-    # (members are independent); a run with no checkpoint at all is refused by the caller
-    member_not_started = (setup.resume and config.ensemble_size > 1
-                          and any((setup.output_dir / CHECKPOINT_DIR).glob("*/" + CHECKPOINT_STATE))
+    # an ensemble member (or the student) that had not saved its first epoch when the run
+    # stopped starts afresh (members are independent, the student starts after them); a run
+    # with no checkpoint at all is refused by the caller
+    others_saved = config.ensemble_size > 1 and any(
+        (setup.output_dir / CHECKPOINT_DIR).glob("*/" + CHECKPOINT_STATE))
+    member_not_started = (setup.resume and others_saved
                           and not (checkpoint_dir / CHECKPOINT_STATE).is_file())
     if member_not_started:
         report("log", f"{name}has no checkpoint yet: it starts from its first epoch")
@@ -217,8 +248,12 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
                     drop = (rng.random_sample(ids.shape) < config.token_dropout) & (ids != PAD_ID)
                     ids[drop] = UNK_ID
                 logits = network(paddle.to_tensor(ids))
-                loss = F.cross_entropy(logits, paddle.to_tensor(setup.y_train[index]),
-                                       label_smoothing=config.label_smoothing)
+                if setup.student:
+                    loss = F.cross_entropy(logits, paddle.to_tensor(setup.targets[index]),
+                                           soft_label=True)
+                else:
+                    loss = F.cross_entropy(logits, paddle.to_tensor(setup.y_train[index]),
+                                           label_smoothing=config.label_smoothing)
                 loss.backward()
                 optimizer.step()
                 optimizer.clear_grad()
@@ -253,13 +288,13 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
                     break
                 continue
             timing = {"epoch_seconds": round(seconds, 2), "texts_per_second": round(seen / seconds, 1)}
-            report("record", {**({"member": member + 1} if n_members > 1 else {}), **record, **timing})
+            report("record", {**setup.record_tag(member), **record, **timing})
             summary = f"{name}epoch {epoch}: loss {record['train_loss']:.4f}"
             if has_dev:
                 summary += f", dev accuracy {record['dev_accuracy']:.4f}, macro-F1 {record['dev_macro_f1']:.4f}"
             report("log", summary + f" ({seconds:.0f}s)")
 
-            if improved and n_members == 1:  # a usable model directory from the first epoch on
+            if improved and config.ensemble_size == 1:  # usable from the first epoch on
                 save_model_dir(setup.output_dir, weights=best_weights,
                                **setup.model_dir_contents(parallel.world))
             finished = stopped or epoch == config.epochs
@@ -278,9 +313,12 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
                 report("log", f"{name}no dev macro-F1 gain for {waited} epochs: stopping early")
                 break
     except KeyboardInterrupt:
-        report("log", f"interrupted during {name}epoch {epoch}: "
-               + (f"the checkpoint after epoch {saved} is kept; continue with "
-                  f"{setup.resume_flags}"
-                  if saved else "no epoch finished, nothing to resume"))
+        if saved or others_saved:
+            kept = (f"the checkpoint after epoch {saved} is kept" if saved else
+                    "the checkpoints of the models trained before it are kept")
+            kept += f"; continue with {setup.resume_flags}"
+        else:
+            kept = "no epoch finished, nothing to resume"
+        report("log", f"interrupted during {name}epoch {epoch}: {kept}")
         raise
     return MemberResult(seed, history, best_epoch, best_weights, best_probabilities)

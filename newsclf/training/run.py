@@ -3,9 +3,9 @@
 :func:`train` resolves the classes, claims and locks the output directory (which may refuse it,
 or have the run write a staging directory that replaces the old model at the end; see
 :mod:`.lock`), builds the vocabulary from the training texts, encodes the data, trains the
-encoder (or the ensemble's members, in processes when several cores are free; see :mod:`.loop`
-and :mod:`.ensemble`), writes the model directory, its metrics and dev evaluation, and ends with
-the inference export.
+encoder (or the ensemble's members, in processes when several cores are free, then the student
+distilled from them; see :mod:`.loop`, :mod:`.ensemble` and :mod:`.distill`), writes the model
+directory, its metrics and dev evaluation, and ends with the inference export.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from newsclf.errors import DataError, NewsclfError
 from newsclf.files import write_json
 from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
 from newsclf.tokenize import Tokenizer
+from newsclf.training.distill import (check_unlabeled_allowed, student_replaces_ensemble,
+                                      train_student, unlabeled_text_list)
 from newsclf.training.distributed import Parallel
 from newsclf.training.ensemble import train_members_in_processes
 from newsclf.training.lock import OutputDirectory
-from newsclf.training.loop import RunSetup, train_member
+from newsclf.training.loop import MemberResult, RunSetup, train_member
 from newsclf.vocab import Vocab
 
 
@@ -65,7 +67,7 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
           output_dir: str | Path, class_names: Sequence[str] | None = None,
           progress: bool = True, log=print, resume: bool = False,
           export: bool = True, workers: int | None = None,
-          overwrite: bool = False) -> TrainResult:
+          overwrite: bool = False, unlabeled_texts: Sequence[str] | None = None) -> TrainResult:
     """Train a model and write its directory to ``output_dir``; returns the best dev metrics.
 
     ``output_dir`` must be absent or empty, unless ``overwrite=True``: then a model (or an
@@ -78,13 +80,20 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     ``export=True`` finishes with the Paddle Inference export that fast prediction runs on.
     With ``config.ensemble_size > 1`` each member trains on its own (own seed, early stopping
     and checkpoint), ``workers`` of them at once in separate processes (default: as many as
-    there are members and CPU cores); the result does not depend on ``workers``.
+    there are members and CPU cores); the result does not depend on ``workers``. Then, with
+    ``config.distill`` (the default), one student encoder learns the members' averaged
+    probabilities on the training texts and ``unlabeled_texts`` (blank ones skipped), and the
+    model directory predicts with it alone, unless its dev accuracy is more than 1 point below
+    the ensemble's (see :mod:`.distill`).
     """
     from newsclf.runtime import configure_paddle
 
     config.validate()
     if workers is not None and workers < 1:
         raise NewsclfError(f"workers must be at least 1, got {workers}")
+    if unlabeled_texts is not None:
+        check_unlabeled_allowed(config)
+        unlabeled_texts = unlabeled_text_list(unlabeled_texts, "unlabeled_texts")
     output = OutputDirectory(output_dir, overwrite=overwrite, resume=resume)
     output.check()  # before Paddle's seconds of import; checked again holding the lock
     classes = resolve_classes(train_data, dev_data, class_names)
@@ -94,8 +103,9 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
         workers = min(config.ensemble_size, os.cpu_count() or 1)
     if not parallel.writer:
         work_dir = Path(parallel.broadcast(None))
-        _train_locked(config, train_data, dev_data, work_dir, classes, False,
-                      lambda message: None, resume, parallel, 1, output.resume_flags(work_dir))
+        _train_locked(config, train_data, dev_data, unlabeled_texts or [], work_dir, classes,
+                      False, lambda message: None, resume, parallel, 1,
+                      output.resume_flags(work_dir))
         return TrainResult(output.path, {})
     with output.lock():
         work_dir = output.prepare()
@@ -103,8 +113,9 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
         replacing = work_dir == output.staging
         resume_flags = output.resume_flags(work_dir)
         try:
-            metrics = _train_locked(config, train_data, dev_data, work_dir, classes, progress,
-                                    log, resume, parallel, workers, resume_flags)
+            metrics = _train_locked(config, train_data, dev_data, unlabeled_texts or [],
+                                    work_dir, classes, progress, log, resume, parallel, workers,
+                                    resume_flags)
             if export:
                 _export(work_dir, log)
         except KeyboardInterrupt:
@@ -118,18 +129,17 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
 
 
 def _export(model_dir: Path, log) -> None:
-    from newsclf.model.export import export_model
+    from newsclf.model.export import export_model, export_summary
 
     try:
-        export_model(model_dir)
-        log("exported for Paddle Inference (fast prediction)")
+        log(f"exported for fast prediction: {export_summary(export_model(model_dir))}")
     except NewsclfError as exc:
         log(f"warning: no inference export, prediction will use the dynamic graph: {exc}")
 
 
 class _Reporter:
-    """Where members' reports go: log lines, ``train_log.jsonl`` records and one progress bar
-    for the whole run (texts seen over all members and epochs)."""
+    """Where the encoders' reports go: log lines, ``train_log.jsonl`` records and one progress
+    bar for the whole run (texts seen over all members, the student and their epochs)."""
 
     def __init__(self, log, progress: bool, total_texts: int, train_log: Path | None):
         from tqdm.auto import tqdm
@@ -141,7 +151,7 @@ class _Reporter:
     def __call__(self, kind: str, payload) -> None:
         if kind == "texts":
             self.bar.update(payload)
-        elif kind == "skip":  # a member stopped early: its remaining epochs will not run
+        elif kind == "skip":  # an encoder stopped early: its remaining epochs will not run
             self.bar.total -= payload
             self.bar.refresh()
         elif kind == "record":
@@ -157,13 +167,12 @@ class _Reporter:
         self.bar.close()
 
 
-def _train_locked(config, train_data, dev_data, work_dir: Path, classes, progress, log,
-                  resume, parallel: Parallel, workers: int, resume_flags: str) -> dict:
+def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path, classes,
+                  progress, log, resume, parallel: Parallel, workers: int,
+                  resume_flags: str) -> dict:
     """Train into ``work_dir`` (the output directory or its staging directory) and write the
     model there; returns the metrics ({} on the processes that do not write). ``resume_flags``
     are the options that continue the run if it is interrupted."""
-    from newsclf.evaluation import EvaluationResult
-
     started = time.perf_counter()
     class_index = {name: i for i, name in enumerate(classes)}
     tokenizer = Tokenizer(config.tokenizer, config.user_dict)
@@ -177,15 +186,19 @@ def _train_locked(config, train_data, dev_data, work_dir: Path, classes, progres
     dev_ids = encode_texts(tokenizer, vocab, dev_data.texts, config.max_len) if dev_data else None
     y_dev = (np.array([class_index[label] for label in dev_data.labels], dtype=np.int64)
              if dev_data else None)
+    unlabeled_ids = encode_texts(tokenizer, vocab, unlabeled_texts, config.max_len)
     log(f"{len(train_ids)} training texts, {len(dev_data) if dev_data else 0} dev texts, "
-        f"{len(classes)} classes, vocabulary {len(vocab)}")
+        + (f"{len(unlabeled_ids)} unlabelled texts, " if unlabeled_ids else "")
+        + f"{len(classes)} classes, vocabulary {len(vocab)}")
     run_identity = {"config": config.to_dict(), "classes": classes, "vocab_size": len(vocab),
                     "vocab_head": vocab.tokens[:1000], "n_train": len(train_ids),
                     "n_dev": len(dev_data) if dev_data else 0}
     setup = RunSetup(config, classes, vocab, train_ids, y_train, dev_ids, y_dev, run_identity,
                      work_dir, resume, resume_flags)
     n_members = config.ensemble_size
-    reporter = _Reporter(log, progress, len(train_ids) * config.epochs * n_members,
+    texts_per_epoch = len(train_ids) * n_members + (
+        len(train_ids) + len(unlabeled_ids) if config.distilling else 0)
+    reporter = _Reporter(log, progress, texts_per_epoch * config.epochs,
                          work_dir / TRAIN_LOG if parallel.writer else None)
     try:
         if workers > 1 and n_members > 1 and parallel.world == 1:
@@ -193,35 +206,76 @@ def _train_locked(config, train_data, dev_data, work_dir: Path, classes, progres
         else:
             results = [train_member(member, setup, reporter, parallel)
                        for member in range(n_members)]
+        student = (train_student(setup, results, unlabeled_ids, reporter, parallel)
+                   if config.distilling else None)
     finally:
         reporter.close()
     if not parallel.writer:
         return {}
+    return _save(setup, results, student, len(unlabeled_ids), dev_data, parallel.world, log,
+                 started)
 
-    metrics = {"n_train": len(train_ids), "n_dev": len(dev_data) if dev_data else 0}
-    if n_members == 1:
-        weights, probabilities = results[0].weights, results[0].probabilities
-        metrics.update(best_epoch=results[0].best_epoch, epochs_run=len(results[0].history))
+
+def _summary(result: MemberResult, has_dev: bool) -> dict:
+    """One trained encoder in ``metrics.json``: seed, best epoch, epochs run, its dev scores."""
+    best = result.history[result.best_epoch - 1]
+    return {"seed": result.seed, "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+            **{k: best[k] for k in ("dev_accuracy", "dev_macro_f1") if has_dev}}
+
+
+def _save(setup: RunSetup, results: list[MemberResult], student: MemberResult | None,
+          n_unlabeled: int, dev_data, world_size: int, log, started: float) -> dict:
+    """Write the model directory (the one encoder, the ensemble, or the student distilled from
+    it), its dev evaluation and metrics; returns the metrics."""
+    from newsclf.evaluation import EvaluationResult
+    from newsclf.evaluation.metrics import accuracy_and_macro_f1
+
+    has_dev, n_members = dev_data is not None, len(results)
+    metrics = {"n_train": len(setup.train_ids), "n_dev": len(dev_data) if has_dev else 0}
+    ensemble_probabilities = (np.mean([result.probabilities for result in results], axis=0)
+                              if has_dev and n_members > 1 else None)
+    # the one encoder the directory predicts with; None: the ensemble
+    kept = results[0] if n_members == 1 else None
+    distillation = None
+    if student is not None:
+        student_scores, teacher_scores = _summary(student, has_dev), {}
+        if has_dev:
+            teacher_scores = dict(zip(("dev_accuracy", "dev_macro_f1"), accuracy_and_macro_f1(
+                setup.y_dev, ensemble_probabilities.argmax(axis=1), len(setup.classes))))
+        if student_replaces_ensemble(student_scores.get("dev_accuracy"),
+                                     teacher_scores.get("dev_accuracy"), log):
+            kept = student
+        predicts_with = "ensemble" if kept is None else "student"
+        distillation = {"members": n_members, "alpha": setup.config.distill_alpha,
+                        "n_unlabeled": n_unlabeled, "student_seed": student.seed,
+                        "predicts_with": predicts_with}
+        metrics.update(n_unlabeled=n_unlabeled, predicts_with=predicts_with)
+
+    if kept is not None:
+        weights, probabilities = kept.weights, kept.probabilities
+        metrics.update(best_epoch=kept.best_epoch, epochs_run=len(kept.history))
     else:
         from newsclf.model.layers import ensemble_weights
 
         weights = ensemble_weights([result.weights for result in results])
-        probabilities = (None if dev_data is None else
-                         np.mean([result.probabilities for result in results], axis=0))
-        metrics.update(ensemble_size=n_members, members=[
-            {"seed": r.seed, "best_epoch": r.best_epoch, "epochs_run": len(r.history),
-             **{k: r.history[r.best_epoch - 1][k] for k in ("dev_accuracy", "dev_macro_f1")
-                if dev_data is not None}} for r in results])
-    save_model_dir(work_dir, weights=weights, **setup.model_dir_contents(parallel.world))
-    if dev_data is not None:
-        dev_result = EvaluationResult.from_predictions(classes, dev_data.texts, dev_data.labels,
-                                                       probabilities)
+        probabilities = ensemble_probabilities
+        metrics.update(ensemble_size=n_members)
+    if n_members > 1:
+        metrics.update(members=[_summary(result, has_dev) for result in results])
+    if student is not None:
+        metrics.update(student=student_scores, **({"teacher": teacher_scores} if has_dev else {}))
+    save_model_dir(setup.output_dir, weights=weights, **setup.model_dir_contents(
+        world_size, one_encoder=kept is not None, distillation=distillation))
+    if has_dev:
+        dev_result = EvaluationResult.from_predictions(setup.classes, dev_data.texts,
+                                                       dev_data.labels, probabilities)
         metrics.update(dev_accuracy=dev_result.accuracy, dev_macro_f1=dev_result.macro_f1)
-        dev_result.save(work_dir / EVAL_DEV)
-    write_json(work_dir / METRICS, metrics)
-    kept = (f"best epoch {results[0].best_epoch}" if n_members == 1 else
-            f"{n_members} members, best epochs {', '.join(str(r.best_epoch) for r in results)}")
-    log(f"{kept}; model saved ({time.perf_counter() - started:.0f}s)")
+        dev_result.save(setup.output_dir / EVAL_DEV)
+    write_json(setup.output_dir / METRICS, metrics)
+    members = f"{n_members} members, best epochs {', '.join(str(r.best_epoch) for r in results)}"
+    description = (f"best epoch {kept.best_epoch}" if n_members == 1 else
+                   members if kept is None else
+                   f"student of {members}: best epoch {kept.best_epoch}")
+    log(f"{description}; model saved ({time.perf_counter() - started:.0f}s)")
     return metrics
-
-

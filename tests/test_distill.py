@@ -1,0 +1,229 @@
+"""Distilling the ensemble into one student encoder: what the model directory predicts with,
+what metrics.json and training.json record, the rule that keeps the ensemble when the student
+falls behind, unlabelled texts, and --resume after a crash during the student's training.
+
+Most runs go through ``newsclf train``'s own code in this process, so Paddle is loaded once."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+
+import numpy as np
+import pytest
+
+from newsclf import Predictor, evaluate
+from newsclf.config import TrainConfig
+from newsclf.data import read_labelled
+from newsclf.errors import NewsclfError
+from newsclf.files import CRASH_ENV, CRASH_EXIT_STATUS
+from newsclf.modeldir import load_model_dir
+from newsclf.training import distill
+
+from conftest import ROOT, SAMPLE, assert_user_error, run_cli
+
+TINY = ["--d-model", "32", "--d-ff", "64", "--n-heads", "2", "--tokenizer", "char",
+        "--min-freq", "1", "--batch-size", "16", "--no-progress", "--no-export"]
+
+
+def train_here(*args):
+    """``newsclf train ARGS`` run in this process; returns what it logged."""
+    from newsclf.cli import build_parser
+    from newsclf.cli.train import run
+
+    log = io.StringIO()
+    with redirect_stderr(log), redirect_stdout(io.StringIO()):
+        run(build_parser().parse_args(["train", *map(str, args)]))
+    return log.getvalue()
+
+
+def read_json(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def log_records(out):
+    return [json.loads(line) for line in
+            (out / "train_log.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Data files: the sample's train set with its dev set appended (a model can then score
+    about 1 on dev), and dev texts without labels, as text and as CSV."""
+    folder = tmp_path_factory.mktemp("data")
+    dev = read_labelled(SAMPLE / "dev.tsv")
+    both = folder / "train_and_dev.tsv"
+    both.write_text((SAMPLE / "train.tsv").read_text(encoding="utf-8")
+                    + (SAMPLE / "dev.tsv").read_text(encoding="utf-8"), encoding="utf-8")
+    text = folder / "unlabeled.txt"
+    text.write_text("\n".join(dev.texts[:60]) + "\n\n   \n", encoding="utf-8")  # blank: skipped
+    table = folder / "unlabeled.csv"
+    with open(table, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([("id", "title", "source")]
+                                     + [(i, t, "x") for i, t in enumerate(dev.texts[60:100])]
+                                     + [(100, "", "x")])  # an empty text: skipped
+    return {"both": both, "txt": text, "n_txt": 60, "csv": table, "n_csv": 40}
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory, data):
+    """A default (distilled) run whose dev texts are also training texts: the members and the
+    student all fit them, so the student is within a point of the ensemble and kept."""
+    out = tmp_path_factory.mktemp("runs") / "distilled"
+    log = train_here("--train", data["both"], "--dev", SAMPLE / "dev.tsv", "--output", out,
+                     *TINY, "--epochs", "6", "--lr", "0.01", "--seed", "7", "--workers", "1")
+    return out, log
+
+
+def test_the_directory_predicts_with_the_student(distilled):
+    out, log = distilled
+    files = load_model_dir(out)
+    assert files.spec.ensemble_size == 1
+    assert not any(name.startswith("members.") for name in files.weights)
+    metrics = read_json(out / "metrics.json")
+    student, teacher = metrics["student"], metrics["teacher"]
+    assert metrics["predicts_with"] == "student" and "ensemble_size" not in metrics
+    assert student["dev_accuracy"] >= teacher["dev_accuracy"] - 0.01, metrics
+    assert (metrics["dev_accuracy"], metrics["dev_macro_f1"]) == (student["dev_accuracy"],
+                                                                  student["dev_macro_f1"])
+    assert (metrics["best_epoch"], metrics["epochs_run"]) == (student["best_epoch"],
+                                                              student["epochs_run"])
+    assert len(metrics["members"]) == 2
+    seeds = [member["seed"] for member in metrics["members"]] + [student["seed"]]
+    assert len(set(seeds)) == 3  # the student has a seed of its own
+    assert {"dev_accuracy", "dev_macro_f1"} <= set(teacher)
+    assert read_json(out / "training.json")["distillation"] == {
+        "members": 2, "alpha": 0.5, "n_unlabeled": 0, "student_seed": student["seed"],
+        "predicts_with": "student"}
+    assert (f"student dev accuracy {student['dev_accuracy']:.4f} (ensemble "
+            f"{teacher['dev_accuracy']:.4f}): the model predicts with the student") in log
+    records = log_records(out)
+    assert sum(1 for r in records if r.get("student")) == student["epochs_run"]
+    assert {r.get("member") for r in records if not r.get("student")} == {1, 2}
+    assert not (out / "checkpoint").exists()
+
+    predictor = Predictor.from_dir(out)
+    dev = read_labelled(SAMPLE / "dev.tsv")
+    assert predictor.spec.ensemble_size == 1
+    assert evaluate(predictor, dev.texts, dev.labels).accuracy == metrics["dev_accuracy"]
+    assert read_json(out / "eval_dev" / "metrics.json")["accuracy"] == metrics["dev_accuracy"]
+
+
+def test_no_distill_keeps_the_ensemble(tmp_path):
+    out = tmp_path / "m"
+    log = train_here("--train", SAMPLE / "train.tsv", "--output", out, *TINY, "--epochs", "1",
+                     "--workers", "1", "--no-distill")
+    assert load_model_dir(out).spec.ensemble_size == 2
+    metrics = read_json(out / "metrics.json")
+    assert metrics["ensemble_size"] == 2 and len(metrics["members"]) == 2
+    assert not {"student", "teacher", "predicts_with"} & set(metrics)
+    assert "distillation" not in read_json(out / "training.json")
+    assert not any(r.get("student") for r in log_records(out))
+    assert "student" not in log
+    assert Predictor.from_dir(out).spec.ensemble_size == 2
+
+
+def test_a_student_more_than_a_point_behind_leaves_the_ensemble(tmp_path, data, monkeypatch):
+    # the rule demanding more than any student can give: the ensemble must stay
+    monkeypatch.setattr(distill, "MAX_ACCURACY_LOSS", -1.0)
+    out = tmp_path / "m"
+    log = train_here("--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv", "--output",
+                     out, *TINY, "--epochs", "1", "--workers", "1", "--unlabeled", data["csv"],
+                     "--text-column", "title")
+    assert load_model_dir(out).spec.ensemble_size == 2
+    metrics = read_json(out / "metrics.json")
+    assert metrics["predicts_with"] == "ensemble" and metrics["ensemble_size"] == 2
+    assert metrics["dev_accuracy"] == metrics["teacher"]["dev_accuracy"]
+    assert metrics["student"]["epochs_run"] == 1 and "dev_accuracy" in metrics["student"]
+    assert metrics["n_unlabeled"] == data["n_csv"]
+    distillation = read_json(out / "training.json")["distillation"]
+    assert distillation["predicts_with"] == "ensemble"
+    assert distillation["n_unlabeled"] == data["n_csv"]
+    assert [line for line in log.splitlines() if "the model predicts with" in line] == [
+        f"student dev accuracy {metrics['student']['dev_accuracy']:.4f} (ensemble "
+        f"{metrics['teacher']['dev_accuracy']:.4f}), more than -100 point below: the model "
+        "predicts with the ensemble"]
+    assert read_json(out / "eval_dev" / "metrics.json")["accuracy"] == metrics["dev_accuracy"]
+
+
+def test_the_rule_allows_one_point_and_no_more():
+    said = []
+    assert distill.student_replaces_ensemble(0.90, 0.91, said.append)
+    assert distill.student_replaces_ensemble(0.95, 0.91, said.append)
+    assert not distill.student_replaces_ensemble(0.8999, 0.91, said.append)
+    assert distill.student_replaces_ensemble(None, None, said.append)  # no dev data
+    assert said[2].endswith("more than 1 point below: the model predicts with the ensemble")
+    assert said[3].startswith("no dev data")
+
+
+def test_student_targets_mix_the_smoothed_label_and_the_teacher():
+    teacher = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.1, 0.1, 0.8]], dtype=np.float32)
+    targets = distill.student_targets(teacher, np.array([1, 2]), alpha=0.5, label_smoothing=0.3)
+    np.testing.assert_allclose(targets[0], 0.5 * np.array([0.1, 0.8, 0.1]) + 0.5 * teacher[0])
+    np.testing.assert_allclose(targets[1], 0.5 * np.array([0.1, 0.1, 0.8]) + 0.5 * teacher[1])
+    np.testing.assert_allclose(targets[2], teacher[2])  # unlabelled: the teacher alone
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_distill_alpha_is_checked():
+    with pytest.raises(NewsclfError, match=r"distill_alpha must be in \[0, 1\]"):
+        TrainConfig(distill_alpha=1.5).validate()
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "blank", "no-column", "directory",
+                                  "no-distill", "one-encoder"])
+def test_bad_unlabeled_input_is_one_line_before_training(tmp_path, data, case):
+    empty, blank = tmp_path / "empty.txt", tmp_path / "blank.txt"
+    empty.write_bytes(b"")
+    blank.write_text("\n \n\t\n", encoding="utf-8")
+    path, extra, fragments = {
+        "missing": (tmp_path / "nope.txt", [], ["nope.txt: file not found"]),
+        "empty": (empty, [], ["empty.txt: no unlabelled texts"]),
+        "blank": (blank, [], ["blank.txt: no unlabelled texts"]),
+        "no-column": (data["csv"], [], ["unlabeled.csv: no column 'text'", "--text-column"]),
+        "directory": (tmp_path, [], ["is a directory"]),
+        "no-distill": (data["txt"], ["--no-distill"], ["drop --no-distill"]),
+        "one-encoder": (data["txt"], ["--ensemble-size", "1"], ["set --ensemble-size 2"]),
+    }[case]
+    out = tmp_path / "m"
+    result = run_cli("train", "--train", SAMPLE / "train.tsv", "--output", out, *TINY,
+                     "--unlabeled", path, *extra)
+    assert_user_error(result, *fragments)
+    assert not out.exists()
+
+
+def test_resume_after_a_crash_during_the_student_ends_like_the_uninterrupted_run(tmp_path,
+                                                                                 data):
+    args = ["--train", SAMPLE / "train.tsv", "--unlabeled", data["txt"], *TINY, "--epochs", "3"]
+    reference = tmp_path / "reference"  # members in worker processes, the student here
+    train_here(*args, "--output", reference)
+    metrics = read_json(reference / "metrics.json")
+    assert metrics["predicts_with"] == "student"  # no dev data: the student, always
+    assert read_json(reference / "training.json")["distillation"]["n_unlabeled"] == data["n_txt"]
+    assert load_model_dir(reference).spec.ensemble_size == 1
+
+    # members one after another in one process: two writes (tensors, state) per epoch
+    # checkpoint, theirs first; the crash comes at the student's second checkpoint
+    member_epochs = sum(1 for record in log_records(reference) if not record.get("student"))
+    out = tmp_path / "crashed"
+    env = {**os.environ, CRASH_ENV: str(2 * member_epochs + 3)}
+    crash = subprocess.run([sys.executable, "-m", "newsclf", "train", *map(str, args), "--output",
+                            str(out), "--workers", "1"], capture_output=True, text=True, cwd=ROOT,
+                           env=env, timeout=600)
+    assert crash.returncode == CRASH_EXIT_STATUS, crash.stderr
+    # (an epoch's log line comes before its checkpoint)
+    assert "student epoch 2:" in crash.stderr and "student epoch 3:" not in crash.stderr
+    assert read_json(out / "checkpoint" / "student" / "state.json")["epoch"] == 1
+    assert all(read_json(out / "checkpoint" / f"member-{m}" / "state.json")["finished"]
+               for m in (1, 2))
+    assert not (out / "config.json").exists()
+
+    log = train_here(*args, "--output", out, "--workers", "1", "--resume")
+    assert "member 1/2 already finished" in log and "member 2/2 already finished" in log
+    assert "student resuming after epoch 1 " in log
+    for name in ("model.safetensors", "metrics.json"):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    assert not (out / "checkpoint").exists()
