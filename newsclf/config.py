@@ -40,8 +40,9 @@ class TrainConfig:
     position: str = "sinusoidal"
     ensemble_size: int = 2
     # distillation (ensemble_size > 1): one student encoder learns the members' averaged
-    # probabilities and replaces them, so prediction costs one encoder
-    distill: bool = True
+    # probabilities and replaces them, so prediction costs one encoder. Off by default: on
+    # THUCNews dev the student scored 0.9020 against its ensemble's 0.9107 (seed 1)
+    distill: bool = False
     distill_alpha: float = 0.5  # weight of the hard-label loss; 1 - alpha on the teacher's
     # optimisation
     epochs: int = 4

@@ -70,11 +70,11 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def distilled(tmp_path_factory, data):
-    """A default (distilled) run whose dev texts are also training texts: the members and the
+    """A distilled run whose dev texts are also training texts: the members and the
     student all fit them, so the student is within a point of the ensemble and kept."""
     out = tmp_path_factory.mktemp("runs") / "distilled"
     log = train_here("--train", data["both"], "--dev", SAMPLE / "dev.tsv", "--output", out,
-                     *TINY, "--epochs", "6", "--lr", "0.01", "--seed", "7", "--workers", "1")
+                     *TINY, "--distill", "--epochs", "6", "--lr", "0.01", "--seed", "7", "--workers", "1")
     return out, log
 
 
@@ -131,7 +131,7 @@ def test_a_student_more_than_a_point_behind_leaves_the_ensemble(tmp_path, data, 
     monkeypatch.setattr(distill, "MAX_ACCURACY_LOSS", -1.0)
     out = tmp_path / "m"
     log = train_here("--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv", "--output",
-                     out, *TINY, "--epochs", "1", "--workers", "1", "--unlabeled", data["csv"],
+                     out, *TINY, "--distill", "--epochs", "1", "--workers", "1", "--unlabeled", data["csv"],
                      "--text-column", "title")
     assert load_model_dir(out).spec.ensemble_size == 2
     metrics = read_json(out / "metrics.json")
@@ -174,19 +174,21 @@ def test_distill_alpha_is_checked():
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "blank", "no-column", "directory",
-                                  "no-distill", "one-encoder"])
+                                  "no-distill", "without-distill", "one-encoder"])
 def test_bad_unlabeled_input_is_one_line_before_training(tmp_path, data, case):
     empty, blank = tmp_path / "empty.txt", tmp_path / "blank.txt"
     empty.write_bytes(b"")
     blank.write_text("\n \n\t\n", encoding="utf-8")
     path, extra, fragments = {
-        "missing": (tmp_path / "nope.txt", [], ["nope.txt: file not found"]),
-        "empty": (empty, [], ["empty.txt: no unlabelled texts"]),
-        "blank": (blank, [], ["blank.txt: no unlabelled texts"]),
-        "no-column": (data["csv"], [], ["unlabeled.csv: no column 'text'", "--text-column"]),
-        "directory": (tmp_path, [], ["is a directory"]),
-        "no-distill": (data["txt"], ["--no-distill"], ["drop --no-distill"]),
-        "one-encoder": (data["txt"], ["--ensemble-size", "1"], ["set --ensemble-size 2"]),
+        "missing": (tmp_path / "nope.txt", ["--distill"], ["nope.txt: file not found"]),
+        "empty": (empty, ["--distill"], ["empty.txt: no unlabelled texts"]),
+        "blank": (blank, ["--distill"], ["blank.txt: no unlabelled texts"]),
+        "no-column": (data["csv"], ["--distill"], ["unlabeled.csv: no column 'text'", "--text-column"]),
+        "directory": (tmp_path, ["--distill"], ["is a directory"]),
+        "no-distill": (data["txt"], ["--no-distill"], ["add --distill"]),
+        "without-distill": (data["txt"], [], ["add --distill"]),
+        "one-encoder": (data["txt"], ["--ensemble-size", "1", "--distill"],
+                        ["set --ensemble-size 2"]),
     }[case]
     out = tmp_path / "m"
     result = run_cli("train", "--train", SAMPLE / "train.tsv", "--output", out, *TINY,
@@ -197,7 +199,8 @@ def test_bad_unlabeled_input_is_one_line_before_training(tmp_path, data, case):
 
 def test_resume_after_a_crash_during_the_student_ends_like_the_uninterrupted_run(tmp_path,
                                                                                  data):
-    args = ["--train", SAMPLE / "train.tsv", "--unlabeled", data["txt"], *TINY, "--epochs", "3"]
+    args = ["--train", SAMPLE / "train.tsv", "--unlabeled", data["txt"], *TINY, "--distill",
+            "--epochs", "3"]
     reference = tmp_path / "reference"  # members in worker processes, the student here
     train_here(*args, "--output", reference)
     metrics = read_json(reference / "metrics.json")

@@ -26,7 +26,7 @@ def test_two_process_training_through_paddle_distributed_launch(tmp_path, ensemb
                "--output", str(out), "--epochs", "4", "--d-model", "64", "--n-heads", "2",
                "--n-layers", "1", "--d-ff", "128", "--batch-size", "16", "--lr", "0.002",
                "--min-freq", "1", "--no-progress", "--no-export",
-               "--ensemble-size", str(ensemble_size)]
+               "--ensemble-size", str(ensemble_size), "--distill"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=900)

@@ -42,7 +42,7 @@ def unlabeled_text_list(texts, source: str) -> list[str]:
 def check_unlabeled_allowed(config) -> None:
     """Unlabelled texts train the student only: refuse them when there is none."""
     fix = ("set --ensemble-size 2 or more" if config.ensemble_size == 1 else
-           "drop --no-distill" if not config.distill else None)
+           "add --distill" if not config.distill else None)
     if fix:
         raise NewsclfError("unlabelled texts (--unlabeled) are learned only by the student "
                            f"distilled from an ensemble: {fix}, or leave out --unlabeled")
