@@ -442,10 +442,17 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.nd
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+_ENCODE_BATCH = 256  # texts whose ids are looked up together (their feature keys held meanwhile)
+
+
 def encode_texts(tokenizer, vocab, texts: Sequence[str], max_len: int) -> list[np.ndarray]:
     """Tokenize and encode each text to ids ``[length, n_features]`` (see :mod:`newsclf.vocab`)."""
-    return [vocab.encode(tokenizer.features(text, max_len), max_len, tokenizer.n_features)
-            for text in texts]
+    encoded = []
+    for start in range(0, len(texts), _ENCODE_BATCH):
+        batch = texts[start:start + _ENCODE_BATCH]
+        keys = [tokenizer.feature_keys(text, max_len) for text in batch]
+        encoded += vocab.encode_keys(tokenizer.feature_prefixes, keys)
+    return encoded
 
 
 # --- streaming unlabelled input for prediction ---------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from itertools import accumulate, chain, repeat
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -27,6 +28,7 @@ class Vocab:
         self.index = {token: i for i, token in enumerate(self.tokens)}
         if len(self.index) != len(self.tokens):
             raise ModelDirError("vocabulary has duplicate entries")
+        self._ids_by_prefix: dict = {"": self.index}
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -50,11 +52,34 @@ class Vocab:
                n_features: int = 1) -> np.ndarray:
         """Ids ``[length, n_features]`` (int64), truncated to ``max_len`` positions; an empty
         text becomes one ``[UNK]`` position so no row is all padding."""
-        if not positions:
-            return np.full((1, n_features), UNK_ID, dtype=np.int64)
-        get = self.index.get
-        return np.array([[get(f, UNK_ID) for f in features] for features in positions[:max_len]],
-                        dtype=np.int64)
+        columns = list(zip(*positions[:max_len])) or [()] * n_features
+        return self.encode_keys([""] * len(columns), [columns])[0]
+
+    def encode_keys(self, prefixes: Sequence[str],
+                    texts: Sequence[Sequence[Sequence[str]]]) -> list[np.ndarray]:
+        """:meth:`encode` for many texts at once, the feature strings of each text given by
+        feature: for each of ``prefixes``, the keys of its positions (those it keeps), a feature
+        string being the prefix and a key. Ids ``[length, len(prefixes)]`` per text (views of
+        one array)."""
+        # an empty text: one position whose keys (None) belong to no feature, so [UNK]
+        texts = [keys if len(keys[0]) else [[None]] * len(prefixes) for keys in texts]
+        ends = list(accumulate(len(keys[0]) for keys in texts))
+        ids = np.empty((ends[-1] if ends else 0, len(prefixes)), dtype=np.int64)
+        for feature, prefix in enumerate(prefixes):
+            ids[:, feature] = np.fromiter(
+                map(self._ids_by_key(prefix).get,
+                    chain.from_iterable(keys[feature] for keys in texts), repeat(UNK_ID)),
+                dtype=np.int64, count=len(ids))
+        return [ids[start:end] for start, end in zip([0, *ends], ends)]
+
+    def _ids_by_key(self, prefix: str) -> dict:
+        """The ids of the features that start with ``prefix``, by the rest of the string (made
+        once per prefix; smaller than :attr:`index`, and no string to build per lookup)."""
+        if prefix not in self._ids_by_prefix:
+            self._ids_by_prefix[prefix] = {token[len(prefix):]: i
+                                           for token, i in self.index.items()
+                                           if token.startswith(prefix)}
+        return self._ids_by_prefix[prefix]
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps({"tokens": self.tokens}, ensure_ascii=False),

@@ -35,6 +35,19 @@ def test_mixed_mode_has_char_bigram_and_word_per_character():
     assert "".join(dict.fromkeys(w[2:] for w in words)) == "股市大涨"
 
 
+def test_feature_keys_are_the_features_without_their_prefixes():
+    for mode in ("word", "char", "mixed"):
+        tokenizer = Tokenizer(mode)
+        for max_positions in (None, 3):
+            keys = tokenizer.feature_keys("股市大涨 5.5kg", max_positions)
+            features = tokenizer.features("股市大涨 5.5kg", max_positions)
+            assert len(keys) == len(tokenizer.feature_prefixes) == tokenizer.n_features
+            assert [tuple(p + k for p, k in zip(tokenizer.feature_prefixes, position))
+                    for position in zip(*keys)] == features
+    assert Tokenizer("mixed").feature_keys("股市大涨", 2) == [["股", "市"], ["股市", "市大"],
+                                                              ["股市", "股市"]]
+
+
 def test_empty_text_gives_no_positions():
     for mode in ("word", "char", "mixed"):
         assert Tokenizer(mode).features("  \u200b ") == []

@@ -35,6 +35,18 @@ def test_empty_text_yields_one_unknown_position_never_padding():
     assert ids.shape == (1, 3) and (ids == UNK_ID).all() and PAD_ID not in ids
 
 
+def test_encode_keys_is_encode_of_prefix_and_key_for_many_texts():
+    vocab = Vocab.build([[("c:a", "w:ab"), ("c:b", "w:ab")], [("c:x", "w:x")]], min_freq=1)
+    texts = [[["a", "b", "q"], ["ab", "ab", "q"]], [[], []], [["x"], ["zz"]]]
+    encoded = vocab.encode_keys(("c:", "w:"), texts)
+    assert [ids.shape for ids in encoded] == [(3, 2), (1, 2), (1, 2)]
+    for ids, (chars, words) in zip(encoded, texts):
+        positions = [("c:" + ch, "w:" + word) for ch, word in zip(chars, words)]
+        assert ids.dtype == np.int64
+        assert (ids == vocab.encode(positions, max_len=10, n_features=2)).all()
+    assert (encoded[1] == UNK_ID).all() and encoded[0][2, 0] == UNK_ID
+
+
 def test_save_load_roundtrip_is_plain_json(tmp_path):
     vocab = Vocab.build(seqs("中文新闻", "新闻"))
     path = tmp_path / "vocab.json"
