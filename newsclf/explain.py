@@ -255,7 +255,9 @@ def explain_batch(predictor, texts: Sequence[str]) -> BatchExplanation:
     checked: every row sums to 1 over real positions and is exactly 0 on padding. Meant for a
     handful of texts (one batch, ``[batch, layers, heads, L, L]`` floats in memory)."""
     from newsclf.data import pad_batch, padding_mask
-    import paddle
+    from newsclf.runtime import configure_paddle
+
+    paddle = configure_paddle()
 
     if isinstance(texts, str):
         texts = [texts]

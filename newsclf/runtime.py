@@ -9,7 +9,7 @@
   process had, so importing Paddle through newsclf (from the main thread, the only one that can
   set handlers) leaves signal handling as it was.
 - :func:`signals_held_back` defers SIGINT and SIGTERM over a block of code that must not be
-  cut short (that import; starting a worker process).
+  cut short (that import, ONNX Runtime's; starting a worker process).
 - :func:`tune_allocator` raises glibc's malloc thresholds. Paddle's CPU tensors come from malloc,
   and glibc serves blocks over 128 KiB with fresh mmaps, so every activation costs page faults
   (about half the run time of a small encoder). Keeping freed blocks in the process removes

@@ -116,11 +116,14 @@ def still_running(pids, timeout=30):
     return sorted(pid for pid in pids if running(pid))
 
 
-def paddle_loaded(pid):
+def engine_loaded(pid):
+    """Whether the process has loaded the library that runs the model (ONNX Runtime or
+    Paddle)."""
     try:
-        return "libpaddle" in Path(f"/proc/{pid}/maps").read_text()
+        maps = Path(f"/proc/{pid}/maps").read_text()
     except OSError:
         return False
+    return "onnxruntime" in maps or "libpaddle" in maps
 
 
 def partial_output(folder, process):
@@ -198,7 +201,7 @@ def test_sigterm_stops_evaluate_in_one_line(tmp_path, started, sample_model, sam
     data.write_text("".join(f"{text}\t体育\n" for text in sample_texts * 200), encoding="utf-8")
     reports = tmp_path / "reports"
     process = started("evaluate", "--model", sample_model, "--data", data, "--output", reports)
-    wait_until(lambda: paddle_loaded(process.pid), process, "Paddle loaded")
+    wait_until(lambda: engine_loaded(process.pid), process, "the engine loaded")
     os.killpg(process.pid, signal.SIGTERM)
     stdout, stderr = finish(process)
     assert process.returncode == 143, stderr[-3000:]
@@ -288,15 +291,16 @@ def test_workers_beyond_cores_and_chunks_are_not_started(tmp_path, started, samp
 @pytest.mark.parametrize("when", list(WHEN))
 def test_a_killed_worker_is_one_clear_error_and_no_partial_file(tmp_path, started, sample_model,
                                                                 big_csv, when):
-    """Killed while starting, the other worker is most likely importing Paddle when the pool
+    """Killed while starting, the other worker is most likely loading its engine when the pool
     stops it."""
     folder = tmp_path / "out"
     process = start_labelling(started, sample_model, big_csv, folder, when)
     workers = worker_processes(process.pid)
     assert len(workers) == 2
-    if when == "starting":  # kill the other one as soon as this one is loading Paddle
-        wait_until(lambda: any(paddle_loaded(pid) for pid in workers), process, "Paddle loading")
-        loading = min(pid for pid in workers if paddle_loaded(pid))
+    if when == "starting":  # kill the other one as soon as this one is loading its engine
+        wait_until(lambda: any(engine_loaded(pid) for pid in workers), process,
+                   "the engine loading")
+        loading = min(pid for pid in workers if engine_loaded(pid))
         killed = (workers - {loading}).pop()
     else:
         killed = min(workers)

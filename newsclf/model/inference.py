@@ -74,7 +74,12 @@ class OnnxEngine:
     scores. It starts in a fraction of a second and never imports Paddle."""
 
     def __init__(self, path: str, threads: int = 1):
-        import onnxruntime
+        from newsclf.runtime import signals_held_back
+
+        # a signal handled inside the import would leave ONNX Runtime half-initialized and
+        # surface as its ImportError; it is handled once the import is over instead
+        with signals_held_back():
+            import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
