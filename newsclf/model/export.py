@@ -30,6 +30,7 @@ from newsclf.modeldir import ModelFiles, load_model_dir
 EXPORT_DIR, EXPORT_PREFIX, EXPORT_INFO = "inference", "model", "export.json"
 ONNX_FILE = EXPORT_PREFIX + ".onnx"
 ONNX_EXTRA = 'pip install "newsclf[onnx]"'
+ONNX_RUNTIME_MISSING = f"ONNX Runtime is not installed; {ONNX_EXTRA}"
 ONNX_OPSET = 17
 
 
@@ -73,7 +74,7 @@ def onnx_problem(files: ModelFiles) -> str | None:
     from newsclf.model.inference import onnx_runtime_installed
 
     if not onnx_runtime_installed():
-        return f"ONNX Runtime is not installed; {ONNX_EXTRA}"
+        return ONNX_RUNTIME_MISSING
     if not (files.path / EXPORT_DIR / ONNX_FILE).is_file():
         return (f"its inference export has no ONNX graph; with the onnx extra installed "
                 f"({ONNX_EXTRA}) run 'newsclf export --model {files.path}'")
@@ -188,7 +189,7 @@ def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
                                 f"model's by {difference:.2g} (over {tolerance}); not exported")
         onnx_path = staging / ONNX_FILE
         onnx_skipped = (_export_onnx(prefix, onnx_path) if onnx_runtime_installed()
-                        else f"ONNX Runtime is not installed ({ONNX_EXTRA})")
+                        else ONNX_RUNTIME_MISSING)
         onnx_difference = None
         if onnx_skipped is None:
             onnx_difference = float(np.abs(predict_scores(OnnxEngine(str(onnx_path)), probe, 16)
