@@ -143,9 +143,9 @@ class EvaluationResult:
         """Draw the confusion matrix as an annotated heatmap; returns the matplotlib Axes.
 
         Without ``ax`` a new pyplot figure sized to the number of classes is made (shows inline
-        in Jupyter). Class names need a CJK font (see :func:`newsclf.evaluation.find_cjk_font`);
-        without one the axes show ``class N`` (row N of ``confusion_matrix``) and a warning says
-        how to install one."""
+        in Jupyter). Chinese class names are drawn with the CJK font newsclf ships (see
+        :mod:`newsclf.evaluation.fonts`); when no font has their characters the axes show
+        ``class N`` (row N of ``confusion_matrix``) and a one-line warning says so."""
         return plot_confusion_matrix(self.confusion_matrix.to_numpy(), self.classes,
                                      self._plot_title(), ax=ax)
 
