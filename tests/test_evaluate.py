@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -9,7 +10,7 @@ import pytest
 
 from newsclf.data import read_labelled
 from newsclf.errors import NewsclfError
-from newsclf.evaluation import EvaluationResult, MissingFontWarning, evaluate
+from newsclf.evaluation import EvaluationResult, MissingFontWarning, evaluate, fonts
 from newsclf.evaluation import plot as evaluation_plot
 from newsclf.evaluation.metrics import accuracy_and_macro_f1
 
@@ -276,20 +277,51 @@ def test_ascii_class_names_need_no_cjk_font(monkeypatch):
     assert png.startswith(PNG_SIGNATURE)
 
 
-def test_font_lookup_survives_a_stale_matplotlib_cache(monkeypatch):
+def _stale_matplotlib_cache(monkeypatch, system_fonts, chars):
+    """matplotlib's font cache as it was before the fonts with glyphs for ``chars`` were
+    installed: they are only in the system font directories (``system_fonts``)."""
     from matplotlib import font_manager
 
-    evaluation_plot.find_cjk_font.cache_clear()
+    monkeypatch.setattr(font_manager.fontManager, "ttflist",
+                        [entry for entry in font_manager.fontManager.ttflist
+                         if not fonts.has_glyphs(entry.fname, chars)])
+    monkeypatch.setattr(font_manager, "findSystemFonts", lambda *args, **kwargs: system_fonts)
+    fonts.find_system_cjk_font.cache_clear()
+
+
+def test_system_font_lookup_finds_a_font_matplotlibs_cache_does_not_list(monkeypatch, tmp_path):
+    import shutil
+
+    import matplotlib
+
+    # a CJK font installed after matplotlib built its cache (a copy of the shipped font), and
+    # a font without Chinese whose file name suggests CJK: it is tried first and rejected
+    directory = tmp_path / "fonts"
+    directory.mkdir()
+    installed = directory / "NewlyInstalled-Regular.otf"
+    shutil.copyfile(fonts.BUNDLED_FONT, installed)
+    misnamed = directory / "wqy-latin-only.ttf"
+    shutil.copyfile(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf"),
+                    misnamed)
     try:
-        found = evaluation_plot.find_cjk_font()
-        if found is None:
-            pytest.skip("no CJK font installed")
-        evaluation_plot.find_cjk_font.cache_clear()
-        # matplotlib's cache predates the font: the file is only in the system font directories
-        monkeypatch.setattr(font_manager.fontManager, "ttflist",
-                            [e for e in font_manager.fontManager.ttflist if e.fname != found])
-        if found not in font_manager.findSystemFonts():
-            pytest.skip(f"{found} is not in a standard font directory")
-        assert evaluation_plot.find_cjk_font() == found
+        _stale_matplotlib_cache(monkeypatch, [str(misnamed), str(installed)], "财经")
+        assert fonts.find_system_cjk_font("财经") == str(installed)
     finally:
-        evaluation_plot.find_cjk_font.cache_clear()
+        fonts.find_system_cjk_font.cache_clear()
+
+
+def test_system_font_for_characters_beyond_the_shipped_font_survives_a_stale_cache(monkeypatch):
+    from matplotlib import font_manager
+
+    beyond = "龘"  # not in GB2312, so not in the shipped font
+    assert not fonts.has_glyphs(fonts.BUNDLED_FONT, beyond)
+    system_fonts = font_manager.findSystemFonts()
+    drawing = {os.path.realpath(path) for path in system_fonts if fonts.has_glyphs(path, beyond)}
+    if not drawing:
+        pytest.skip(f"no system font draws {beyond}")
+    try:
+        _stale_matplotlib_cache(monkeypatch, system_fonts, beyond)
+        found = fonts.find_system_cjk_font(beyond)
+        assert found is not None and os.path.realpath(found) in drawing
+    finally:
+        fonts.find_system_cjk_font.cache_clear()

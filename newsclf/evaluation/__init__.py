@@ -8,8 +8,10 @@
   confusion counts, class ids of label names. Training reads its per-epoch scores here.
 - :mod:`newsclf.evaluation.report`: :class:`EvaluationResult`, the pandas tables, text summary
   and saved files (names in ``METRICS_JSON``, ``CONFUSION_PNG``, ...).
-- :mod:`newsclf.evaluation.plot`: the confusion-matrix heatmap (matplotlib) and the CJK font
-  lookup its Chinese class names need.
+- :mod:`newsclf.evaluation.plot`: the confusion-matrix heatmap (matplotlib).
+- :mod:`newsclf.evaluation.fonts`: the fonts Chinese is drawn with: the CJK font newsclf ships,
+  and a system CJK font for characters it lacks. ``cjk_font()`` gives matplotlib font properties
+  for ``fontproperties=`` in plots of one's own; ``find_cjk_font()`` the font file's path.
 
 Every score covers *all* of the model's classes, so a class the data lacks still has a row and
 column in the confusion matrix (support 0) and counts as F1 0 in the macro-F1. Paddle is never
@@ -21,14 +23,14 @@ from __future__ import annotations
 from typing import Sequence
 
 from newsclf.errors import NewsclfError
+from newsclf.evaluation.fonts import MissingFontWarning, cjk_font, find_cjk_font
 from newsclf.evaluation.metrics import accuracy_and_macro_f1, label_ids
-from newsclf.evaluation.plot import MissingFontWarning, find_cjk_font
 from newsclf.evaluation.report import (CONFUSION_CSV, CONFUSION_NORMALIZED_CSV, CONFUSION_PNG,
                                        MATRIX_CORNER, METRICS_JSON, MISCLASSIFIED_CSV,
                                        REPORT_TXT, EvaluationResult)
 
-__all__ = ["evaluate", "EvaluationResult", "accuracy_and_macro_f1", "label_ids", "find_cjk_font",
-           "MissingFontWarning", "METRICS_JSON", "REPORT_TXT", "CONFUSION_CSV",
+__all__ = ["evaluate", "EvaluationResult", "accuracy_and_macro_f1", "label_ids", "cjk_font",
+           "find_cjk_font", "MissingFontWarning", "METRICS_JSON", "REPORT_TXT", "CONFUSION_CSV",
            "CONFUSION_NORMALIZED_CSV", "MISCLASSIFIED_CSV", "CONFUSION_PNG", "MATRIX_CORNER"]
 
 
