@@ -389,9 +389,9 @@ def test_resume_after_a_crash_ends_like_the_uninterrupted_run(campaign, config, 
         for member in (1, 2):
             done = member_checkpoints.count(f"checkpoint/member-{member}/state.json")
             if done == EPOCHS:
-                assert f"member {member}/2 already finished" in resumed.stderr
+                assert f"member {member} already finished" in resumed.stderr
             elif done:
-                assert f"member {member}/2 resuming after epoch {done} " in resumed.stderr
+                assert f"member {member} resuming after epoch {done} " in resumed.stderr
     assert_same_result(out, reference)
     Predictor.from_dir(out)
 

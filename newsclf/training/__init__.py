@@ -4,6 +4,8 @@
   directory, metrics, dev evaluation, export);
 - :mod:`.loop`: one encoder's epochs (schedule, batches, seeds, early stopping);
 - :mod:`.checkpoint`: saving and restoring a run after its last finished epoch;
+- :mod:`.report`: what a run shows and records while it trains (one line per epoch for the
+  whole ensemble, the progress bar, ``train_log.jsonl``);
 - :mod:`.ensemble`: ensemble members in worker processes;
 - :mod:`.distill`: the student encoder distilled from the ensemble, and whether it replaces it;
 - :mod:`.distributed`: data-parallel training under ``paddle.distributed.launch``;

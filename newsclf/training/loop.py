@@ -27,6 +27,7 @@ from newsclf.spec import USER_DICT_FILE
 from newsclf.training.checkpoint import (CHECKPOINT_DIR, CHECKPOINT_STATE, load_checkpoint,
                                          optimizer_tensors, restore_optimizer, save_checkpoint)
 from newsclf.training.distributed import Parallel
+from newsclf.training.report import EpochReport, encoder_name
 from newsclf.vocab import PAD_ID, UNK_ID, Vocab
 
 
@@ -110,10 +111,7 @@ class RunSetup:
 
     def model_name(self, member: int) -> str:
         """How log lines name the model ``member`` trains ("" for the only one)."""
-        if self.student:
-            return "student "
-        n_members = self.config.ensemble_size
-        return "" if n_members == 1 else f"member {member + 1}/{n_members} "
+        return encoder_name(member, self.config.ensemble_size, self.student)
 
     def record_tag(self, member: int) -> dict:
         """What tells the model's lines of ``train_log.jsonl`` apart."""
@@ -211,6 +209,7 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
         if state.get("finished"):
             report("skip", len(train_ids) * config.epochs)
             report("log", f"{name}already finished (best epoch {state['best_epoch']})")
+            _report_earlier_epochs(report, member, setup, state["history"], finished=True)
             return saved_result
         model.set_state_dict({k[len("model/"):]: paddle.to_tensor(v)
                               for k, v in tensors.items() if k.startswith("model/")})
@@ -222,6 +221,7 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
         report("skip", len(train_ids) * state["epoch"])
         report("log", f"{name}resuming after epoch {state['epoch']} (best so far: epoch "
                       f"{best_epoch})")
+        _report_earlier_epochs(report, member, setup, history, finished=False)
     if parallel.world > 1:
         from paddle.io import DistributedBatchSampler
 
@@ -282,17 +282,15 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
                     best_probabilities = probabilities
             else:
                 waited += 1
-                stopped = waited >= config.patience
+                stopped = waited >= config.patience and epoch < config.epochs
             if not parallel.writer:
                 if stopped:
                     break
                 continue
             timing = {"epoch_seconds": round(seconds, 2), "texts_per_second": round(seen / seconds, 1)}
-            report("record", {**setup.record_tag(member), **record, **timing})
-            summary = f"{name}epoch {epoch}: loss {record['train_loss']:.4f}"
-            if has_dev:
-                summary += f", dev accuracy {record['dev_accuracy']:.4f}, macro-F1 {record['dev_macro_f1']:.4f}"
-            report("log", summary + f" ({seconds:.0f}s)")
+            report("epoch", EpochReport(member, setup.student,
+                                        {**setup.record_tag(member), **record, **timing},
+                                        stopped_early=stopped))
 
             if improved and config.ensemble_size == 1:  # usable from the first epoch on
                 save_model_dir(setup.output_dir, weights=best_weights,
@@ -310,7 +308,6 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
             saved = epoch
             if stopped:
                 report("skip", len(train_ids) * (config.epochs - epoch))
-                report("log", f"{name}no dev macro-F1 gain for {waited} epochs: stopping early")
                 break
     except KeyboardInterrupt:
         if saved or others_saved:
@@ -322,3 +319,14 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
         report("log", f"interrupted during {name}epoch {epoch}: {kept}")
         raise
     return MemberResult(seed, history, best_epoch, best_weights, best_probabilities)
+
+
+def _report_earlier_epochs(report, member: int, setup: RunSetup, history: list,
+                           finished: bool) -> None:
+    """Report the epochs a resumed model trained before the run was interrupted (its
+    checkpoint's ``history``), so the epoch lines can show it beside the models still
+    training."""
+    stopped_early = finished and len(history) < setup.config.epochs
+    for record in history:
+        report("epoch", EpochReport(member, setup.student, record, earlier=True,
+                                    stopped_early=stopped_early and record is history[-1]))

@@ -10,7 +10,6 @@ directory, its metrics and dev evaluation, and ends with the inference export.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from newsclf.training.distributed import Parallel
 from newsclf.training.ensemble import train_members_in_processes
 from newsclf.training.lock import OutputDirectory
 from newsclf.training.loop import MemberResult, RunSetup, train_member
+from newsclf.training.report import Reporter
 from newsclf.vocab import Vocab
 
 
@@ -137,36 +137,6 @@ def _export(model_dir: Path, log) -> None:
         log(f"warning: no inference export, prediction will use the dynamic graph: {exc}")
 
 
-class _Reporter:
-    """Where the encoders' reports go: log lines, ``train_log.jsonl`` records and one progress
-    bar for the whole run (texts seen over all members, the student and their epochs)."""
-
-    def __init__(self, log, progress: bool, total_texts: int, train_log: Path | None):
-        from tqdm.auto import tqdm
-
-        self.log, self.train_log = log, train_log
-        self.bar = tqdm(total=total_texts, desc="training", unit="text", leave=False,
-                        dynamic_ncols=True, disable=None if progress else True)
-
-    def __call__(self, kind: str, payload) -> None:
-        if kind == "texts":
-            self.bar.update(payload)
-        elif kind == "skip":  # an encoder stopped early: its remaining epochs will not run
-            self.bar.total -= payload
-            self.bar.refresh()
-        elif kind == "record":
-            if self.train_log is not None:
-                with open(self.train_log, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(payload, ensure_ascii=False) + "\n")
-        elif kind == "log":
-            self.bar.clear()
-            self.log(payload)
-            self.bar.refresh()
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path, classes,
                   progress, log, resume, parallel: Parallel, workers: int,
                   resume_flags: str) -> dict:
@@ -198,8 +168,8 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     n_members = config.ensemble_size
     texts_per_epoch = len(train_ids) * n_members + (
         len(train_ids) + len(unlabeled_ids) if config.distilling else 0)
-    reporter = _Reporter(log, progress, texts_per_epoch * config.epochs,
-                         work_dir / TRAIN_LOG if parallel.writer else None)
+    reporter = Reporter(log, progress, config, texts_per_epoch * config.epochs,
+                        work_dir / TRAIN_LOG if parallel.writer else None)
     try:
         if workers > 1 and n_members > 1 and parallel.world == 1:
             results = train_members_in_processes(setup, reporter, workers)
