@@ -1,15 +1,11 @@
-"""Labelling files: every row of a CSV, TSV or text file of any size, streamed through a
+"""Labelling files: every row of a data file of any size and layout, streamed through a
 :class:`~newsclf.predictor.Predictor`, with all input columns kept, in order."""
 
 from __future__ import annotations
 
-import csv
-import os
-import re
 import sys
 import time
 from collections import deque
-from pathlib import Path
 
 import numpy as np
 
@@ -47,11 +43,11 @@ def _label_frame(frame, text_column: str, classify, classes, top_k: int, with_pr
     valid = np.array([problem is None for problem in problems], dtype=bool)
     for name, values in prediction_columns(classes, probabilities, top_k,
                                            with_probabilities).items():
-        if values.dtype.kind == "f":  # written as the float columns of a whole table would be
-            values = np.array([f"{value:.6f}" for value in values.tolist()], dtype=object)
+        if values.dtype.kind == "f":
+            values = np.where(valid, values, np.nan)  # an empty field in CSV and Excel
         else:
             values = values.astype(object)
-        values[~valid] = ""
+            values[~valid] = ""
         frame[name] = values
     frame["error"] = np.array([problem or "" for problem in problems], dtype=object)
     return frame
@@ -93,28 +89,33 @@ def _useful_workers(requested: int | None, expected_rows: int | None, chunk_size
     return useful
 
 
-def predict_file(model, input_path: str, output_path: str, *, text_column: str = "text",
-                 fmt: str | None = None, encoding: str | None = None, top_k: int = 1,
-                 probabilities: bool = False, batch_size: int = 256, chunk_size: int = 5000,
-                 excel: bool = False, long_text: str = "truncate", workers: int | None = None,
-                 progress: bool = True, backend: str = "auto") -> dict:
-    """Label every row of a CSV, TSV or text file and write all input columns plus the
-    prediction columns, one output row per input row, in order.
+def predict_file(model, input_path: str, output_path: str, *, text_column=None,
+                 fmt: str | None = None, header: bool | None = None, sheet: str | None = None,
+                 encoding: str | None = None, top_k: int = 1, probabilities: bool = False,
+                 batch_size: int = 256, chunk_size: int = 5000, excel: bool = False,
+                 long_text: str = "truncate", workers: int | None = None, progress: bool = True,
+                 backend: str = "auto", log=None) -> dict:
+    """Label every row of a data file of any layout newsclf reads (see
+    :mod:`newsclf.datafiles.layout`; ``fmt``, ``header``, ``text_column`` and ``sheet``
+    override what is detected) and write all input columns plus the prediction columns, one
+    output row per input row, in order.
 
     Streams in chunks (flat memory at any size); writes to a temporary file renamed at the end,
     so a failed run leaves nothing under ``output_path``. ``-`` reads standard input / writes
     standard output. ``workers > 1`` spreads tokenization and inference over processes;
     ``None`` uses one process per core (at most 4) for files of 50,000 rows or more, else one;
     never more than the cores or the chunks of the file. A dead worker is a ``NewsclfError``.
-    The output is CSV (``.csv``, ``-``) or TSV (``.tsv``, ``.txt``: fields as they are, so a field
-    holding a tab or line break is refused), and never the input file itself.
+    The output is CSV (``.csv``, ``-``), TSV (``.tsv``, ``.txt``: fields as they are, so a field
+    holding a tab or line break is refused), Excel (``.xlsx``) or JSON lines (``.jsonl``), and
+    never the input file itself. ``log`` receives a line saying how the input is read.
     ``model`` is a :class:`Predictor` or a model directory (loaded with ``backend``; with
     worker processes only they load the engine, all at once).
-    Returns ``{"rows", "empty", "seconds"}``.
+    Returns ``{"rows", "empty", "seconds", "layout"}``.
     """
     from tqdm.auto import tqdm
 
-    from newsclf.data import iter_input_chunks
+    from newsclf.datafiles.output import LabelledWriter
+    from newsclf.datafiles.texts import open_texts, text_chunks
     from newsclf.modeldir import load_model_dir
 
     if isinstance(model, Predictor):
@@ -130,27 +131,19 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
         raise NewsclfError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, not {long_text!r}")
     classes = list(files.labels)
     started = time.perf_counter()
-    output_sep = _output_separator(output_path)
-    output_encoding = "utf-8-sig" if excel else "utf-8"
-    to_stdout = output_path == "-"
-    if not to_stdout:
-        target = Path(output_path)
-        if target.is_dir():
-            raise NewsclfError(f"{target}: is a directory; give an output file name")
-        if not target.parent.is_dir():
-            raise NewsclfError(f"{target.parent}: output folder does not exist")
-        _refuse_writing_over_input(input_path, target)
-        tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
-        handle = open(tmp, "w", encoding=output_encoding, newline="")
-    else:
-        handle = sys.stdout
-    expected_rows = _count_rows(input_path, fmt)
-    workers = _useful_workers(workers, expected_rows, chunk_size)
-    bar = tqdm(total=expected_rows, unit="row", disable=None if progress else True,
-               file=sys.stderr, dynamic_ncols=True, desc="predict")
+    writer = LabelledWriter(output_path, input_path, excel)
+    table = None
     pool = None
+    bar = None
     rows = empty = 0
     try:
+        table = open_texts(input_path, fmt=fmt, text_column=text_column, header=header,
+                           encoding=encoding, sheet=sheet)
+        if log is not None:
+            log(table.layout.describe())
+        workers = _useful_workers(workers, table.expected_rows, chunk_size)
+        bar = tqdm(total=table.expected_rows, unit="row", disable=None if progress else True,
+                   file=sys.stderr, dynamic_ncols=True, desc="predict")
         if workers > 1:
             from newsclf.workers import WorkerPool
 
@@ -158,9 +151,7 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
         elif predictor is None:
             predictor = Predictor(files, backend)
         added = set(prediction_columns(classes, np.zeros((0, len(classes))), top_k, probabilities))
-        chunks = _refuse_column_clashes(
-            iter_input_chunks(input_path, fmt=fmt, text_column=text_column, encoding=encoding,
-                              chunk_size=chunk_size), added | {"error"})
+        chunks = _refuse_column_clashes(text_chunks(table, chunk_size), added | {"error"})
 
         def classify_here(texts):
             return predictor.classify(texts, batch_size, long_text)
@@ -168,7 +159,7 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
         def write(frame, column, classify):
             nonlocal rows, empty
             labelled = _label_frame(frame, column, classify, classes, top_k, probabilities)
-            _write_rows(labelled, handle, output_sep, header=rows == 0, source=input_path)
+            writer.write(labelled)
             rows += len(labelled)
             empty += int((labelled["error"] != "").sum())
             bar.update(len(labelled))
@@ -188,19 +179,19 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
         if pool is not None:
             pool.close()
             pool = None
-        if not to_stdout:
-            handle.close()
-            tmp.replace(target)
+        writer.commit()
     except BaseException:
-        if not to_stdout:
-            handle.close()
-            tmp.unlink(missing_ok=True)
+        writer.abort()
         raise
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+        if table is not None:
+            table.close()
         if pool is not None:
             pool.stop()
-    return {"rows": rows, "empty": empty, "seconds": time.perf_counter() - started}
+    return {"rows": rows, "empty": empty, "seconds": time.perf_counter() - started,
+            "layout": table.layout}
 
 
 def _refuse_column_clashes(chunks, added: set):
@@ -211,69 +202,3 @@ def _refuse_column_clashes(chunks, added: set):
             raise DataError(f"the input already has column(s) {', '.join(clash)}; rename them, "
                             "newsclf writes its predictions there")
         yield frame, column
-
-
-def _count_rows(path: str, fmt: str | None) -> int | None:
-    """Approximate row count for the progress bar (newlines; header not counted)."""
-    if path == "-" or not Path(path).is_file():
-        return None
-    from newsclf.data import detect_predict_format
-
-    count = 0
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            count += block.count(b"\n")
-    return max(0, count - (0 if (fmt or detect_predict_format(path)) == "txt" else 1))
-
-
-OUTPUT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}  # standard output ("-"): CSV
-
-
-def _output_separator(output_path: str) -> str:
-    """The field separator of the output file, from its extension; other extensions are refused
-    (nothing else is written)."""
-    if output_path == "-":
-        return ","
-    suffix = Path(output_path).suffix.lower()
-    if suffix not in OUTPUT_SEPARATORS:
-        raise NewsclfError(f"{output_path}: cannot write {suffix or 'a file without extension'}; "
-                           "the output is .csv, .tsv or .txt (tab-separated), or - for standard "
-                           "output")
-    return OUTPUT_SEPARATORS[suffix]
-
-
-def _refuse_writing_over_input(input_path: str, target: Path) -> None:
-    """Refuse an output that is the input file (same path, another path to it, or a link)."""
-    if input_path != "-" and target.exists() and Path(input_path).exists() \
-            and os.path.samefile(input_path, target):
-        raise NewsclfError(f"{target}: this is the input file ({input_path}); write the labelled "
-                           "rows to another file")
-
-
-def _write_rows(frame, handle, sep: str, *, header: bool, source: str) -> None:
-    """Write labelled rows as CSV (fields quoted where needed) or TSV (fields as they are, as
-    newsclf reads TSV back: a field holding a tab or line break cannot be written and is
-    refused, naming the input line)."""
-    options = {}
-    if sep == "\t":
-        _refuse_unwritable_tsv(frame, "<stdin>" if source == "-" else source, header)
-        options["quoting"] = csv.QUOTE_NONE
-    frame.to_csv(handle, sep=sep, index=False, header=header, lineterminator="\n",
-                 float_format="%.6f", **options)
-
-
-_TSV_BREAKERS = "[\t\r\n]"  # what would end a TSV field or row early
-
-
-def _refuse_unwritable_tsv(frame, source: str, header: bool) -> None:
-    fix = "write .csv output instead, or remove them from the input"
-    if header:
-        for name in frame.columns:
-            if re.search(_TSV_BREAKERS, str(name)):
-                raise DataError(f"{source}: column name {name!r} holds a tab or line break, "
-                                f"which a TSV file cannot hold; {fix}")
-    for position, name in enumerate(frame.columns):
-        broken = frame.iloc[:, position].astype(str).str.contains(_TSV_BREAKERS).to_numpy()
-        if broken.any():
-            raise DataError(f"{source}:{frame.index[broken.argmax()]}: column {name!r} holds a tab "
-                            f"or line break, which a TSV file cannot hold; {fix}")

@@ -30,10 +30,11 @@ def run_cli(*args, cwd=None, timeout=600):
 
 
 def assert_user_error(result, *fragments):
-    """A one-line error on stderr (exit 2, no traceback) holding every fragment."""
+    """A one-line error on stderr (exit 2, no traceback) holding every fragment; the only other
+    lines allowed are those saying how a data file was read."""
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().split("\n")
+    lines = [line for line in result.stderr.strip().split("\n") if ": read as " not in line]
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]

@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from conftest import SAMPLE, run_cli
+from conftest import SAMPLE, assert_user_error, run_cli
 
 
 def test_help_is_fast_and_does_not_import_paddle():
@@ -55,11 +55,8 @@ def test_boolean_flags_are_real_switches(tmp_path):
 
 
 def one_line_error(result):
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().split("\n")
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    assert_user_error(result)
+    return [line for line in result.stderr.strip().split("\n") if ": read as " not in line][0]
 
 
 def test_user_errors_exit_2_with_one_line(tmp_path):

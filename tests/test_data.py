@@ -32,8 +32,8 @@ def test_encodings_are_detected(tmp_path, encoding):
 
 
 def test_header_line_is_skipped_and_blank_lines_ignored(tmp_path):
-    data = read_labelled(write(tmp_path / "a.tsv", "text\tlabel\n\n一\t甲\n\n"))
-    assert data.texts == ["一"] and data.labels == ["甲"]
+    data = read_labelled(write(tmp_path / "a.tsv", "text\tlabel\n\n央行宣布降息\t财经\n\n"))
+    assert data.texts == ["央行宣布降息"] and data.labels == ["财经"]
 
 
 def test_csv_columns_by_name_with_quotes(tmp_path):
@@ -44,10 +44,10 @@ def test_csv_columns_by_name_with_quotes(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ("好\t财经\n没有制表符\n", r"a\.tsv:2: no tab"),
-    ("好\t财经\n\t体育\n", r"a\.tsv:2: empty text"),
-    ("好\t财经\n坏\t\n", r"a\.tsv:2: empty label"),
-    ("", r"no examples"),
+    ("央行宣布降息\t财经\n没有制表符\n", r"a\.tsv:2: no tab; each line must be 'text<TAB>label'"),
+    ("央行宣布降息\t财经\n\t体育\n", r"a\.tsv:2: empty text"),
+    ("央行宣布降息\t财经\n球队夺冠\t\n", r"a\.tsv:2: empty label"),
+    ("", r"a\.tsv: no examples"),
 ])
 def test_malformed_tsv_names_file_and_line(tmp_path, content, message):
     with pytest.raises(DataError, match=message):
@@ -55,29 +55,30 @@ def test_malformed_tsv_names_file_and_line(tmp_path, content, message):
 
 
 def test_label_id_out_of_range_and_unknown_name(tmp_path):
-    path = write(tmp_path / "a.tsv", "好\t0\n坏\t5\n")
+    path = write(tmp_path / "a.tsv", "央行宣布降息\t0\n球队夺冠\t5\n")
     with pytest.raises(DataError, match=r"a\.tsv:2: label id 5 is out of range"):
         read_labelled(path, ["财经", "体育"])
-    path = write(tmp_path / "b.tsv", "好\t财经\n坏\t军事\n")
+    path = write(tmp_path / "b.tsv", "央行宣布降息\t财经\n航母编队演习\t军事\n")
     with pytest.raises(DataError, match=r"b\.tsv:2: label '军事' is not a known class"):
         read_labelled(path, ["财经", "体育"])
 
 
 def test_missing_csv_column_lists_the_columns(tmp_path):
-    path = write(tmp_path / "a.csv", "title,topic\n好,财经\n")
-    with pytest.raises(DataError, match="no column 'text'.*'title', 'topic'"):
-        read_labelled(path)
+    path = write(tmp_path / "a.csv", "id,headline,topic\n1,央行宣布降息,财经\n")
+    with pytest.raises(DataError, match="no column 'text' for the text; the columns are 'id', "
+                                        "'headline', 'topic'"):
+        read_labelled(path, text_column="text")
 
 
 def test_missing_file_nul_bytes_and_undecodable(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         read_labelled(tmp_path / "absent.tsv")
     nul = tmp_path / "nul.tsv"
-    nul.write_bytes("好\t财经\n".encode() + b"a\x00b\t1\n")
+    nul.write_bytes("央行宣布降息\t财经\n".encode() + b"a\x00b\t1\n")
     with pytest.raises(DataError, match=r"nul\.tsv:2: contains NUL bytes"):
         read_labelled(nul)
     bad = tmp_path / "c.tsv"
-    bad.write_bytes("好\t财经\n".encode() + b"\xff\xfe\xff\t1\n")
+    bad.write_bytes("央行宣布降息\t财经\n".encode() + b"\xff\xfe\xff\t1\n")
     with pytest.raises(DataError, match=r"c\.tsv:2: cannot decode"):
         read_labelled(bad)
 

@@ -132,7 +132,7 @@ def test_a_student_more_than_a_point_behind_leaves_the_ensemble(tmp_path, data, 
     out = tmp_path / "m"
     log = train_here("--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv", "--output",
                      out, *TINY, "--distill", "--epochs", "1", "--workers", "1", "--unlabeled", data["csv"],
-                     "--text-column", "title")
+                     "--unlabeled-text-column", "title")
     assert load_model_dir(out).spec.ensemble_size == 2
     metrics = read_json(out / "metrics.json")
     assert metrics["predicts_with"] == "ensemble" and metrics["ensemble_size"] == 2
@@ -179,11 +179,14 @@ def test_bad_unlabeled_input_is_one_line_before_training(tmp_path, data, case):
     empty, blank = tmp_path / "empty.txt", tmp_path / "blank.txt"
     empty.write_bytes(b"")
     blank.write_text("\n \n\t\n", encoding="utf-8")
+    unnamed = tmp_path / "unnamed.csv"
+    unnamed.write_text("编号,新闻正文,来源\n1,央行宣布下调存款准备金率,新华社\n", encoding="utf-8")
     path, extra, fragments = {
         "missing": (tmp_path / "nope.txt", ["--distill"], ["nope.txt: file not found"]),
         "empty": (empty, ["--distill"], ["empty.txt: no unlabelled texts"]),
         "blank": (blank, ["--distill"], ["blank.txt: no unlabelled texts"]),
-        "no-column": (data["csv"], ["--distill"], ["unlabeled.csv: no column 'text'", "--text-column"]),
+        "no-column": (unnamed, ["--distill"], ["unnamed.csv: 3 columns and no header row",
+                                               "--unlabeled-text-column N"]),
         "directory": (tmp_path, ["--distill"], ["is a directory"]),
         "no-distill": (data["txt"], ["--no-distill"], ["add --distill"]),
         "without-distill": (data["txt"], [], ["add --distill"]),
@@ -218,14 +221,14 @@ def test_resume_after_a_crash_during_the_student_ends_like_the_uninterrupted_run
                            env=env, timeout=600)
     assert crash.returncode == CRASH_EXIT_STATUS, crash.stderr
     # (an epoch's log line comes before its checkpoint)
-    assert "student epoch 2:" in crash.stderr and "student epoch 3:" not in crash.stderr
+    assert "student epoch 2/3 " in crash.stderr and "student epoch 3/3 " not in crash.stderr
     assert read_json(out / "checkpoint" / "student" / "state.json")["epoch"] == 1
     assert all(read_json(out / "checkpoint" / f"member-{m}" / "state.json")["finished"]
                for m in (1, 2))
     assert not (out / "config.json").exists()
 
     log = train_here(*args, "--output", out, "--workers", "1", "--resume")
-    assert "member 1/2 already finished" in log and "member 2/2 already finished" in log
+    assert "member 1 already finished" in log and "member 2 already finished" in log
     assert "student resuming after epoch 1 " in log
     for name in ("model.safetensors", "metrics.json"):
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name

@@ -45,8 +45,8 @@ def write(path, content, encoding="utf-8"):
     ("extra.csv", "id,text\n1,央行宣布下调存款准备金率,多余\n2,球队夺冠\n3,房价回稳\n",
      ["extra.csv: malformed CSV at line 2: 3 fields, but the header has 2",
       "put a field that contains commas in double quotes"]),
-    ("tab.tsv", "id\ttext\n1\t央行宣布\t下调存款准备金率\n2\t球队夺冠\n",
-     ["tab.tsv: malformed TSV at line 2: 3 fields, but the header has 2",
+    ("tab.tsv", "id\ttext\tsource\n1\t央行宣布\t下调存款准备金率\t新华社\n2\t球队夺冠\t体育报\n",
+     ["tab.tsv: malformed TSV at line 2: 4 fields, but the header has 3",
       "a TSV field cannot contain a tab"]),
     ("short.csv", 'id,text\n1,"两行\n的文本"\n2\n3,房价回稳\n',
      ["short.csv: malformed CSV at line 4: 1 field, but the header has 2"]),
@@ -103,7 +103,9 @@ def test_mixed_encodings_far_into_a_file_are_refused_and_plain_files_still_read(
     for encoding in ("utf-8", "utf-8-sig", "gbk"):
         plain = write(tmp_path / f"plain-{encoding}.txt", "\n".join(lines) + "\n", encoding)
         label(predictor, plain, tmp_path / f"plain-{encoding}.csv")
-        assert pd.read_csv(tmp_path / f"plain-{encoding}.csv")["text"].tolist() == lines
+        written = pd.read_csv(tmp_path / f"plain-{encoding}.csv")
+        assert written["text"].tolist() == [line.split("\t")[0] for line in lines]
+        assert written["label"].tolist() == [line.split("\t")[1] for line in lines]
 
 
 def test_gbk_rows_then_utf8_rows_are_refused_in_files_to_label_and_to_evaluate(
@@ -219,22 +221,25 @@ def test_a_text_tsv_cannot_hold_is_refused_for_tsv_output(tmp_path, sample_model
 
 # --- 7. a TSV without a header ------------------------------------------------------------------
 
-def test_a_headerless_labelled_tsv_to_label_says_a_header_is_needed(tmp_path, sample_model):
-    assert_refused(predict_cli(sample_model, SAMPLE / "dev.tsv", tmp_path / "out.csv"),
-                   "dev.tsv: no column 'text'; columns are '量价齐升！机器人概念股掀起涨停潮', '股票'",
-                   "needs a header row naming its text column", "--text-column NAME",
-                   "a .txt file with one text per line")
-    assert files_in(tmp_path) == []
+def test_a_headerless_labelled_tsv_is_labelled_with_its_columns_named_by_role(
+        tmp_path, sample_model):
+    result = predict_cli(sample_model, SAMPLE / "dev.tsv", tmp_path / "out.csv")
+    assert result.returncode == 0, result.stderr
+    assert "dev.tsv: read as TSV without a header row, text<TAB>label, UTF-8" in result.stderr
+    written = pd.read_csv(tmp_path / "out.csv", dtype=str)
+    lines = (SAMPLE / "dev.tsv").read_text(encoding="utf-8").splitlines()
+    assert written.columns.tolist() == ["text", "label", *PREDICTION_COLUMNS]
+    assert written["text"].tolist() == [line.split("\t")[0] for line in lines]
 
 
 # --- 8. output formats --------------------------------------------------------------------------
 
 def test_an_output_format_newsclf_does_not_write_is_refused(tmp_path, sample_model, predictor):
     source = write(tmp_path / "in.csv", "id,text\n1,央行宣布降息\n")
-    assert_refused(predict_cli(sample_model, source, tmp_path / "out.xlsx"),
-                   "out.xlsx: cannot write .xlsx", "the output is .csv, .tsv or .txt "
-                   "(tab-separated), or - for standard output")
-    for name in ("out.json", "out.CSV.bak", "out"):
+    assert_refused(predict_cli(sample_model, source, tmp_path / "out.parquet"),
+                   "out.parquet: cannot write .parquet", "the output is .csv, .tsv or .txt "
+                   "(tab-separated), .xlsx, .jsonl, or - for standard output")
+    for name in ("out.json", "out.CSV.bak", "out", "out.xls"):
         with pytest.raises(NewsclfError, match="the output is .csv, .tsv or .txt"):
             label(predictor, source, tmp_path / name)
     assert files_in(tmp_path) == ["in.csv"]
@@ -276,7 +281,7 @@ def test_any_table_pandas_round_trips_keeps_its_columns_and_rows(predictor, tabl
         source = write(Path(folder) / "in.csv", written)
         output = Path(folder) / "out.csv"
         summary = label(predictor, source, output, text_column=table.columns[0], chunk_size=2)
-        result = read_back(output.read_text(encoding="utf-8"))
+        result = read_back(output.read_bytes().decode("utf-8"))  # "\r" in a cell kept
     assert summary["rows"] == len(table)
     assert result.columns.tolist() == [*table.columns, *PREDICTION_COLUMNS]
     assert result[table.columns].astype(object).values.tolist() == table.values.tolist()

@@ -19,7 +19,7 @@ def sample_lines(n=60):
 
 @pytest.mark.parametrize("name, content, fragments", [
     ("empty.tsv", b"", ["empty.tsv: no examples"]),
-    ("header.tsv", b"text\tlabel\n", ["header.tsv: no examples"]),
+    ("header.tsv", b"text\tlabel\n", ["header.tsv: no rows below the header"]),
     ("header.csv", b"text,label\n", ["header.csv: no rows below the header"]),
     ("notab.tsv", "好新闻\t财经\n这一行没有标签\n".encode(), ["notab.tsv:2: no tab"]),
     ("columns.csv", "text,label\n好,财经\n坏,体育,多余\n".encode(), ["columns.csv: malformed CSV",

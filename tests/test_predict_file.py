@@ -111,7 +111,7 @@ def test_long_text_chunk_averages_windows(predictor):
 def test_bad_inputs_are_clear_and_leave_no_output(tmp_path, predictor):
     src = write_csv(tmp_path / "in.csv", "utf-8")
     out = tmp_path / "out.csv"
-    with pytest.raises(DataError, match="no column 'headline'; columns are 'id', 'text', 'note'"):
+    with pytest.raises(DataError, match="no column 'headline' for the text; the columns are 'id', 'text', 'note'"):
         predict_file(predictor, str(src), str(out), text_column="headline", progress=False)
     assert not out.exists() and list(tmp_path.iterdir()) == [src]
     with pytest.raises(DataError, match="file not found"):

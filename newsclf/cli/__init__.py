@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 
 from newsclf import __version__
 from newsclf.cli import baseline, evaluate, explain, export, predict, train
@@ -39,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(command: str):
+    """A ``warnings.showwarning`` that prints ``newsclf COMMAND: warning: MESSAGE``, without
+    the file, line and source text Python adds."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"newsclf {command}: warning: {message}", file=file or sys.stderr)
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from newsclf.runtime import tune_allocator
@@ -46,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     tune_allocator()  # this process is newsclf's own
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        COMMANDS[args.command].run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(args.command)
+            COMMANDS[args.command].run(args)
     except NewsclfError as exc:
         print(f"newsclf {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from newsclf.cli.common import add_model_option, add_data_options, read_labelled_files
+from newsclf.cli.common import add_data_options, add_model_option, layout_help, read_labelled_files
+
 
 def add_parser(commands) -> argparse.ArgumentParser:
-    evaluate = commands.add_parser(
-        "evaluate", help="score a model on labelled texts: metrics, confusion matrix, mistakes",
+    evaluate = commands.add_parser("evaluate", **layout_help(
+        help="score a model on labelled texts: metrics, confusion matrix, mistakes",
         description="Score a model on labelled data and write metrics.json, "
                     "classification_report.txt, confusion_matrix.csv/_normalized.csv/.png and "
-                    "misclassified.csv.")
+                    "misclassified.csv."))
     add_model_option(evaluate)
-    evaluate.add_argument("--data", required=True, metavar="PATH", help="labelled data (TSV or CSV)")
+    evaluate.add_argument("--data", required=True, metavar="PATH", help="labelled data (see the layout options and examples below)")
     evaluate.add_argument("--output", metavar="DIR",
                           help="where to write the reports (default: DIR/eval-<data file name>)")
     evaluate.add_argument("--batch-size", type=int, default=256, metavar="N",

@@ -5,30 +5,28 @@ from __future__ import annotations
 import argparse
 import sys
 
-from newsclf.cli.common import add_model_option
-
+from newsclf.cli.common import (add_layout_options, add_model_option, layout_arguments,
+                                layout_help, log_to_stderr)
 from newsclf.errors import NewsclfError
 from newsclf.spec import BACKENDS, LONG_TEXT_MODES
 
+
 def add_parser(commands) -> argparse.ArgumentParser:
-    predict = commands.add_parser(
-        "predict", help="label texts or a CSV/TSV/text file with a trained model",
+    predict = commands.add_parser("predict", **layout_help(
+        help="label texts or a data file with a trained model",
         description="Label texts with a trained model: --text for a few, --input/--output for "
-                    "a file of any size (every input column kept, one output row per input row).")
+                    "a file of any size (every input column kept, one output row per input row)."))
     add_model_option(predict)
     source = predict.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", action="append", metavar="TEXT",
                         help="a text to classify (repeat for several); prints label and score")
     source.add_argument("--input", metavar="FILE",
-                        help="CSV (header), TSV (header) or .txt (one text per line); - for stdin")
+                        help="data file (CSV, TSV, .xlsx, JSON lines, fastText or one text per "
+                             "line; see the layout options below); - for stdin")
     predict.add_argument("--output", metavar="FILE",
-                         help="where to write the labelled rows (.csv or .tsv; - for stdout)")
-    predict.add_argument("--text-column", default="text", metavar="NAME",
-                         help="column holding the text (default: text)")
-    predict.add_argument("--format", choices=("csv", "tsv", "txt"),
-                         help="input format (default: by extension; .tsv TSV, .txt text, else CSV)")
-    predict.add_argument("--encoding", default="auto",
-                         help="input encoding (default: auto = UTF-8, UTF-8 with BOM or GBK)")
+                         help="where to write the labelled rows (.csv, .tsv, .xlsx or .jsonl; - "
+                              "for CSV on stdout)")
+    add_layout_options(predict, labelled=False)
     predict.add_argument("--top-k", type=int, default=1, metavar="K",
                          help="also give the K most likely classes (default: 1)")
     predict.add_argument("--probabilities", action="store_true",
@@ -73,10 +71,10 @@ def run(args: argparse.Namespace) -> None:
             print(f"{ranked}\t{text}")
         return
     summary = predict_file(
-        args.model, args.input, args.output, text_column=args.text_column, fmt=args.format,
-        encoding=args.encoding, top_k=args.top_k, probabilities=args.probabilities,
+        args.model, args.input, args.output, **layout_arguments(args), top_k=args.top_k, probabilities=args.probabilities,
         batch_size=args.batch_size, excel=args.excel, long_text=args.long_text,
-        workers=args.workers, progress=not args.no_progress, backend=args.backend)
+        workers=args.workers, progress=not args.no_progress, backend=args.backend,
+        log=log_to_stderr)
     if args.output != "-":
         print(f"{summary['rows']} rows labelled ({summary['empty']} without a label, see the "
               f"error column) in {summary['seconds']:.1f}s -> {args.output}", file=sys.stderr)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from newsclf.cli.common import add_data_options, log_to_stderr, read_labelled_files
+from newsclf.cli.common import add_data_options, layout_help, log_to_stderr, read_labelled_files
 from newsclf.config import TrainConfig
+from newsclf.errors import DataError
 from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS
 
 _CHOICES = {"tokenizer": TOKENIZERS, "pooling": POOLINGS, "position": POSITIONS}
@@ -48,9 +49,11 @@ _HELP = {
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
-    train = commands.add_parser("train", help="train a model on labelled texts",
-                                description="Train a model and write its directory.")
-    train.add_argument("--train", required=True, metavar="PATH", help="training data (TSV or CSV)")
+    train = commands.add_parser("train", **layout_help(
+        help="train a model on labelled texts", description="Train a model and write its "
+        "directory."))
+    train.add_argument("--train", required=True, metavar="PATH",
+                       help="training data (see the layout options and examples below)")
     train.add_argument("--dev", metavar="PATH",
                        help="dev data for early stopping and model selection (recommended)")
     train.add_argument("--output", required=True, metavar="DIR",
@@ -58,8 +61,11 @@ def add_parser(commands) -> argparse.ArgumentParser:
                             "--resume; a folder holding other files is never written")
     train.add_argument("--unlabeled", metavar="PATH",
                        help="texts without labels for the distilled student to learn the "
-                            "ensemble's predictions on: .txt with one text per line, or CSV/TSV "
-                            "with a header naming the text column (--text-column)")
+                            "ensemble's predictions on, read as 'newsclf predict' reads its input "
+                            "(e.g. .txt with one text per line)")
+    train.add_argument("--unlabeled-text-column", metavar="NAME|N",
+                       help="the text column of --unlabeled, by name or position from 1 "
+                            "(default: detected, as for files to label)")
     add_data_options(train)
     train.add_argument("--config", metavar="FILE",
                        help="JSON file of settings (the names below, with underscores); "
@@ -109,13 +115,18 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 def read_unlabeled(args: argparse.Namespace) -> list[str]:
     """The texts of ``--unlabeled``, read as ``newsclf predict`` reads its input."""
-    from newsclf.data import iter_input_chunks
+    from newsclf.datafiles import open_texts, text_chunks
     from newsclf.training.distill import unlabeled_text_list
 
     texts = []
-    for frame, column in iter_input_chunks(args.unlabeled, text_column=args.text_column,
-                                           encoding=args.encoding):
-        texts.extend(frame[column])
+    try:
+        with open_texts(args.unlabeled, text_column=args.unlabeled_text_column,
+                        encoding=args.encoding) as table:
+            log_to_stderr(table.layout.describe())
+            for frame, column in text_chunks(table):
+                texts.extend(frame[column])
+    except DataError as exc:  # its column is chosen with this command's own flag
+        raise DataError(str(exc).replace("--text-column", "--unlabeled-text-column")) from None
     return unlabeled_text_list(texts, args.unlabeled)
 
 

@@ -1,0 +1,250 @@
+"""Decoding data files: UTF-8, UTF-8 with a BOM or GBK/GB18030 detected unless an encoding is
+given, read a block at a time; a byte the encoding cannot decode, or a file whose encoding changes
+part-way (UTF-8 rows, then GBK rows), is refused with its line."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+import sys
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from newsclf.errors import DataError
+
+BLOCK_SIZE = 1 << 16  # bytes read at a time; the first block decides the encoding
+_ASCII = bytes(range(128))
+_UTF8_CHINESE = re.compile(rb"[\xe4-\xe9][\x80-\xbf][\x80-\xbf]")  # a CJK character in UTF-8
+_ENCODING_HINT = "try utf-8, utf-8-sig or gb18030"
+
+
+def _line_of(raw: bytes, offset: int) -> int:
+    return raw.count(b"\n", 0, offset) + 1
+
+
+def _decodes(raw: bytes, encoding: str) -> bool:
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def detect_encoding(head: bytes, source: str, complete: bool = False) -> str:
+    """The encoding to read a file with, from its first bytes (or all of them, ``complete``):
+    UTF-8 with a BOM, else UTF-8, else GB18030 (a superset of GBK). NUL bytes mean binary or
+    UTF-16 and are refused.
+
+    UTF-8 text followed by other bytes gives UTF-8, and bytes that are neither give GB18030:
+    :class:`Decoder` then names the line where the file mixes encodings or cannot be decoded."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise DataError(f"{source}:{_line_of(head, nul)}: contains NUL bytes; this looks like a "
+                        "binary or UTF-16 file; save it as UTF-8 text")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
+    except UnicodeDecodeError as exc:
+        return "gb18030" if head[:exc.start].isascii() else "utf-8"
+    return "utf-8"
+
+
+def _text_encoding(encoding: str) -> str:
+    """``encoding`` if Python can decode text with it, else a DataError."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(f"unknown encoding {encoding!r}; {_ENCODING_HINT}") from None
+    try:
+        io.TextIOWrapper(io.BytesIO(), encoding=encoding).detach()
+    except LookupError:
+        raise DataError(f"{encoding!r} is not a text encoding; {_ENCODING_HINT}") from None
+    return encoding
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    """Whether ASCII bytes mean ASCII characters (so a file can be cut into lines at ``\\n``)."""
+    try:
+        return _ASCII.decode(encoding) == _ASCII.decode("ascii")
+    except UnicodeError:
+        return False
+
+
+class Decoder:
+    """Decodes one file block by block (whole lines at a time for ASCII-compatible encodings),
+    refusing, with the line, bytes the encoding cannot decode and a change of encoding
+    part-way through the file (UTF-8 then GBK text, or GBK then UTF-8 text when detecting)."""
+
+    def __init__(self, source: str, encoding: str | None = None):
+        self.source = source
+        self.detecting = encoding in (None, "auto")
+        self.name = None if self.detecting else _text_encoding(encoding)
+        self.encoding = self.name
+        self.lines_done = 0           # complete lines decoded so far
+        self.non_ascii_seen = False   # whether the bytes decoded so far hold any non-ASCII text
+        self.had_bom = False
+        self._started = False
+        self._text_started = False    # whether any text was returned (a BOM is dropped before)
+        self._may_switch = False      # an all-ASCII start may still turn out to be GBK
+        self._tail: list[bytes] = []  # the start of a line whose end has not arrived yet
+        self._stream = None           # incremental decoder, for encodings that are not ASCII-like
+
+    def decode(self, block: bytes, final: bool = False) -> str:
+        """The text of ``block``'s complete lines (with ``final``, of everything left)."""
+        if not self._started:
+            block = self._start(block, final)
+        if self._stream is not None:
+            text = self._decode_stream(block, final)
+        else:
+            rest = b""
+            if not final:
+                end = block.rfind(b"\n") + 1
+                if end == 0:
+                    self._tail.append(block)
+                    return ""
+                block, rest = block[:end], block[end:]
+            if self._tail:
+                block = b"".join([*self._tail, block])
+            self._tail = [rest] if rest else []
+            text = self._decode_lines(block)
+            self.lines_done += block.count(b"\n")
+        if text and not self._text_started:
+            self._text_started = True
+            text = text.removeprefix("\ufeff")
+        return text
+
+    def _start(self, head: bytes, final: bool) -> bytes:
+        self._started = True
+        if self.detecting:
+            self.encoding = detect_encoding(head, self.source, complete=final)
+            self._may_switch = self.encoding == "utf-8"
+        if codecs.lookup(self.encoding).name in ("utf-8", "utf-8-sig"):
+            self.encoding = "utf-8"
+            if head.startswith(codecs.BOM_UTF8):
+                self.non_ascii_seen = self.had_bom = True  # the BOM says UTF-8
+        elif not _ascii_compatible(self.encoding):
+            if b"\x00" in "\n".encode(self.encoding) and head and b"\x00" not in head:
+                raise DataError(f"{self.source}: has no NUL bytes, so it is not {self.name}; "
+                                "leave out --encoding to detect UTF-8 or GBK, or give the "
+                                "file's real encoding")
+            self._stream = codecs.getincrementaldecoder(self.encoding)()
+        return head
+
+    def _decode_stream(self, block: bytes, final: bool) -> str:
+        try:
+            text = self._stream.decode(block, final)
+        except UnicodeError:
+            raise DataError(f"{self.source}:{self.lines_done + 1}: not valid {self.name} (at or "
+                            "after this line); check the file's encoding") from None
+        self.lines_done += text.count("\n")
+        return text
+
+    def _decode_lines(self, raw: bytes) -> str:
+        try:
+            text = raw.decode(self.encoding)
+        except UnicodeDecodeError as exc:
+            if self._may_switch and not self.non_ascii_seen and raw[:exc.start].isascii():
+                self.encoding, self._may_switch = "gb18030", False  # only ASCII before: GBK
+                return self._decode_lines(raw)
+            raise self._undecodable(raw, exc.start) from None
+        if self.detecting and self.encoding == "gb18030":
+            self._refuse_utf8_lines(raw)
+        if not self.non_ascii_seen and not raw.isascii():
+            self.non_ascii_seen, self._may_switch = True, False
+        return text
+
+    def _undecodable(self, raw: bytes, offset: int) -> DataError:
+        start = raw.rfind(b"\n", 0, offset) + 1
+        end = raw.find(b"\n", offset)
+        line_bytes = raw[start:len(raw) if end < 0 else end]
+        where = f"{self.source}:{self.lines_done + _line_of(raw, offset)}"
+        if (self.encoding == "utf-8" and (self.non_ascii_seen or not raw[:offset].isascii())
+                and _decodes(line_bytes, "gb18030")):
+            return DataError(f"{where}: GBK text after UTF-8 text: the file mixes two encodings; "
+                             "save all of it as UTF-8")
+        if (self.detecting and self.encoding == "gb18030"
+                and (self.non_ascii_seen or not raw[:start].isascii())
+                and _decodes(line_bytes, "utf-8")):
+            return self._utf8_after_gbk(where)
+        if self.detecting:
+            return DataError(f"{where}: cannot decode as UTF-8 or GBK/GB18030; pass --encoding "
+                             "with the file's encoding")
+        return DataError(f"{where}: not valid {self.name} (byte {raw[offset]:#04x}); check the "
+                         "file's encoding")
+
+    def _refuse_utf8_lines(self, raw: bytes) -> None:
+        """In a file detected as GBK, refuse a line that is UTF-8 Chinese (it would be read as
+        other characters): a line is checked when it holds a UTF-8 CJK byte pattern, and refused
+        when all of it is valid UTF-8."""
+        position = 0
+        while (found := _UTF8_CHINESE.search(raw, position)) is not None:
+            start = raw.rfind(b"\n", 0, found.start()) + 1
+            end = raw.find(b"\n", found.end())
+            end = len(raw) if end < 0 else end
+            if _decodes(raw[start:end], "utf-8"):
+                line = self.lines_done + _line_of(raw, start)
+                raise self._utf8_after_gbk(f"{self.source}:{line}")
+            position = end + 1
+
+    @staticmethod
+    def _utf8_after_gbk(where: str) -> DataError:
+        return DataError(f"{where}: UTF-8 text after GBK text: the file mixes two encodings; save "
+                         "all of it as UTF-8 (or pass --encoding gb18030 if this line is GBK)")
+
+
+def encoding_name(decoder: Decoder) -> str:
+    """The encoding a decoder reads with, as a person would name it."""
+    if decoder.encoding == "utf-8":
+        return "UTF-8 with BOM" if decoder.had_bom else "UTF-8"
+    return "GBK/GB18030" if decoder.encoding == "gb18030" else decoder.encoding
+
+
+def decode_bytes(raw: bytes, path: str, encoding: str | None = None) -> str:
+    """Decode a whole file with the given encoding, or the detected one (``None``/``auto``).
+    Errors name the file and line."""
+    return Decoder(path, encoding).decode(raw, final=True)
+
+
+def decoded_lines(blocks: Iterable[bytes], decoder: Decoder) -> Iterator[str]:
+    """The lines of a file given as byte blocks (an empty block ends it), decoded, each with its
+    line ending (``\\n``, ``\\r\\n`` or ``\\r``)."""
+    for block in blocks:
+        text = decoder.decode(block, final=not block)
+        if text:
+            yield from io.StringIO(text, newline="")
+        if not block:
+            return
+
+
+def byte_blocks(stream) -> Iterator[bytes]:
+    """A binary stream's bytes, ``BLOCK_SIZE`` at a time, ending with one empty block."""
+    while True:
+        block = stream.read(BLOCK_SIZE)
+        yield block
+        if not block:
+            return
+
+
+def read_file_text(path: str | Path, encoding: str | None = None) -> str:
+    """The decoded text of a file (``-``: standard input)."""
+    handle, source = open_binary_input(str(path))
+    with handle:
+        raw = handle.read()
+    return decode_bytes(raw, source, encoding)
+
+
+def open_binary_input(path: str):
+    """A buffered binary stream for a path, or standard input for ``-``."""
+    if path == "-":
+        return io.BufferedReader(sys.stdin.buffer, buffer_size=1 << 16), "<stdin>"
+    try:
+        return open(path, "rb"), path
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a data file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+

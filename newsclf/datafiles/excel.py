@@ -1,0 +1,96 @@
+"""Excel workbooks (.xlsx) in and out, with openpyxl: the rows of one sheet as text fields, and a
+sheet of labelled rows written as it streams in."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Iterator
+
+from newsclf.errors import DataError
+
+EXCEL_MAX_ROWS = 1_048_576  # rows of an .xlsx sheet, the header row included
+
+
+def open_sheet(path: str, sheet: str | None):
+    """The workbook (to close after use) and the chosen worksheet: ``sheet`` by name, or by
+    position from 1 if it is a number and no sheet has that name; the first sheet by default."""
+    if path == "-":
+        raise DataError("an .xlsx workbook cannot be read from standard input; give its path")
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except Exception as exc:  # openpyxl raises zipfile, KeyError and XML errors alike
+        raise DataError(f"{path}: cannot read as an .xlsx workbook ({type(exc).__name__}: "
+                        f"{exc}); save it from Excel as .xlsx, or as CSV") from None
+    names = workbook.sheetnames
+    if sheet is None:
+        return workbook, workbook[names[0]]
+    if sheet in names:
+        return workbook, workbook[sheet]
+    if sheet.isdigit() and 1 <= int(sheet) <= len(names):
+        return workbook, workbook[names[int(sheet) - 1]]
+    workbook.close()
+    raise DataError(f"{path}: no sheet {sheet!r}; its sheets are {', '.join(map(repr, names))} "
+                    "(--sheet takes a name or a position from 1)")
+
+
+def sheet_records(worksheet) -> Iterator[tuple[int, list[str]]]:
+    """``(row number, cells as text)`` for each row with a non-empty cell; trailing empty cells
+    are left out."""
+    for number, row in enumerate(worksheet.iter_rows(values_only=True), 1):
+        fields = [cell_text(value) for value in row]
+        while fields and fields[-1] == "":
+            fields.pop()
+        if fields:
+            yield number, fields
+
+
+def cell_text(value) -> str:
+    """A cell's value as text: whole numbers without ``.0``, dates in ISO format."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    return str(value)
+
+
+class SheetWriter:
+    """Writes rows to one sheet of a new workbook, saved to ``path`` by :meth:`close`. Cells keep
+    their types (numbers stay numbers); NaN becomes an empty cell."""
+
+    def __init__(self, path: Path, source: str):
+        from openpyxl import Workbook
+
+        self.path, self.source = path, source
+        self.workbook = Workbook(write_only=True)
+        self.sheet = self.workbook.create_sheet("labelled")
+        self.rows = 0
+
+    def write(self, frame, header: bool) -> None:
+        from openpyxl.utils.exceptions import IllegalCharacterError
+
+        if self.rows + header + len(frame) > EXCEL_MAX_ROWS:
+            raise DataError(f"{self.source}: more than {EXCEL_MAX_ROWS - 1:,} rows do not fit in "
+                            "an Excel sheet; write .csv output (with --excel for Excel)")
+        rows = [list(frame.columns)] if header else []
+        rows += frame.astype(object).where(frame.notna(), None).values.tolist()
+        lines = ([None] if header else []) + list(frame.index)
+        for line, row in zip(lines, rows):
+            try:
+                self.sheet.append(row)
+            except IllegalCharacterError:
+                where = f"{self.source}:{line}" if line is not None else self.source
+                raise DataError(f"{where}: holds a control character that an .xlsx cell cannot "
+                                "hold; write .csv output instead") from None
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        self.workbook.save(self.path)

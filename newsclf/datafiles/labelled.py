@@ -1,0 +1,98 @@
+"""Labelled data (texts and their class names) for training and evaluation, read from any
+layout :mod:`newsclf.datafiles.layout` opens, and class-names files."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from newsclf.datafiles.decoding import read_file_text
+from newsclf.datafiles.layout import Layout, open_table
+from newsclf.errors import DataError
+
+
+class NumericLabelsWarning(UserWarning):
+    """Every label is a whole number and no class names were given: the classes are named by
+    the numbers themselves."""
+
+
+@dataclass
+class LabelledData:
+    texts: list[str]
+    labels: list[str]
+    source: str
+    layout: Layout | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def read_labelled(path: str | Path, class_names: Sequence[str] | None = None, *,
+                  fmt: str | None = None, text_column=None, label_column=None,
+                  header: bool | None = None, encoding: str | None = None,
+                  sheet: str | None = None) -> LabelledData:
+    """Read texts and their class names from a labelled file of any layout (see
+    :mod:`newsclf.datafiles.layout`; the arguments override what is detected).
+
+    With ``class_names``, integer labels are ids into it and name labels must be in it. Without
+    it, labels that are all whole numbers give a :class:`NumericLabelsWarning`.
+    """
+    with open_table(path, labelled=True, fmt=fmt, header=header, text_column=text_column,
+                    label_column=label_column, encoding=encoding, sheet=sheet) as table:
+        layout = table.layout
+        texts, labels = [], []
+        for line, fields in table.rows:
+            text, label = fields[layout.text_index], fields[layout.label_index].strip()
+            where = f"{layout.source}:{line}"
+            if not label:
+                if not text.strip():
+                    continue  # a blank row
+                raise DataError(f"{where}: empty label")
+            if not text.strip():
+                raise DataError(f"{where}: empty text" + (
+                    f" in column {layout.text_column!r}" if layout.header else ""))
+            if class_names is not None:
+                label = _resolve_label(label, class_names, where)
+            texts.append(text)
+            labels.append(label)
+    if not texts:
+        raise DataError(f"{layout.source}: no rows below the header" if layout.header
+                        else f"{layout.source}: no examples found")
+    if class_names is None and all(label.isdigit() for label in labels):
+        shown = sorted(set(labels), key=int)
+        warnings.warn(
+            f"{layout.source}: every label is a whole number ({', '.join(shown[:4])}"
+            f"{', ...' if len(shown) > 4 else ''}) and no class names were given, so the classes "
+            "are named by those numbers; pass --classes FILE (one name per line, line N = id N) "
+            "to name them", NumericLabelsWarning, stacklevel=2)
+    return LabelledData(texts, labels, layout.source, layout)
+
+
+def _resolve_label(label: str, class_names: Sequence[str], where: str) -> str:
+    if label in class_names:
+        return label
+    if label.isdigit():
+        index = int(label)
+        if index < len(class_names):
+            return class_names[index]
+        raise DataError(f"{where}: label id {index} is out of range; the class-names file has "
+                        f"{len(class_names)} classes (ids 0-{len(class_names) - 1})")
+    raise DataError(f"{where}: label {label!r} is not a known class; known: "
+                    f"{', '.join(class_names)}")
+
+
+def read_class_names(path: str | Path, encoding: str | None = None) -> list[str]:
+    """One class name per line; line N (from 0) is label id N."""
+    names = [line.strip() for line in read_file_text(path, encoding).split("\n")]
+    while names and not names[-1]:
+        names.pop()
+    if not names:
+        raise DataError(f"{path}: class-names file is empty; write one class name per line")
+    for number, name in enumerate(names, 1):
+        if not name:
+            raise DataError(f"{path}:{number}: empty class name")
+        if names.index(name) != number - 1:
+            raise DataError(f"{path}:{number}: class {name!r} is listed twice")
+    return names

@@ -1,0 +1,502 @@
+"""Which layout a data file has, and opening it as a table: its format, whether its first row
+names the columns, and which columns hold the text and the label.
+
+The rules (the same for training, evaluation and prediction):
+
+- **Format** from the extension: ``.csv`` CSV, ``.tsv`` TSV, ``.xlsx`` Excel, ``.jsonl`` /
+  ``.ndjson`` / ``.json`` JSON lines. Any other extension (``.txt``, none): fastText if most lines
+  start with ``__label__``, JSON lines if the first line is a JSON object, TSV if at least 90% of
+  the lines hold a tab, else one text per line. ``fmt`` overrides.
+- **Header row** (CSV, TSV, Excel): there is one if the first row holds a column name given by
+  ``text_column``/``label_column`` or a usual one (``text``, ``title``, ``标题``, ``label``,
+  ``category``, ``类别``, ...). Otherwise there is none, unless the first row looks like one
+  (a label seen nowhere else in the first rows while the others repeat): that is refused as
+  ambiguous. ``header`` overrides.
+- **Columns** by name or by position from 1. Without a choice: the usual names; with two
+  columns, the one holding labels is the one whose values repeat (or are whole numbers; in a
+  file of fewer than ten rows, the much shorter one, else the second) and the other holds the
+  text; anything else is refused with the flag that settles it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from newsclf.datafiles import records as rec
+from newsclf.datafiles.decoding import (Decoder, byte_blocks, decoded_lines, encoding_name,
+                                        open_binary_input)
+from newsclf.errors import DataError
+
+FORMATS = ("csv", "tsv", "xlsx", "jsonl", "fasttext", "lines")
+FORMAT_NAMES = {"csv": "CSV", "tsv": "TSV", "xlsx": "Excel", "jsonl": "JSON lines",
+                "fasttext": "fastText (__label__NAME text)", "lines": "one text per line"}
+_FORMAT_ALIASES = {"txt": "lines", "text": "lines", "json": "jsonl", "ndjson": "jsonl",
+                   "excel": "xlsx"}
+_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".xlsx": "xlsx", ".xlsm": "xlsx", ".jsonl": "jsonl",
+               ".ndjson": "jsonl", ".json": "jsonl"}
+_TABLE_FORMATS = ("csv", "tsv", "xlsx")
+
+TEXT_NAMES = ("text", "title", "headline", "content", "sentence", "body", "标题", "新闻标题",
+              "内容", "正文", "文本")
+LABEL_NAMES = ("label", "category", "class", "topic", "类别", "标签", "分类", "类型", "主题")
+SAMPLE_ROWS = 1000  # rows read ahead to detect the layout
+_FEW_ROWS = 10      # fewer rows than this: repeats say little, so lengths decide the label column
+
+Record = rec.Record
+
+
+def format_named(name: str) -> str:
+    """A format name (or one of its usual aliases, e.g. ``txt``) as one of :data:`FORMATS`."""
+    value = _FORMAT_ALIASES.get(name.lower(), name.lower())
+    if value not in FORMATS:
+        raise DataError(f"unknown data format {name!r}; use one of {', '.join(FORMATS)}")
+    return value
+
+
+def column_choice(value) -> str | int | None:
+    """A column given by name (text) or by position from 1 (a whole number, or text of digits
+    when no column has that name)."""
+    if value is None or isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise DataError(f"column positions start at 1, not {value}")
+        return value
+    raise DataError(f"a column is a name or a position from 1, not {value!r}")
+
+
+def _position(choice) -> int | None:
+    """The position a column choice means when no column has it as its name."""
+    if isinstance(choice, int):
+        return choice
+    if isinstance(choice, str) and choice.strip().isdigit() and int(choice) >= 1:
+        return int(choice)
+    return None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a file was read: its format, columns (names from the header row, or given by role:
+    ``text``, ``label``, ``columnN``), the text and label columns, header row, encoding."""
+
+    source: str
+    format: str
+    columns: tuple[str, ...]
+    text_index: int
+    label_index: int | None
+    header: bool | None = None  # None: the format has no header row
+    encoding: str | None = None  # None: not a text file (Excel)
+    sheet: str | None = None
+
+    @property
+    def text_column(self) -> str:
+        return self.columns[self.text_index]
+
+    @property
+    def label_column(self) -> str | None:
+        return None if self.label_index is None else self.columns[self.label_index]
+
+    def describe(self) -> str:
+        """One line saying how the file is read, e.g. ``train.tsv: read as TSV without a header
+        row, label<TAB>text, UTF-8``."""
+        parts = [FORMAT_NAMES[self.format] + (f" sheet {self.sheet!r}" if self.sheet else "")]
+        if self.header is not None:
+            parts[0] += " with a header row" if self.header else " without a header row"
+        if self.format in _TABLE_FORMATS or self.format == "jsonl":
+            parts.append(self._columns_described())
+        if self.encoding:
+            parts.append(self.encoding)
+        return f"{self.source}: read as {', '.join(parts)}"
+
+    def _columns_described(self) -> str:
+        roles = {self.text_index: "text", self.label_index: "label"}
+        if not self.header and self.format != "jsonl":
+            if len(self.columns) <= 2 and len(roles) == len(self.columns):
+                separator = {"csv": ",", "tsv": "<TAB>"}.get(self.format, " | ")
+                return separator.join(roles[i] for i in range(len(self.columns)))
+            return ", ".join(f"{role} in column {i + 1}" for i, role in roles.items()
+                             if i is not None)
+        key = "key" if self.format == "jsonl" else "column"
+        return ", ".join(f"{role} {key} {self.columns[i]!r}" for i, role in roles.items()
+                         if i is not None)
+
+
+class Table:
+    """An open data file: its :class:`Layout`, an estimate of its rows (for progress bars), and
+    its rows as ``(line, fields)`` with one field per column. Close it (or use ``with``)."""
+
+    def __init__(self, layout: Layout, rows: Iterator[Record], expected_rows: int | None, closer):
+        self.layout, self.rows, self.expected_rows = layout, rows, expected_rows
+        self._closer = closer
+
+    def close(self) -> None:
+        self._closer()
+
+    def __enter__(self) -> "Table":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def chunks(self, size: int):
+        """The rows as DataFrames of strings (every column, indexed by line) of ``size`` rows;
+        one empty frame for a file without rows."""
+        import pandas as pd
+
+        columns = list(self.layout.columns)
+        produced = False
+        while True:
+            batch = list(itertools.islice(self.rows, size))
+            if not batch and produced:
+                return
+            produced = True
+            lines = [line for line, _ in batch]
+            yield pd.DataFrame([fields for _, fields in batch], columns=columns, index=lines,
+                               dtype=object)
+            if len(batch) < size:
+                return
+
+
+def open_table(path: str | Path, *, labelled: bool, fmt: str | None = None,
+               header: bool | None = None, text_column=None, label_column=None,
+               encoding: str | None = None, sheet: str | None = None) -> Table:
+    """Open a data file with the layout rules of the module docstring. ``labelled``: the file
+    must have a label column (training and evaluation data)."""
+    source = str(path)
+    fmt = format_named(fmt) if fmt else _EXTENSIONS.get(Path(source).suffix.lower())
+    if Path(source).suffix.lower() == ".xls" and fmt is None:
+        raise DataError(f"{source}: an old binary Excel file; save it as .xlsx (or as CSV)")
+    if header and fmt in ("jsonl", "fasttext", "lines"):
+        raise DataError(f"--header: a {FORMAT_NAMES[fmt]} file has no header row")
+    text_choice, label_choice = column_choice(text_column), column_choice(label_column)
+    if fmt == "xlsx":
+        return _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice)
+    handle, source = open_binary_input(source)
+    try:
+        decoder = Decoder(source, encoding)
+        lines = decoded_lines(byte_blocks(handle), decoder)
+        head = list(itertools.islice(lines, SAMPLE_ROWS))
+        lines = itertools.chain(head, lines)
+        fmt = fmt or _sniff_format(head)
+        encoding_used = encoding_name(decoder)
+        layout, rows = _text_table(source, fmt, lines, head, labelled, header, text_choice,
+                                   label_choice, encoding_used)
+    except BaseException:
+        handle.close()
+        raise
+    expected = None if source == "<stdin>" else _count_lines(path) - bool(layout.header)
+    return Table(layout, rows, expected, handle.close)
+
+
+def _count_lines(path) -> int:
+    count = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            count += block.count(b"\n")
+    return count
+
+
+def _sniff_format(head: Sequence[str]) -> str:
+    lines = [line for line in head if line.strip()]
+    if not lines:
+        return "lines"
+    if sum(line.startswith(rec.FASTTEXT_PREFIX) for line in lines) * 2 > len(lines):
+        return "fasttext"
+    if rec.looks_like_jsonl(lines[0]):
+        return "jsonl"
+    if sum("\t" in line for line in lines) >= 0.9 * len(lines):
+        return "tsv"
+    return "lines"
+
+
+def _no_labels(source: str, head: Sequence[str]) -> DataError:
+    untabbed = [number for number, line in enumerate(head, 1) if line.strip() and "\t" not in line]
+    if len(untabbed) < sum(1 for line in head if line.strip()):
+        return DataError(f"{source}:{untabbed[0]}: no tab, and {len(untabbed)} of the first "
+                         f"{len(head)} lines have none; each line must be 'text<TAB>label' (or "
+                         "'label<TAB>text'), or pass --format")
+    return DataError(f"{source}: read as one text per line, so it has no labels; labelled data is "
+                     "text<TAB>label lines, a CSV, Excel or JSON lines file with a label column, "
+                     "or fastText's '__label__NAME text' lines (--format sets the format)")
+
+
+def _text_table(source, fmt, lines, head, labelled, header, text_choice, label_choice, encoding):
+    if fmt == "lines":
+        if labelled:
+            raise _no_labels(source, head)
+        return Layout(source, fmt, ("text",), 0, None, encoding=encoding), \
+            rec.text_line_records(lines)
+    if fmt == "fasttext":
+        return Layout(source, fmt, rec.FASTTEXT_COLUMNS, 1, 0, encoding=encoding), \
+            rec.fasttext_records(lines, source, one_label=labelled)
+    if fmt == "jsonl":
+        columns, records = rec.jsonl_records(lines, source)
+        if not columns:
+            raise _empty(source, labelled)
+        text_index, label_index = _named_columns(columns, [], source, labelled, text_choice,
+                                                 label_choice, "key")
+        return Layout(source, fmt, tuple(columns), text_index, label_index,
+                      encoding=encoding), records
+    parse = rec.csv_records if fmt == "csv" else rec.tsv_records
+    return _table(source, fmt, parse(lines, source), labelled, header, text_choice,
+                  label_choice, encoding=encoding)
+
+
+def _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice) -> Table:
+    from newsclf.datafiles.excel import open_sheet, sheet_records
+
+    workbook, worksheet = open_sheet(source, sheet)
+    try:
+        layout, rows = _table(source, "xlsx", sheet_records(worksheet), labelled, header,
+                              text_choice, label_choice, sheet=worksheet.title)
+        expected = worksheet.max_row - bool(layout.header) if worksheet.max_row else None
+    except BaseException:
+        workbook.close()
+        raise
+    return Table(layout, rows, expected, workbook.close)
+
+
+def _empty(source: str, labelled: bool) -> DataError:
+    return DataError(f"{source}: no examples (the file is empty)" if labelled
+                     else f"{source}: empty file; nothing to classify")
+
+
+def _table(source, fmt, records, labelled, header, text_choice, label_choice, *,
+           encoding=None, sheet=None):
+    """The layout and rows of a CSV, TSV or Excel table (see the module docstring)."""
+    sample = list(itertools.islice(records, SAMPLE_ROWS))
+    if not sample:
+        raise _empty(source, labelled)
+    first_line, first = sample[0]
+    named = [choice for choice in (text_choice, label_choice)
+             if isinstance(choice, str) and (_position(choice) is None or choice in first)]
+    detected_header = header is None
+    if header is None:
+        lowered = {field.strip().lower() for field in first}
+        header = any(name.strip().lower() in lowered for name in named) or bool(
+            lowered & set(TEXT_NAMES + LABEL_NAMES))
+    if header:
+        _refuse_repeated_names(first, source, first_line)
+        columns = list(first)
+        data = sample[1:]
+        text_index, label_index = _named_columns(columns, data, source, labelled, text_choice,
+                                                 label_choice, "column")
+    else:
+        named = [c for c in (text_choice, label_choice) if c is not None and _position(c) is None]
+        if named:
+            raise DataError(f"{source}: without a header row, columns are chosen by position "
+                            f"from 1 (e.g. --text-column 2), not by name "
+                            f"({', '.join(map(repr, named))})")
+        text_choice, label_choice = _position(text_choice), _position(label_choice)
+        data = sample
+        width = _headerless_width(fmt, data)
+        text_index, label_index = _positional_columns(width, data, source, labelled,
+                                                      text_choice, label_choice)
+        if detected_header and label_index is not None:
+            _refuse_header_lookalike(data, label_index, source, first_line, width)
+        columns = [f"column{i + 1}" for i in range(width)]
+        columns[text_index] = "text"
+        if label_index is not None:
+            columns[label_index] = "label"
+    layout = Layout(source, fmt, tuple(columns), text_index, label_index, header=header,
+                    encoding=encoding, sheet=sheet)
+    width = len(columns)
+    joined = text_index if fmt == "tsv" and width == 2 else None
+    rows = _fitted(itertools.chain(data, records), width, source, fmt, header, joined)
+    return layout, rows
+
+
+def _refuse_repeated_names(names: Sequence[str], source: str, line: int) -> None:
+    counts = Counter(names)
+    repeated = [name for name in counts if name and counts[name] > 1]
+    if repeated:
+        raise DataError(f"{source}:{line}: column name(s) {', '.join(map(repr, repeated))} "
+                        "appear more than once in the header; give every column its own name")
+
+
+def column_list(header: Sequence[str], shown: int = 10, width: int = 30) -> str:
+    """The column names for a message, each cut to ``width`` characters."""
+    names = [repr(name if len(name) <= width else name[:width] + "…") for name in header[:shown]]
+    return ", ".join(names) + (f", ... ({len(header)} columns)" if len(header) > shown else "")
+
+
+def _named_columns(columns, data, source, labelled, text_choice, label_choice, key):
+    """Text and label column indexes in a file whose columns have names."""
+    flags = ("--text-column", "--label-column")
+
+    def by_choice(choice, role):
+        if choice not in columns and _position(choice) is not None:
+            choice = _position(choice)
+        if isinstance(choice, int):
+            if choice > len(columns):
+                raise DataError(f"{source}: no {key} {choice}; it has {len(columns)} "
+                                f"({column_list(columns)})")
+            return choice - 1
+        matches = [i for i, name in enumerate(columns) if name == choice] or \
+                  [i for i, name in enumerate(columns) if name.strip().lower() == choice.lower()]
+        if not matches:
+            raise DataError(f"{source}: no {key} {choice!r} for the {role}; the {key}s are "
+                            f"{column_list(columns)}")
+        return matches[0]
+
+    def usual(names, role, flag, exclude=None):
+        for name in names:  # the first usual name wins, e.g. "text" over "title"
+            matches = [i for i, column in enumerate(columns)
+                       if column.strip().lower() == name and i != exclude]
+            if matches:
+                others = [columns[i] for i, column in enumerate(columns) if i not in matches
+                          and i != exclude and column.strip().lower() in names]
+                if others:
+                    raise DataError(f"{source}: {key}s {columns[matches[0]]!r} and "
+                                    f"{others[0]!r} could both hold the {role}; pass {flag} NAME")
+                return matches[0]
+        return None
+
+    text_index = by_choice(text_choice, "text") if text_choice is not None else \
+        usual(TEXT_NAMES, "text", flags[0])
+    label_index = None
+    if label_choice is not None:
+        label_index = by_choice(label_choice, "label")
+    elif labelled or len(columns) == 2:
+        label_index = usual(LABEL_NAMES, "label", flags[1], exclude=text_index)
+    if len(columns) == 2 and key == "column":
+        if text_index is None and label_index is not None:
+            text_index = 1 - label_index
+        elif text_index is None:
+            label_side = _label_side(data)
+            if label_side is not None:
+                text_index, label_index = 1 - label_side, label_side
+        elif label_index is None and labelled:
+            label_index = 1 - text_index
+    if text_index is None:
+        if len(columns) == 1 and not labelled:
+            return 0, None
+        raise DataError(f"{source}: no {key} named like a text ({', '.join(TEXT_NAMES[:4])}, "
+                        f"...); its {key}s are {column_list(columns)}; pass {flags[0]} NAME")
+    if labelled and label_index is None:
+        raise DataError(f"{source}: no {key} named like a label ({', '.join(LABEL_NAMES[:4])}, "
+                        f"...); its {key}s are {column_list(columns)}; pass {flags[1]} NAME")
+    if label_index == text_index:
+        raise DataError(f"{source}: the text and the label cannot be the same {key} "
+                        f"({columns[text_index]!r})")
+    return text_index, label_index
+
+
+def _headerless_width(fmt: str, data: Sequence[Record]) -> int:
+    """Columns of a file without a header row: the usual field count of its first rows (a TSV
+    of two columns may have tabs inside its text)."""
+    counts = Counter(len(fields) for _, fields in data)
+    if fmt == "tsv" and 2 in counts and min(counts) >= 2:
+        return 2
+    return counts.most_common(1)[0][0]
+
+
+def _positional_columns(width, data, source, labelled, text_choice, label_choice):
+    """Text and label column indexes in a file without a header row."""
+    for choice in (text_choice, label_choice):
+        if choice is not None and choice > width:
+            raise DataError(f"{source}: no column {choice}; the rows have {width} "
+                            f"field{'s' * (width != 1)}")
+    text_index = None if text_choice is None else text_choice - 1
+    label_index = None if label_choice is None else label_choice - 1
+    if width == 1:
+        if labelled:
+            raise DataError(f"{source}: one column and no header row, so no labels; labelled "
+                            "data has a text and a label on each row (e.g. text<TAB>label)")
+        return 0, None
+    if width == 2:
+        if text_index is None and label_index is None:
+            label_index = _label_side(data)
+            if label_index is None and len(data) < _FEW_ROWS:
+                label_index = 1  # too few rows to tell: the usual text<TAB>label
+            elif label_index is None:
+                raise DataError(f"{source}: cannot tell which of its 2 columns holds the "
+                                "labels and which the text; pass --label-column 1 or "
+                                "--label-column 2 (positions from 1)")
+        if text_index is None:
+            text_index = 1 - label_index
+        if label_index is None and labelled:
+            label_index = 1 - text_index
+    elif text_index is None or (labelled and label_index is None):
+        wanted = "--text-column N --label-column M" if labelled else "--text-column N"
+        raise DataError(f"{source}: {width} columns and no header row; say which hold the text"
+                        f"{' and the label' * labelled}: {wanted} (positions from 1), or their "
+                        "names if the first row names the columns")
+    if text_index == label_index:
+        raise DataError(f"{source}: the text and the label cannot be the same column "
+                        f"({text_index + 1})")
+    return text_index, label_index
+
+
+def _label_side(data: Sequence[Record]) -> int | None:
+    """Which of two columns holds labels (0 or 1), or None when it is not clear: the column of
+    whole numbers beside text; else the short column whose values repeat (at most half as many
+    distinct values as the other); in a file of fewer than ten rows, the column at most half as
+    long as the other (and, if neither is, the second). Empty values (errors reported later,
+    with their line) are left out."""
+    columns = [[fields[i].strip() for _, fields in data if len(fields) > i and fields[i].strip()]
+               for i in (0, 1)]
+    if not columns[0] or not columns[1]:
+        return None
+    numeric = [all(value.isdigit() for value in column) for column in columns]
+    if numeric[0] != numeric[1]:
+        return numeric.index(True)
+    distinct = [len(set(column)) for column in columns]
+    mean_length = [sum(map(len, column)) / len(column) for column in columns]
+    short = [max(map(len, column)) <= 30 for column in columns]
+    few_rows = len(data) < _FEW_ROWS
+    sides = [i for i in (0, 1) if short[i] and (
+        mean_length[i] * 2 <= mean_length[1 - i] if few_rows
+        else distinct[i] * 2 <= distinct[1 - i])]
+    return sides[0] if len(sides) == 1 else None
+
+
+def _refuse_header_lookalike(data, label_index, source, line, width) -> None:
+    """A first row whose label is seen nowhere else in the first rows, where the other labels
+    repeat, is probably a header with unusual names: ambiguous, so refused."""
+    if len(data) < _FEW_ROWS:
+        return
+    labels = [fields[label_index].strip() for _, fields in data if len(fields) == width]
+    counts = Counter(labels)
+    if counts[labels[0]] == 1 and len(counts) * 2 <= len(labels):
+        names = ", ".join(repr(field) for field in data[0][1])
+        raise DataError(f"{source}:{line}: the first row ({names}) looks like a header row: pass "
+                        "--header to read it as column names, or --no-header to read it as data")
+
+
+def _fitted(records, width, source, fmt, header, joined):
+    """Rows with ``width`` fields. A two-column TSV keeps tabs inside its text column
+    (``joined``): the other column is cut at the first or last tab. Excel rows may end early
+    (empty cells); other rows must have one field per column."""
+    kind = FORMAT_NAMES[fmt] if fmt != "xlsx" else "Excel sheet"
+    for line, fields in records:
+        if len(fields) != width:
+            if joined is not None and len(fields) > width:
+                fields = (["\t".join(fields[:-1]), fields[-1]] if joined == 0
+                          else [fields[0], "\t".join(fields[1:])])
+            elif fmt == "xlsx" and len(fields) < width:
+                fields = fields + [""] * (width - len(fields))
+            else:
+                raise _field_count_error(source, kind, line, len(fields), width, header)
+        yield line, fields
+
+
+def _field_count_error(source, kind, line, count, expected, header) -> DataError:
+    if kind == "TSV" and expected == 2 and count == 1:
+        return DataError(f"{source}:{line}: no tab; each line must be 'text<TAB>label' (or "
+                         "'label<TAB>text')")
+    if count < expected:
+        fix = "give every row one field per column (empty fields too)"
+    elif kind == "CSV":
+        fix = "put a field that contains commas in double quotes"
+    elif kind == "TSV":
+        fix = "a TSV field cannot contain a tab: remove it, or save the file as CSV"
+    else:
+        fix = "remove the cells beyond the header's columns"
+    having = "the header has" if header else "the first rows have"
+    return DataError(f"{source}: malformed {kind} at line {line}: {count} field"
+                     f"{'s' * (count != 1)}, but {having} {expected}; {fix}")

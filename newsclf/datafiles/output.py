@@ -1,0 +1,123 @@
+"""Writing labelled rows: CSV, TSV, Excel (.xlsx) or JSON lines by the output's extension, or
+CSV on standard output; into a temporary file beside the target that takes its name only when
+everything is written, so a failed run leaves nothing under the output's name."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import sys
+from pathlib import Path
+
+from newsclf.errors import DataError, NewsclfError
+
+OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".xlsx": "xlsx",
+                  ".jsonl": "jsonl", ".ndjson": "jsonl"}  # standard output ("-"): CSV
+
+
+def output_format(output_path: str) -> str:
+    """The output's format, from its extension; other extensions are refused."""
+    if output_path == "-":
+        return "csv"
+    suffix = Path(output_path).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise NewsclfError(f"{output_path}: cannot write {suffix or 'a file without extension'}; "
+                           "the output is .csv, .tsv or .txt (tab-separated), .xlsx, .jsonl, or "
+                           "- for standard output")
+    return OUTPUT_FORMATS[suffix]
+
+
+class LabelledWriter:
+    """Writes chunks of labelled rows (DataFrames indexed by input line) to ``output_path``;
+    :meth:`commit` gives the file its name, :meth:`abort` removes what was written.
+    ``excel``: CSV in UTF-8 with a BOM, which Excel opens as UTF-8."""
+
+    def __init__(self, output_path: str, input_path: str, excel: bool = False):
+        self.format = output_format(output_path)
+        self.source = "<stdin>" if input_path == "-" else input_path
+        self.to_stdout = output_path == "-"
+        self.header_written = False
+        self._sheet = None
+        if self.to_stdout:
+            self.handle = sys.stdout
+            return
+        target = Path(output_path)
+        if target.is_dir():
+            raise NewsclfError(f"{target}: is a directory; give an output file name")
+        if not target.parent.is_dir():
+            raise NewsclfError(f"{target.parent}: output folder does not exist")
+        _refuse_writing_over_input(input_path, target)
+        self.target = target
+        self.tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        if self.format == "xlsx":
+            from newsclf.datafiles.excel import SheetWriter
+
+            self._sheet = SheetWriter(self.tmp, self.source)
+            self.handle = None
+        else:
+            self.handle = open(self.tmp, "w", encoding="utf-8-sig" if excel else "utf-8",
+                               newline="")
+
+    def write(self, frame) -> None:
+        header = not self.header_written
+        if self.format == "xlsx":
+            self._sheet.write(frame, header)
+        elif self.format == "jsonl":
+            if len(frame):
+                self.handle.write(frame.to_json(orient="records", lines=True, force_ascii=False)
+                                  .rstrip("\n") + "\n")
+        else:
+            options = {}
+            if self.format == "tsv":
+                _refuse_unwritable_tsv(frame, self.source, header)
+                options["quoting"] = csv.QUOTE_NONE
+            frame.to_csv(self.handle, sep="\t" if self.format == "tsv" else ",", index=False,
+                         header=header, lineterminator="\n", float_format="%.6f", **options)
+        self.header_written = True
+
+    def commit(self) -> None:
+        if self.to_stdout:
+            return
+        if self._sheet is not None:
+            self._sheet.close()
+        else:
+            self.handle.close()
+        self.tmp.replace(self.target)
+
+    def abort(self) -> None:
+        if self.to_stdout:
+            return
+        if self.handle is not None:
+            self.handle.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _refuse_writing_over_input(input_path: str, target: Path) -> None:
+    """Refuse an output that is the input file (same path, another path to it, or a link)."""
+    if input_path != "-" and target.exists() and Path(input_path).exists() \
+            and os.path.samefile(input_path, target):
+        raise NewsclfError(f"{target}: this is the input file ({input_path}); write the labelled "
+                           "rows to another file")
+
+
+_TSV_BREAKERS = "[\t\r\n]"  # what would end a TSV field or row early
+
+
+def _refuse_unwritable_tsv(frame, source: str, header: bool) -> None:
+    """A TSV field is written as it is (as newsclf reads TSV back): a tab or line break in one
+    cannot be written, and is refused naming the input line."""
+    fix = "write .csv output instead, or remove them from the input"
+    if header:
+        for name in frame.columns:
+            if re.search(_TSV_BREAKERS, str(name)):
+                raise DataError(f"{source}: column name {name!r} holds a tab or line break, "
+                                f"which a TSV file cannot hold; {fix}")
+    for position, name in enumerate(frame.columns):
+        column = frame.iloc[:, position]
+        if column.dtype.kind == "f":
+            continue
+        broken = column.astype(str).str.contains(_TSV_BREAKERS).to_numpy()
+        if broken.any():
+            raise DataError(f"{source}:{frame.index[broken.argmax()]}: column {name!r} holds a tab "
+                            f"or line break, which a TSV file cannot hold; {fix}")

@@ -1,0 +1,137 @@
+"""Cutting decoded text into records, one parser per text format: each yields
+``(line the record starts on, fields)`` and skips blank lines, except the one-text-per-line format,
+where every line is a text (a blank one is an empty text).
+
+Header rows, column counts and which column is which are :mod:`newsclf.datafiles.layout`'s
+concern; JSON lines and fastText lines get their columns here because the format fixes them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from typing import Iterable, Iterator
+
+from newsclf.errors import DataError
+
+Record = tuple[int, list[str]]
+
+_NO_FIELD_LIMIT = 2**31 - 1  # a cell may hold a whole book
+FASTTEXT_PREFIX = "__label__"
+
+
+def csv_records(lines: Iterable[str], source: str) -> Iterator[Record]:
+    """CSV: commas; quoted fields may hold commas, quotes (doubled) and line breaks."""
+    return _records(csv.reader(lines, strict=True), source, "CSV")
+
+
+def tsv_records(lines: Iterable[str], source: str) -> Iterator[Record]:
+    """TSV: tabs; quotes are text."""
+    return _records(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE), source, "TSV")
+
+
+def _records(reader, source: str, kind: str) -> Iterator[Record]:
+    end = 0
+    while True:
+        limit = csv.field_size_limit(_NO_FIELD_LIMIT)
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problem = ("a double quote opened here is never closed"
+                       if "unexpected end of data" in str(exc) else exc)
+            raise DataError(f"{source}: malformed {kind} at line {end + 1}: {problem}; put fields "
+                            "that contain commas, quotes or line breaks in double quotes, "
+                            "doubling the quotes inside") from None
+        finally:
+            csv.field_size_limit(limit)
+        start, end = end + 1, reader.line_num
+        if fields:
+            yield start, fields
+
+
+def text_line_records(lines: Iterable[str]) -> Iterator[Record]:
+    """One text per line (line endings removed); blank lines are empty texts."""
+    return ((number, [line.rstrip("\r\n")]) for number, line in enumerate(lines, 1))
+
+
+FASTTEXT_COLUMNS = ("label", "text")
+
+
+def fasttext_records(lines: Iterable[str], source: str, one_label: bool) -> Iterator[Record]:
+    """fastText's ``__label__NAME text`` lines as ``[label, text]``. Several labels on a line
+    are joined with spaces, or refused with ``one_label`` (a classifier gives each text one)."""
+    for number, line in enumerate(lines, 1):
+        words = line.strip().split(" ")
+        if words == [""]:
+            continue
+        labels = []
+        while words and words[0].startswith(FASTTEXT_PREFIX):
+            labels.append(words.pop(0)[len(FASTTEXT_PREFIX):])
+        if one_label and len(labels) > 1:
+            raise DataError(f"{source}:{number}: {len(labels)} labels ({', '.join(labels)}); "
+                            "newsclf gives each text one label: keep one __label__ per line")
+        yield number, [" ".join(labels), " ".join(words).strip()]
+
+
+def jsonl_records(lines: Iterable[str], source: str) -> tuple[list[str], Iterator[Record]]:
+    """JSON lines: one object per line. The columns are the first object's keys, in order; a
+    later object may leave keys out (empty fields) but not add new ones. Strings are kept, other
+    values written as JSON (``null`` as an empty field). Returns ``(columns, records)``."""
+    objects = _json_objects(lines, source)
+    first = next(objects, None)
+    if first is None:
+        return [], iter(())
+    columns = list(first[1])
+
+    def records():
+        number, value = first
+        yield number, [_field(value.get(key)) for key in columns]
+        known = set(columns)
+        for number, value in objects:
+            extra = [key for key in value if key not in known]
+            if extra:
+                raise DataError(f"{source}:{number}: key(s) {', '.join(map(repr, extra))} not in "
+                                f"the first line's keys ({', '.join(map(repr, columns))}); give "
+                                "every line the same keys")
+            yield number, [_field(value.get(key)) for key in columns]
+
+    return columns, records()
+
+
+def _json_objects(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict]]:
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{source}:{number}: not valid JSON ({exc.msg}); each line of a JSON "
+                            "lines file must be one object, e.g. {\"text\": \"...\", \"label\": "
+                            "\"...\"}") from None
+        if not isinstance(value, dict):
+            raise DataError(f"{source}:{number}: a JSON {type(value).__name__}, not an object; "
+                            "each line must be one object, e.g. {\"text\": \"...\"}")
+        yield number, value
+
+
+def _field(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+_JSON_OBJECT_START = re.compile(r"\s*\{")
+
+
+def looks_like_jsonl(line: str) -> bool:
+    if not _JSON_OBJECT_START.match(line):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False

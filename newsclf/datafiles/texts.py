@@ -1,0 +1,36 @@
+"""Texts to classify, read in chunks from any layout :mod:`newsclf.datafiles.layout` opens,
+with every column of the file kept."""
+
+from __future__ import annotations
+
+from newsclf.datafiles.layout import Table, open_table
+from newsclf.errors import DataError
+
+
+def open_texts(path: str, *, fmt: str | None = None, text_column=None,
+               header: bool | None = None, encoding: str | None = None,
+               sheet: str | None = None) -> Table:
+    """Open a file of texts to classify (labels, if it has any, are an ordinary column)."""
+    return open_table(path, labelled=False, fmt=fmt, header=header, text_column=text_column,
+                      encoding=encoding, sheet=sheet)
+
+
+def text_chunks(table: Table, chunk_size: int = 10000):
+    """Yield ``(frame, text_column)``: DataFrames of strings (every column, unchanged, indexed
+    by the line each row starts on) of ``chunk_size`` rows, and the name of the text column. A
+    table (CSV, TSV, Excel) without rows is refused; a text file without lines gives one empty
+    frame."""
+    layout = table.layout
+    for frame in table.chunks(chunk_size):
+        if frame.empty and layout.header:
+            raise DataError(f"{layout.source}: no rows below the header; nothing to classify")
+        yield frame, layout.text_column
+
+
+def iter_input_chunks(path: str, *, fmt: str | None = None, text_column=None,
+                      header: bool | None = None, encoding: str | None = None,
+                      sheet: str | None = None, chunk_size: int = 10000):
+    """:func:`text_chunks` of a file opened with :func:`open_texts`."""
+    with open_texts(path, fmt=fmt, text_column=text_column, header=header, encoding=encoding,
+                    sheet=sheet) as table:
+        yield from text_chunks(table, chunk_size)

@@ -1,0 +1,239 @@
+"""Every data layout newsclf reads gives the same examples, the same model, the same evaluation
+and the same labels: the sample data written as TSV either way round with and without a header,
+CSV with and without one, Excel, JSON lines and fastText, in UTF-8, UTF-8 with BOM and GBK."""
+
+import json
+import warnings
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from conftest import SAMPLE, run_cli
+from newsclf.data import read_labelled
+from newsclf.datafiles import NumericLabelsWarning, iter_input_chunks
+from newsclf.errors import DataError
+from newsclf.predict import predict_file
+
+REFERENCE = {split: read_labelled(SAMPLE / f"{split}.tsv") for split in ("train", "dev")}
+
+
+def write_layout(folder, name, split):
+    """The sample ``split`` written in layout ``name``; returns the path."""
+    data = REFERENCE[split]
+    pairs = list(zip(data.texts, data.labels))
+    stem = folder / f"{split}-{name}"
+    if name == "xlsx":
+        workbook = openpyxl.Workbook()
+        sheet = workbook.active
+        sheet.title = "新闻"
+        sheet.append(["编号", "标题", "类别"])
+        for number, (text, label) in enumerate(pairs, 1):
+            sheet.append([number, text, label])
+        path = stem.with_suffix(".xlsx")
+        workbook.save(path)
+        return path
+    if name == "jsonl":
+        lines = [json.dumps({"id": i, "text": t, "label": l}, ensure_ascii=False)
+                 for i, (t, l) in enumerate(pairs)]
+        suffix, encoding = ".jsonl", "utf-8"
+    elif name == "fasttext":
+        lines = [f"__label__{label} {text}" for text, label in pairs]
+        suffix, encoding = ".txt", "utf-8"
+    elif name.startswith("csv"):
+        quoted = [f'"{text}",{label}' for text, label in pairs]
+        lines = (["title,category"] if name == "csv-header" else []) + quoted
+        suffix, encoding = ".csv", "utf-8"
+    else:  # tsv-<order>[-header]-<encoding>
+        _, order, *rest = name.split("-")
+        encoding = {"utf8": "utf-8", "bom": "utf-8-sig", "gbk": "gbk"}[rest[-1]]
+        rows = [f"{text}\t{label}" if order == "text" else f"{label}\t{text}"
+                for text, label in pairs]
+        header = ["text\tlabel" if order == "text" else "类别\t标题"] if "header" in rest else []
+        lines = header + rows
+        suffix = ".txt" if order == "label" else ".tsv"
+    path = stem.with_suffix(suffix)
+    path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
+    return path
+
+
+LAYOUTS = ["tsv-text-utf8", "tsv-label-utf8", "tsv-text-header-bom", "tsv-label-header-gbk",
+           "tsv-label-bom", "tsv-text-gbk", "csv-header",
+           "csv-headerless", "xlsx", "jsonl", "fasttext"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_layout_reads_the_same_examples(tmp_path, layout):
+    for split, reference in REFERENCE.items():
+        data = read_labelled(write_layout(tmp_path, layout, split))
+        assert data.texts == reference.texts
+        assert data.labels == reference.labels
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_layout_is_labelled_with_the_same_predictions(tmp_path, predictor, layout):
+    source = write_layout(tmp_path, layout, "dev")
+    predict_file(predictor, str(source), str(tmp_path / "out.csv"), progress=False)
+    written = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    text_column = "标题" if layout in ("xlsx", "tsv-label-header-gbk") else \
+        "title" if layout == "csv-header" else "text"
+    assert written[text_column].tolist() == REFERENCE["dev"].texts
+    expected = [best["label"] for best in predictor.predict(REFERENCE["dev"].texts)]
+    assert written["pred_label"].tolist() == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["tsv-label-header-gbk", "xlsx", "fasttext"])
+def test_training_and_evaluating_on_any_layout_gives_the_reference_results(tmp_path, layout):
+    settings = ["--d-model", "32", "--n-heads", "2", "--d-ff", "64", "--epochs", "2",
+                "--ensemble-size", "1", "--min-freq", "1", "--no-export", "--no-progress"]
+    results = {}
+    for name in ("tsv-text-utf8", layout):
+        train, dev = (write_layout(tmp_path, name, split) for split in ("train", "dev"))
+        model = tmp_path / f"model-{name}"
+        trained = run_cli("train", "--train", train, "--dev", dev, "--output", model, *settings)
+        assert trained.returncode == 0, trained.stderr
+        evaluated = run_cli("evaluate", "--model", model, "--data", dev,
+                            "--output", tmp_path / f"eval-{name}")
+        assert evaluated.returncode == 0, evaluated.stderr
+        results[name] = (trained.stdout.splitlines()[0], evaluated.stdout.splitlines()[:-1],
+                         json.loads((model / "labels.json").read_text(encoding="utf-8")))
+        assert f"{train.name}: read as " in trained.stderr
+    assert results[layout] == results["tsv-text-utf8"]
+
+
+def test_what_was_detected_is_said(tmp_path):
+    described = {name: read_labelled(write_layout(tmp_path, name, "dev")).layout.describe()
+                 for name in ("tsv-label-header-gbk", "xlsx", "fasttext", "csv-headerless")}
+    assert described["tsv-label-header-gbk"].endswith(
+        "read as TSV with a header row, text column '标题', label column '类别', GBK/GB18030")
+    assert described["xlsx"].endswith(
+        "read as Excel sheet '新闻' with a header row, text column '标题', label column '类别'")
+    assert described["fasttext"].endswith("read as fastText (__label__NAME text), UTF-8")
+    assert described["csv-headerless"].endswith("read as CSV without a header row, text,label, "
+                                                "UTF-8")
+
+
+def write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+HEADLINES = ["央行宣布下调存款准备金率", "国足主场两球战胜对手", "楼市成交量环比回升",
+             "高考报名人数创新高", "新款手机发布搭载自研芯片", "男篮加时险胜晋级八强",
+             "沪指放量上涨券商走强", "多地出台购房补贴政策", "教育部发布新规", "电竞联赛总决赛开打",
+             "台风登陆沿海多地停课", "新能源车销量同比翻番"]
+
+
+def test_columns_by_position_header_flags_and_sheets(tmp_path):
+    path = write(tmp_path / "a.tsv", "".join(f"{i}\t{text}\t{'财经' if i % 2 else '体育'}\n"
+                                             for i, text in enumerate(HEADLINES)))
+    with pytest.raises(DataError, match=r"3 columns and no header row; say which hold the "
+                                        r"text and the label: --text-column N --label-column M"):
+        read_labelled(path)
+    data = read_labelled(path, text_column=2, label_column="3")
+    assert data.texts == HEADLINES and data.labels[:2] == ["体育", "财经"]
+    with pytest.raises(DataError, match="without a header row, columns are chosen by position"):
+        read_labelled(path, text_column="title", header=False)
+    # a header row with unusual names: named by --header, columns by position or name
+    named = write(tmp_path / "b.csv", "编号,新闻,栏目\n" + "".join(
+        f"{i},{text},{'财经' if i % 2 else '体育'}\n" for i, text in enumerate(HEADLINES)))
+    assert read_labelled(named, header=True, text_column="新闻", label_column=3).texts == HEADLINES
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["说明"])
+    second = workbook.create_sheet("数据")
+    second.append(["text", "label"])
+    for text in HEADLINES:
+        second.append([text, "财经"])
+    workbook.save(tmp_path / "c.xlsx")
+    assert read_labelled(tmp_path / "c.xlsx", sheet="数据").texts == HEADLINES
+    assert read_labelled(tmp_path / "c.xlsx", sheet="2").texts == HEADLINES
+    with pytest.raises(DataError, match=r"c\.xlsx: no sheet '3'; its sheets are 'Sheet', '数据'"):
+        read_labelled(tmp_path / "c.xlsx", sheet="3")
+
+
+def test_ambiguous_files_are_refused_with_the_flag_that_settles_them(tmp_path):
+    labels = ["财经", "体育", "教育"] * 4
+    unusual_header = write(tmp_path / "a.tsv", "新闻内容\t所属频道\n" + "".join(
+        f"{text}\t{label}\n" for text, label in zip(HEADLINES, labels)))
+    with pytest.raises(DataError, match=r"a\.tsv:1: the first row .* looks like a header row: "
+                                        r"pass --header .* or --no-header"):
+        read_labelled(unusual_header)
+    assert read_labelled(unusual_header, header=True).texts == HEADLINES
+    two_texts = write(tmp_path / "b.tsv", "".join(f"{text}\t{text[::-1]}\n" for text in HEADLINES))
+    with pytest.raises(DataError, match=r"cannot tell which of its 2 columns holds the labels "
+                                        r"and which the text; pass --label-column 1 or "
+                                        r"--label-column 2"):
+        read_labelled(two_texts)
+    both = write(tmp_path / "c.csv", "title,content,label\n" + "".join(
+        f"{text},{text},财经\n" for text in HEADLINES))
+    with pytest.raises(DataError, match="columns 'title' and 'content' could both hold the text; "
+                                        "pass --text-column NAME"):
+        read_labelled(both)
+    assert read_labelled(both, text_column="content").texts == HEADLINES
+
+
+def test_integer_labels_without_class_names_warn(tmp_path):
+    path = write(tmp_path / "a.tsv", "".join(f"{text}\t{i % 3}\n" for i, text in enumerate(HEADLINES)))
+    with pytest.warns(NumericLabelsWarning, match=r"every label is a whole number \(0, 1, 2\) "
+                                                  r"and no class names were given.*--classes FILE"):
+        read_labelled(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_labelled(path, ["财经", "体育", "教育"])
+
+
+def test_fasttext_jsonl_and_excel_specific_errors(tmp_path):
+    several = write(tmp_path / "a.txt", "__label__财经 __label__股票 沪指上涨\n__label__体育 球赛\n")
+    with pytest.raises(DataError, match=r"a\.txt:1: 2 labels \(财经, 股票\); newsclf gives each "
+                                        r"text one label"):
+        read_labelled(several)
+    (frame, column), = iter_input_chunks(str(several))  # to label, several are kept
+    assert frame["label"].tolist() == ["财经 股票", "体育"] and column == "text"
+    broken = write(tmp_path / "b.jsonl", '{"text": "沪指上涨", "label": "股票"}\n{"text": 1,\n')
+    with pytest.raises(DataError, match=r"b\.jsonl:2: not valid JSON"):
+        read_labelled(broken)
+    extra = write(tmp_path / "c.jsonl", '{"text": "沪指上涨", "label": "股票"}\n'
+                                        '{"text": "球赛", "label": "体育", "source": "网"}\n')
+    with pytest.raises(DataError, match=r"c\.jsonl:2: key\(s\) 'source' not in the first "
+                                        "line's keys"):
+        read_labelled(extra)
+    (tmp_path / "d.xls").write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.raises(DataError, match=r"d\.xls: an old binary Excel file; save it as \.xlsx"):
+        read_labelled(tmp_path / "d.xls")
+    (tmp_path / "e.xlsx").write_bytes(b"not a workbook")
+    with pytest.raises(DataError, match=r"e\.xlsx: cannot read as an \.xlsx workbook"):
+        read_labelled(tmp_path / "e.xlsx")
+
+
+def test_xlsx_and_jsonl_output_keep_every_column(tmp_path, predictor):
+    source = write_layout(tmp_path, "xlsx", "dev")
+    predict_file(predictor, str(source), str(tmp_path / "out.xlsx"), progress=False, top_k=2)
+    sheet = openpyxl.load_workbook(tmp_path / "out.xlsx").active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0] == ("编号", "标题", "类别", "pred_label", "pred_score", "top1_label",
+                       "top1_score", "top2_label", "top2_score", "error")
+    assert [row[1] for row in rows[1:]] == REFERENCE["dev"].texts
+    assert all(isinstance(row[4], float) and 0 < row[4] <= 1 for row in rows[1:])
+    predict_file(predictor, str(source), str(tmp_path / "out.jsonl"), progress=False)
+    records = [json.loads(line) for line in
+               (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [record["标题"] for record in records] == REFERENCE["dev"].texts
+    assert list(records[0]) == ["编号", "标题", "类别", "pred_label", "pred_score", "error"]
+
+
+def test_cli_says_how_it_read_and_warns_in_one_line(tmp_path, sample_model):
+    source = write_layout(tmp_path, "tsv-label-header-gbk", "dev")
+    result = run_cli("predict", "--model", sample_model, "--input", source, "--output",
+                     tmp_path / "out.xlsx", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert f"{source}: read as TSV with a header row, text column '标题', label column '类别', " \
+           "GBK/GB18030" in result.stderr
+    ids = write(tmp_path / "ids.tsv", "".join(f"{text}\t{i % 3}\n" for i, text in enumerate(HEADLINES)))
+    result = run_cli("evaluate", "--model", sample_model, "--data", ids)
+    assert "newsclf evaluate: warning: " in result.stderr and "--classes FILE" in result.stderr
+    assert "warnings.warn" not in result.stderr and "NumericLabelsWarning" not in result.stderr
+    result = run_cli("predict", "--model", sample_model, "--input", source, "--output",
+                     tmp_path / "x.csv", "--format", "parquet")
+    assert result.returncode == 2 and "unknown data format 'parquet'; use one of csv, tsv" in \
+        result.stderr
