@@ -75,6 +75,11 @@ def wait_until(condition, process, what, timeout=120):
         time.sleep(0.02)
 
 
+def without_read_lines(stderr: str) -> str:
+    """stderr without the lines saying how a data file was read."""
+    return "".join(line for line in stderr.splitlines(keepends=True) if ": read as " not in line)
+
+
 def finish(process, timeout=60):
     """(stdout, stderr) of ``process`` once it has ended; fails if it does not end in time."""
     try:
@@ -171,7 +176,7 @@ def test_a_signal_to_the_group_stops_predict_with_workers_in_one_line(
     os.killpg(process.pid, signum)
     stdout, stderr = finish(process)
     assert process.returncode == status, stderr[-3000:]
-    assert stderr == f"newsclf predict: {word}\n"
+    assert without_read_lines(stderr) == f"newsclf predict: {word}\n"
     assert stdout == ""
     assert list(folder.iterdir()) == []  # no partial output, no output
     assert still_running(workers) == []
@@ -188,7 +193,7 @@ def test_sigterm_while_writing_to_stdout_leaves_only_csv_rows(tmp_path, started,
         process.send_signal(signal.SIGTERM)  # as `kill` sends it: to this process only
         _, stderr = finish(process)
     assert process.returncode == 143, stderr[-3000:]
-    assert stderr == "newsclf predict: terminated\n"
+    assert without_read_lines(stderr) == "newsclf predict: terminated\n"
     lines = stdout_path.read_text(encoding="utf-8").splitlines()
     assert_no_noise("\n".join(lines))
     header, *rows = list(csv.reader(lines[:-1]))  # the last line may have been cut short
@@ -205,7 +210,7 @@ def test_sigterm_stops_evaluate_in_one_line(tmp_path, started, sample_model, sam
     os.killpg(process.pid, signal.SIGTERM)
     stdout, stderr = finish(process)
     assert process.returncode == 143, stderr[-3000:]
-    assert stderr == "newsclf evaluate: terminated\n"
+    assert without_read_lines(stderr) == "newsclf evaluate: terminated\n"
     assert stdout == ""
     assert not reports.exists()
 
@@ -279,7 +284,7 @@ def test_workers_beyond_cores_and_chunks_are_not_started(tmp_path, started, samp
     cores = len(os.sched_getaffinity(0))
     reasons = ([f"{cores} CPU core{'s' * (cores > 1)}"] if cores < 16 else []) + [
         "1 chunk of up to 5000 rows to share"]
-    notice, summary = stderr.splitlines()
+    notice, summary = without_read_lines(stderr).splitlines()
     assert notice == ("newsclf: predicting with 1 worker process instead of 16 "
                       f"({', '.join(reasons)})")
     assert summary.startswith(f"{rows} rows labelled")
@@ -307,8 +312,9 @@ def test_a_killed_worker_is_one_clear_error_and_no_partial_file(tmp_path, starte
     os.kill(killed, signal.SIGKILL)  # as the kernel's out-of-memory killer does
     stdout, stderr = finish(process)
     assert process.returncode == 2, stderr[-3000:]
-    assert stderr == ("newsclf predict: error: a worker process died (killed by signal 9, "
-                      "SIGKILL; perhaps out of memory); try fewer --workers\n")
+    assert without_read_lines(stderr) == (
+        "newsclf predict: error: a worker process died (killed by signal 9, "
+        "SIGKILL; perhaps out of memory); try fewer --workers\n")
     assert stdout == ""
     assert list(folder.iterdir()) == []
     assert still_running(workers) == []

@@ -9,8 +9,6 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 from newsclf.files import CRASH_ENV, CRASH_EXIT_STATUS
 
 from conftest import ROOT, SAMPLE
