@@ -12,7 +12,8 @@ import numpy as np
 from newsclf.errors import DataError, NewsclfError
 from newsclf.predictor import LONG_TEXT_MODES, Predictor, choose_backend
 
-__all__ = ["predict_file", "prediction_columns", "Predictor"]
+__all__ = ["predict_file", "prediction_columns", "added_column_names", "label_frame",
+           "refuse_column_clashes", "Predictor"]
 
 
 def prediction_columns(classes, probabilities: np.ndarray, top_k: int = 1,
@@ -35,10 +36,17 @@ def prediction_columns(classes, probabilities: np.ndarray, top_k: int = 1,
     return columns
 
 
-def _label_frame(frame, text_column: str, classify, classes, top_k: int, with_probabilities: bool):
-    """Add prediction columns and an ``error`` column to one chunk. ``classify`` gives
-    :meth:`Predictor.classify`'s probabilities and problems; a row with nothing to classify
-    gets empty predictions and its problem ("empty text", "no known token") as ``error``."""
+def added_column_names(classes, top_k: int = 1, with_probabilities: bool = False) -> list[str]:
+    """The names of the columns :func:`label_frame` adds, in order (``error`` last)."""
+    empty = np.zeros((0, len(classes)), dtype=np.float32)
+    return [*prediction_columns(classes, empty, top_k, with_probabilities), "error"]
+
+
+def label_frame(frame, text_column: str, classify, classes, top_k: int, with_probabilities: bool):
+    """Add prediction columns and an ``error`` column to one chunk (in place; returned).
+    ``classify`` gives :meth:`Predictor.classify`'s probabilities and problems; a row with
+    nothing to classify gets empty predictions and its problem ("empty text", "no known token")
+    as ``error``."""
     probabilities, problems = classify(frame[text_column].tolist())
     valid = np.array([problem is None for problem in problems], dtype=bool)
     for name, values in prediction_columns(classes, probabilities, top_k,
@@ -150,15 +158,15 @@ def predict_file(model, input_path: str, output_path: str, *, text_column=None,
             pool = WorkerPool(workers, _init_worker, (str(files.path), backend))
         elif predictor is None:
             predictor = Predictor(files, backend)
-        added = set(prediction_columns(classes, np.zeros((0, len(classes))), top_k, probabilities))
-        chunks = _refuse_column_clashes(text_chunks(table, chunk_size), added | {"error"})
+        added = added_column_names(classes, top_k, probabilities)
+        chunks = _chunks_without_clashes(text_chunks(table, chunk_size), added)
 
         def classify_here(texts):
             return predictor.classify(texts, batch_size, long_text)
 
         def write(frame, column, classify):
             nonlocal rows, empty
-            labelled = _label_frame(frame, column, classify, classes, top_k, probabilities)
+            labelled = label_frame(frame, column, classify, classes, top_k, probabilities)
             writer.write(labelled)
             rows += len(labelled)
             empty += int((labelled["error"] != "").sum())
@@ -194,11 +202,15 @@ def predict_file(model, input_path: str, output_path: str, *, text_column=None,
             "layout": table.layout}
 
 
-def _refuse_column_clashes(chunks, added: set):
-    """Refuse input whose columns would be overwritten by the prediction columns."""
+def refuse_column_clashes(columns, added) -> None:
+    """Refuse input whose ``columns`` would be overwritten by the prediction columns ``added``."""
+    clash = sorted(set(added) & set(columns))
+    if clash:
+        raise DataError(f"the input already has column(s) {', '.join(clash)}; rename them, "
+                        "newsclf writes its predictions there")
+
+
+def _chunks_without_clashes(chunks, added):
     for frame, column in chunks:
-        clash = sorted(added & set(frame.columns))
-        if clash:
-            raise DataError(f"the input already has column(s) {', '.join(clash)}; rename them, "
-                            "newsclf writes its predictions there")
+        refuse_column_clashes(frame.columns, added)
         yield frame, column

@@ -22,10 +22,12 @@ def add_parser(commands) -> argparse.ArgumentParser:
                         help="a text to classify (repeat for several); prints label and score")
     source.add_argument("--input", metavar="FILE",
                         help="data file (CSV, TSV, .xlsx, JSON lines, fastText or one text per "
-                             "line; see the layout options below); - for stdin")
+                             "line; see the layout options below); - for stdin; with "
+                             "--scheduler also a quoted glob of files ('big-*.csv')")
     predict.add_argument("--output", metavar="FILE",
                          help="where to write the labelled rows (.csv, .tsv, .xlsx or .jsonl; - "
-                              "for CSV on stdout)")
+                              "for CSV on stdout); with --scheduler a new or empty directory "
+                              "that receives part-00000.csv, ...")
     add_layout_options(predict, labelled=False)
     predict.add_argument("--top-k", type=int, default=1, metavar="K",
                          help="also give the K most likely classes (default: 1)")
@@ -41,6 +43,11 @@ def add_parser(commands) -> argparse.ArgumentParser:
     predict.add_argument("--workers", type=int, metavar="N",
                          help="processes sharing tokenization and inference (default: one per "
                               "core, at most 4, for files of 50,000 rows or more; else 1)")
+    predict.add_argument("--scheduler", metavar="ADDRESS",
+                         help="label on a Dask cluster: its scheduler's address "
+                              "(tcp://host:8786), or 'local' for one on this machine (--workers "
+                              "processes); one CSV part per 5,000 input rows; needs the dask "
+                              "extra, and the workers must reach --model at the same path")
     predict.add_argument("--backend", choices=BACKENDS, default="auto",
                          help="what runs the model: auto (default: ONNX Runtime when the onnx "
                               "extra is installed and the model has an ONNX graph, else Paddle "
@@ -59,6 +66,8 @@ def run(args: argparse.Namespace) -> None:
         raise NewsclfError("--input needs --output FILE (or --output - for standard output)")
     if args.text is not None and args.output:
         raise NewsclfError("--output goes with --input FILE; the results of --text are printed")
+    if args.text is not None and args.scheduler is not None:
+        raise NewsclfError("--scheduler goes with --input/--output; --text is labelled here")
     if args.text is not None:
         predictor = Predictor.from_dir(args.model, backend=args.backend)
         results = predictor.predict(args.text, top_k=args.top_k, batch_size=args.batch_size,
@@ -70,6 +79,9 @@ def run(args: argparse.Namespace) -> None:
                 ranked = "  ".join(f"{item['label']} {item['score']:.3f}" for item in best)
             print(f"{ranked}\t{text}")
         return
+    if args.scheduler is not None:
+        _predict_on_cluster(args)
+        return
     summary = predict_file(
         args.model, args.input, args.output, **layout_arguments(args), top_k=args.top_k, probabilities=args.probabilities,
         batch_size=args.batch_size, excel=args.excel, long_text=args.long_text,
@@ -78,3 +90,24 @@ def run(args: argparse.Namespace) -> None:
     if args.output != "-":
         print(f"{summary['rows']} rows labelled ({summary['empty']} without a label, see the "
               f"error column) in {summary['seconds']:.1f}s -> {args.output}", file=sys.stderr)
+
+
+def _predict_on_cluster(args: argparse.Namespace) -> None:
+    from newsclf.dask import cluster_client, predict_files
+
+    if args.output == "-" or args.input == "-":
+        raise NewsclfError("--scheduler reads files and writes a directory of parts; standard "
+                           "input and output are not possible")
+    if args.workers is not None and args.scheduler != "local":
+        raise NewsclfError("--workers goes with --scheduler local; a running cluster has the "
+                           "workers it was started with")
+    with cluster_client(args.scheduler, args.workers) as client:
+        summary = predict_files(
+            args.model, args.input, args.output, client, **layout_arguments(args),
+            top_k=args.top_k, probabilities=args.probabilities, batch_size=args.batch_size,
+            excel=args.excel, long_text=args.long_text, backend=args.backend,
+            progress=not args.no_progress, log=log_to_stderr)
+    print(f"{summary['rows']} rows of {summary['files']} file{'s' * (summary['files'] > 1)} "
+          f"labelled ({summary['empty']} without a label, see the error column) in "
+          f"{summary['seconds']:.1f}s -> {args.output} ({summary['parts']} "
+          f"part{'s' * (summary['parts'] > 1)})", file=sys.stderr)
