@@ -91,9 +91,13 @@ class Predictor:
         return dict(settings) if isinstance(settings, dict) else {}
 
     def __repr__(self) -> str:
+        from newsclf.info import dev_metrics
+
+        accuracy = dev_metrics(self.files).get("dev_accuracy")
         return (f"Predictor({str(self.files.path)!r}, classes={len(self.classes_)}, "
                 f"tokenizer={self.spec.tokenizer!r}, ensemble_size={self.spec.ensemble_size}, "
-                f"backend={self.backend!r})")
+                f"backend={self.backend!r}"
+                + (f", dev_accuracy={accuracy:.4f})" if isinstance(accuracy, float) else ")"))
 
     def encode(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Token ids of each text, truncated to the model's ``max_len``."""

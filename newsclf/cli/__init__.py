@@ -14,11 +14,11 @@ import sys
 import warnings
 
 from newsclf import __version__
-from newsclf.cli import baseline, evaluate, explain, export, predict, train
+from newsclf.cli import baseline, evaluate, explain, export, info, predict, serve, train
 from newsclf.errors import NewsclfError
 
 COMMANDS = {module.__name__.rsplit(".", 1)[1]: module
-            for module in (train, evaluate, predict, explain, export, baseline)}
+            for module in (train, evaluate, predict, explain, export, baseline, serve, info)}
 
 
 class Terminated(KeyboardInterrupt):

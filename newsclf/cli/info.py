@@ -1,0 +1,27 @@
+"""newsclf info: what a model directory is, and which engines can run it here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    info = commands.add_parser(
+        "info", help="describe a model directory: classes, dev scores, settings, engines",
+        description="Describe a model directory without running it: classes, dev scores, "
+                    "architecture and size, training settings, library versions, and which "
+                    "inference engines can run it on this machine.")
+    info.add_argument("model", metavar="DIR", help="model directory (written by 'newsclf train')")
+    info.add_argument("--json", action="store_true", help="print it as JSON")
+    return info
+
+
+def run(args: argparse.Namespace) -> None:
+    from newsclf.info import format_info, model_info
+
+    description = model_info(args.model)
+    if args.json:
+        print(json.dumps(description, ensure_ascii=False, indent=2))
+    else:
+        print(format_info(description))

@@ -1,0 +1,152 @@
+"""What a model directory is, at a glance: classes, dev metrics, architecture and size, how it
+was trained and with which libraries, and which inference engines can run it here. Read
+without starting an engine or importing Paddle, for ``newsclf info`` and ``repr(Predictor)``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from newsclf import __version__
+from newsclf.modeldir import METRICS, ModelFiles, load_model_dir
+from newsclf.spec import BACKENDS
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def dev_metrics(files: ModelFiles) -> dict:
+    """The model's recorded dev scores and data sizes (``metrics.json``; empty without one)."""
+    return _read_json(files.path / METRICS)
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+
+
+def backend_status(files: ModelFiles) -> dict[str, str | None]:
+    """For each engine (``onnx``, ``inference``, ``dynamic``): None if it can run the model on
+    this machine, else why not."""
+    from newsclf.model.export import export_problem, onnx_problem
+
+    paddle_missing = None if importlib.util.find_spec("paddle") else \
+        "PaddlePaddle is not installed; pip install paddlepaddle"
+    problem = export_problem(files)
+    return {"onnx": problem or onnx_problem(files),
+            "inference": problem or paddle_missing,
+            "dynamic": paddle_missing}
+
+
+def model_info(path: str | Path) -> dict:
+    """Everything ``newsclf info`` shows, as JSON-ready data. The directory is checked as
+    :func:`~newsclf.modeldir.load_model_dir` checks it."""
+    from newsclf.predictor import choose_backend
+
+    files = load_model_dir(path)
+    spec = files.spec.to_dict()
+    metrics = dev_metrics(files)
+    status = backend_status(files)
+    parameters = sum(int(_product(shape)) for shape in files.info.get("weights", {}).values())
+    export_dir = files.path / "inference"
+    try:
+        auto = choose_backend(files, "auto")
+    except Exception as exc:  # noqa: BLE001 - shown, never raised: info must describe any model
+        auto = f"none ({exc})"
+    return {
+        "path": str(files.path),
+        "format_version": files.format_version,
+        "written_by": files.info.get("newsclf_version"),
+        "classes": list(files.labels),
+        "metrics": {key: metrics[key] for key in ("dev_accuracy", "dev_macro_f1", "n_train",
+                                                   "n_dev") if key in metrics},
+        "predicts_with": _predicts_with(files, metrics),
+        "model": spec,
+        "parameters": parameters,
+        "bytes": {"model": sum(entry.get("bytes", 0)
+                               for entry in files.info.get("files", {}).values()),
+                  "inference_export": _folder_bytes(export_dir) if export_dir.is_dir() else 0},
+        "training": files.training.get("settings", {}),
+        "trained_with": files.info.get("libraries", {}),
+        "installed": {"newsclf": __version__, **_installed_versions()},
+        "backends": {name: status[name] for name in BACKENDS if name != "auto"},
+        "backend_auto": auto,
+    }
+
+
+def _product(shape) -> int:
+    total = 1
+    for size in shape:
+        total *= int(size)
+    return total
+
+
+def _installed_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in ("paddlepaddle", "onnxruntime"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def _predicts_with(files: ModelFiles, metrics: dict) -> str:
+    members = files.spec.ensemble_size
+    if metrics.get("predicts_with") == "student":
+        return f"one student encoder distilled from an ensemble of {len(metrics['members'])}"
+    return f"an ensemble of {members} encoders" if members > 1 else "one encoder"
+
+
+def format_info(info: dict) -> str:
+    """``model_info`` as the lines ``newsclf info`` prints."""
+    model, metrics = info["model"], info["metrics"]
+    classes = info["classes"]
+    lines = [info["path"],
+             f"  classes      {len(classes)}: {' '.join(classes)}"]
+    if "dev_accuracy" in metrics:
+        sizes = ", ".join(f"{metrics[key]:,} {name}" for key, name in
+                          (("n_train", "training"), ("n_dev", "dev")) if key in metrics)
+        lines.append(f"  dev          accuracy {metrics['dev_accuracy']:.4f}, macro-F1 "
+                     f"{metrics['dev_macro_f1']:.4f}" + (f" ({sizes} texts)" if sizes else ""))
+    else:
+        lines.append("  dev          no dev scores (trained without --dev)")
+    lines.append(f"  predicts     with {info['predicts_with']}")
+    lines.append(
+        f"  model        tokenizer {model.get('tokenizer')}, {model.get('n_layers')} layer(s) of "
+        f"d_model {model.get('d_model')}, {model.get('n_heads')} heads, d_ff "
+        f"{model.get('d_ff')}, {model.get('position')} positions, {model.get('pooling')} "
+        f"pooling, max_len {model.get('max_len')}, vocabulary {model.get('vocab_size'):,}")
+    lines.append(f"  size         {info['parameters']:,} parameters; model files "
+                 f"{_megabytes(info['bytes']['model'])}, inference export "
+                 f"{_megabytes(info['bytes']['inference_export'])}")
+    settings = info["training"]
+    if settings:
+        shown = ", ".join(f"{key} {settings[key]}" for key in
+                          ("epochs", "batch_size", "lr", "seed", "ensemble_size", "distill")
+                          if key in settings)
+        lines.append(f"  trained      {shown}")
+    trained_with = info["trained_with"]
+    lines.append(f"  versions     written by newsclf {info['written_by']} with paddlepaddle "
+                 f"{trained_with.get('paddlepaddle')}, python {trained_with.get('python')}; "
+                 f"here newsclf {info['installed']['newsclf']}, paddlepaddle "
+                 f"{info['installed']['paddlepaddle']}, onnxruntime "
+                 f"{info['installed']['onnxruntime']}")
+    lines.append(f"  format       model format {info['format_version']}")
+    for name, problem in info["backends"].items():
+        lines.append(f"  {'backends' if name == 'onnx' else '':<12} {name:<10} "
+                     + ("available" if problem is None else f"not available: {problem}"))
+    lines.append(f"  {'':<12} {'(auto)':<10} {info['backend_auto']}")
+    return "\n".join(lines)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"

@@ -1,0 +1,382 @@
+"""The HTTP service: a FastAPI app that labels texts with one loaded model, batching concurrent
+requests into shared model calls.
+
+``POST /predict`` answers like :meth:`Predictor.predict <newsclf.predictor.Predictor.predict>`;
+``GET /health`` and ``GET /info`` describe the service. Requests wait in a queue; one batching
+task takes what has arrived (after at most ``max_wait_ms`` past the oldest request, or as soon as
+``max_batch_texts`` texts are waiting), runs one ``predict`` call on all of it in the single
+model thread (the Predictor is never called from two threads at once, and the event loop never
+waits on the model), and hands each request its own rows. Under load the model is always busy
+with a batch while the next one gathers, so throughput approaches the batch rate.
+
+Needs the ``serve`` extra (FastAPI and uvicorn). ``create_app`` builds the app for ``newsclf
+serve`` and for any ASGI server: ``NEWSCLF_MODEL=DIR uvicorn --factory newsclf.serve:create_app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from newsclf import __version__
+from newsclf.errors import NewsclfError
+from newsclf.spec import LONG_TEXT_MODES
+
+MAX_TEXTS = 1_000
+MAX_CHARS = 100_000
+MAX_BATCH_TEXTS = 256
+MAX_WAIT_MS = 5.0
+MODEL_ENV = "NEWSCLF_MODEL"
+_WARM_UP_TEXT = "央行宣布下调存款准备金率"
+
+
+class PredictRequest(BaseModel):
+    """The body of ``POST /predict``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[StrictStr] = Field(
+        description="the texts to classify (an empty string gets no label, with an error)",
+        examples=[["沪指放量上涨 券商板块集体走强", "主队加时赛绝杀晋级决赛"]])
+    top_k: Optional[StrictInt] = Field(
+        None, ge=1, description="left out: one prediction per text; K: a list of the K most "
+                                "likely classes per text, best first")
+    long_text: Literal["truncate", "chunk"] = Field(
+        "truncate", description="texts longer than the model's max_len: keep the start "
+                                "(truncate) or average over windows covering all of it (chunk)")
+
+
+class Prediction(BaseModel):
+    label: Optional[str] = Field(description="class name; null when the text has nothing to "
+                                             "classify")
+    score: Optional[float] = Field(description="its probability; null without a label")
+    error: Optional[str] = Field(None, description='only without a label: "empty text" or '
+                                                   '"no known token"')
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Union[Prediction, list[Prediction]]] = Field(
+        description="one per text, in order: a prediction, or with top_k a list of them, best "
+                    "first (a text without a label gets a list holding its one error row)")
+
+
+@dataclass
+class _Pending:
+    texts: list[str]
+    top_k: int | None
+    long_text: str
+    future: asyncio.Future
+    arrived: float
+
+
+@dataclass
+class ServiceStats:
+    """What the service has done: requests answered, texts classified, model calls they took,
+    the most texts one call carried."""
+
+    requests: int = 0
+    texts: int = 0
+    model_calls: int = 0
+    largest_batch: int = 0
+
+
+class MicroBatcher:
+    """Collects concurrent requests and runs them through the model in shared ``predict`` calls,
+    one at a time, in one thread of its own."""
+
+    def __init__(self, predictor, max_batch_texts: int = MAX_BATCH_TEXTS,
+                 max_wait_ms: float = MAX_WAIT_MS):
+        self.predictor = predictor
+        self.max_batch_texts = max_batch_texts
+        self.max_wait = max_wait_ms / 1000
+        self.stats = ServiceStats()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsclf-model")
+        self._queue: deque[_Pending] = deque()
+        self._queued_texts = 0
+        self._arrived: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+
+    def run_in_model_thread(self, function, *args):
+        """Run ``function(*args)`` in the model thread and return its result (blocking)."""
+        return self.executor.submit(function, *args).result()
+
+    async def predict(self, texts: list[str], top_k: int | None, long_text: str):
+        """``Predictor.predict(texts, top_k=top_k, long_text=long_text)``, batched with the
+        requests around it."""
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done():  # started here: not every server runs lifespan
+            self._arrived = asyncio.Event()
+            self._task = loop.create_task(self._run())
+        future = loop.create_future()
+        self._queue.append(_Pending(texts, top_k, long_text, future, loop.time()))
+        self._queued_texts += len(texts)
+        self._arrived.set()
+        return await future
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+            while (self._queue and self._queued_texts < self.max_batch_texts
+                   and (left := self._queue[0].arrived + self.max_wait - loop.time()) > 0):
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), left)
+                except asyncio.TimeoutError:
+                    break
+            batch = self._take_batch()
+            if not batch:
+                continue
+            try:
+                results = await loop.run_in_executor(self.executor, self._predict_batch, batch)
+            except Exception as exc:  # noqa: BLE001 - handed to each waiting request
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                continue
+            for pending, result in zip(batch, results):
+                if not pending.future.done():  # its client may have gone
+                    pending.future.set_result(result)
+
+    def _take_batch(self) -> list[_Pending]:
+        """Waiting requests for one call: the oldest, then those after it with the same
+        ``long_text`` while they fit in ``max_batch_texts``; requests whose client left are
+        dropped."""
+        batch, size, kept = [], 0, deque()
+        mode = None
+        while self._queue:
+            pending = self._queue.popleft()
+            if pending.future.done():
+                self._queued_texts -= len(pending.texts)
+                continue
+            if mode is None:
+                mode = pending.long_text
+            if pending.long_text != mode or (batch and size + len(pending.texts)
+                                             > self.max_batch_texts):
+                kept.append(pending)
+                continue
+            batch.append(pending)
+            size += len(pending.texts)
+            self._queued_texts -= len(pending.texts)
+        self._queue = kept
+        return batch
+
+    def _predict_batch(self, batch: list[_Pending]) -> list[list]:
+        """One ``predict`` call for the whole batch, split back per request: every text ranked by
+        the largest ``top_k`` asked for, each request's rows cut to its own ``top_k`` (or to the
+        best alone without one), which is what ``predict`` gives that request by itself."""
+        texts = [text for pending in batch for text in pending.texts]
+        largest_k = max(pending.top_k or 1 for pending in batch)
+        rows = self.predictor.predict(texts, top_k=largest_k, long_text=batch[0].long_text)
+        results, start = [], 0
+        for pending in batch:
+            own = rows[start:start + len(pending.texts)]
+            start += len(pending.texts)
+            results.append([row[0] for row in own] if pending.top_k is None
+                           else [row[:pending.top_k] for row in own])
+        self.stats.model_calls += 1
+        self.stats.texts += len(texts)
+        self.stats.requests += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(texts))
+        return results
+
+
+class _JSONResponse(Response):
+    """JSON with Chinese kept as is (half the bytes of \\u escapes) and no re-validation."""
+
+    media_type = "application/json"
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def create_app(model=None, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_CHARS,
+               max_batch_texts: int = MAX_BATCH_TEXTS, max_wait_ms: float = MAX_WAIT_MS,
+               backend: str = "auto", threads: int | None = None) -> FastAPI:
+    """The FastAPI app serving ``model``: a :class:`~newsclf.predictor.Predictor`, or a model
+    directory to load (with ``backend`` and ``threads``, see ``Predictor.from_dir``; default
+    threads: one core less than the machine has, at most 4, leaving a core to the event loop).
+    Without ``model``, the directory named by the ``NEWSCLF_MODEL`` environment variable, so
+    ``uvicorn --factory newsclf.serve:create_app`` works.
+
+    ``max_texts`` and ``max_chars`` bound a request (texts, characters per text);
+    ``max_batch_texts`` and ``max_wait_ms`` bound a batch (texts per model call, how long the
+    oldest request waits for others to join it). The model is loaded and warmed up here, so a
+    bad directory fails before any server starts."""
+    for name, value in (("max_texts", max_texts), ("max_chars", max_chars),
+                        ("max_batch_texts", max_batch_texts)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise NewsclfError(f"{name} must be a whole number of at least 1, not {value!r}")
+    if not isinstance(max_wait_ms, (int, float)) or isinstance(max_wait_ms, bool) \
+            or not 0 <= max_wait_ms <= 1000:
+        raise NewsclfError(f"max_wait_ms must be between 0 and 1000, not {max_wait_ms!r}")
+    predictor = _load_predictor(model, backend, threads)
+    batcher = MicroBatcher(predictor, max_batch_texts, max_wait_ms)
+    batcher.run_in_model_thread(predictor.predict, [_WARM_UP_TEXT])
+    metrics = _dev_metrics(predictor.files)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await batcher.close()
+
+    app = FastAPI(title="newsclf", version=__version__, lifespan=lifespan,
+                  description="Classify Chinese news by topic. POST texts to /predict.")
+    app.state.predictor = predictor
+    app.state.batcher = batcher
+    app.state.stats = batcher.stats
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        return JSONResponse({"detail": _one_line(exc.errors())}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"},
+                            status_code=500)
+
+    @app.post("/predict", response_model=PredictResponse, summary="Classify texts",
+              responses={413: {"description": "too many texts, or a text too long"},
+                         422: {"description": "a malformed request"}})
+    async def predict(body: PredictRequest):
+        """Each text's class and probability, in input order, as `Predictor.predict` gives
+        them. Limits: at most `max_texts` texts per request and `max_chars` characters per text
+        (see `/info`)."""
+        texts = body.texts
+        if not texts:
+            return _error(422, 'texts is empty: send at least one text, {"texts": ["..."]}')
+        if len(texts) > max_texts:
+            return _error(413, f"too many texts: {len(texts)} in one request, at most "
+                               f"{max_texts}; split them over several requests")
+        for i, text in enumerate(texts):
+            if len(text) > max_chars:
+                return _error(413, f"texts[{i}] has {len(text)} characters, at most {max_chars}; "
+                                   f"shorten it")
+        predictions = await batcher.predict(texts, body.top_k, body.long_text)
+        return _JSONResponse({"predictions": predictions})
+
+    @app.get("/health", summary="Whether the service is up")
+    async def health():
+        return {"status": "ok", "model_loaded": True}
+
+    @app.get("/info", summary="The model, the limits and what the service has done")
+    async def info():
+        spec = predictor.spec
+        return _JSONResponse({
+            "newsclf_version": __version__,
+            "model": predictor.files.path.name,
+            "classes": [str(name) for name in predictor.classes_],
+            "metrics": metrics,
+            "backend": predictor.backend,
+            "tokenizer": spec.tokenizer,
+            "max_len": spec.max_len,
+            "ensemble_size": spec.ensemble_size,
+            "limits": {"max_texts": max_texts, "max_chars": max_chars},
+            "batching": {"max_batch_texts": max_batch_texts, "max_wait_ms": max_wait_ms},
+            "stats": asdict(batcher.stats),
+        })
+
+    return app
+
+
+def default_threads() -> int:
+    """Engine threads for a served model: the cores less one (for the event loop), 1 to 4."""
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
+
+
+def _load_predictor(model, backend: str, threads: int | None):
+    from newsclf.predictor import Predictor
+
+    if isinstance(model, Predictor):
+        return model
+    if model is None:
+        model = os.environ.get(MODEL_ENV)
+        if not model:
+            raise NewsclfError(f"no model: pass create_app a Predictor or a model directory, or "
+                               f"set {MODEL_ENV}=DIR")
+    if not isinstance(model, (str, Path)):
+        raise NewsclfError(f"model must be a Predictor or a model directory, not "
+                           f"{type(model).__name__}")
+    return Predictor.from_dir(model, backend=backend, threads=threads or default_threads())
+
+
+def _dev_metrics(files) -> dict | None:
+    """The dev scores recorded in the model directory (None without them)."""
+    from newsclf.info import dev_metrics
+
+    recorded = dev_metrics(files)
+    keys = ("predicts_with", "dev_accuracy", "dev_macro_f1", "best_epoch", "n_train", "n_dev")
+    return {key: recorded[key] for key in keys if key in recorded} or None
+
+
+def _error(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _one_line(errors) -> str:
+    """The first validation error as one line saying what to fix (an unknown field first: it
+    explains the others, as with "text" for "texts")."""
+    if not errors:
+        return "invalid request"
+    error = min(errors, key=lambda error: error.get("type") != "extra_forbidden")
+    kind, location = error.get("type", ""), list(error.get("loc", ()))
+    if location and location[0] == "body":
+        location = location[1:]
+    name = "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
+                   for part in location).lstrip(".")
+    given = error.get("input")
+    example = '{"texts": ["..."], "top_k": 3}'
+    if kind == "json_invalid":
+        return f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
+    if not name and kind == "missing":
+        return f"the body is missing: send a JSON object such as {example}"
+    if not name and isinstance(given, (bytes, str)):
+        return (f"send the body as JSON with Content-Type: application/json (curl: --json), "
+                f"e.g. {example}")
+    if not name or kind in ("model_attributes_type", "dict_type", "model_type"):
+        return f"the body must be a JSON object such as {example}, not {_as_json(given)}"
+    if kind == "missing":
+        return f'{name} is missing: send {{"texts": ["..."]}}'
+    if kind == "extra_forbidden":
+        return f"unknown field {name!r}; the fields are texts, top_k and long_text"
+    if name == "top_k":
+        return f"top_k must be a whole number of at least 1 (or left out), not {_as_json(given)}"
+    if name == "long_text":
+        return f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, not {_as_json(given)}"
+    if name == "texts":
+        return f"texts must be a list of strings, not {_as_json(given)}"
+    if name.startswith("texts["):
+        return f"{name} must be a string, not {_as_json(given)}"
+    return f"{name}: {error.get('msg', 'invalid')}"
+
+
+def _as_json(value, limit: int = 60) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+

@@ -1,0 +1,54 @@
+"""newsclf info and repr(Predictor): what a model directory is, without running it."""
+
+import json
+import subprocess
+import sys
+
+from conftest import FAST_BACKEND, assert_user_error, run_cli
+
+
+def test_info_shows_classes_scores_settings_and_engines(sample_model):
+    result = run_cli("info", sample_model)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((sample_model / "metrics.json").read_text(encoding="utf-8"))
+    classes = json.loads((sample_model / "labels.json").read_text(encoding="utf-8"))
+    out = result.stdout
+    assert f"classes      {len(classes)}: {' '.join(classes)}" in out
+    assert f"accuracy {metrics['dev_accuracy']:.4f}, macro-F1 {metrics['dev_macro_f1']:.4f}" in out
+    assert "predicts     with one encoder" in out
+    assert "model format 2" in out
+    assert f"(auto)     {FAST_BACKEND}" in out
+    for engine in ("onnx", "inference", "dynamic"):
+        assert f" {engine:<10} available" in out or f" {engine:<10} not available: " in out
+
+
+def test_info_as_json_and_without_paddle(sample_model):
+    described = json.loads(run_cli("info", sample_model, "--json").stdout)
+    assert described["classes"] == json.loads((sample_model / "labels.json").read_text("utf-8"))
+    assert described["model"]["tokenizer"] == "mixed"
+    assert described["parameters"] > 0 and described["bytes"]["model"] > 0
+    assert described["backend_auto"] == FAST_BACKEND
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys; from newsclf.info import model_info; "
+         f"model_info({str(sample_model)!r}); print('paddle' in sys.modules)"],
+        capture_output=True, text=True, timeout=120)
+    assert probe.stdout.strip() == "False", probe.stderr
+
+
+def test_info_refuses_what_is_not_a_model_in_one_line(tmp_path, sample_model):
+    assert_user_error(run_cli("info", tmp_path), str(tmp_path))
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    for item in sample_model.iterdir():
+        if item.is_file():
+            (edited / item.name).write_bytes(item.read_bytes())
+    (edited / "labels.json").write_text('["a"]', encoding="utf-8")
+    assert_user_error(run_cli("info", edited), "labels.json: does not match config.json")
+
+
+def test_predictor_repr_names_the_model_and_its_dev_accuracy(predictor, sample_model):
+    metrics = json.loads((sample_model / "metrics.json").read_text(encoding="utf-8"))
+    text = repr(predictor)
+    assert text.startswith(f"Predictor({str(sample_model)!r}, classes=10, tokenizer='mixed'")
+    assert f"backend={predictor.backend!r}" in text
+    assert text.endswith(f"dev_accuracy={metrics['dev_accuracy']:.4f})")
