@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
 from dataclasses import fields
 
 from newsclf.cli.common import add_data_options, layout_help, log_to_stderr, read_labelled_files
 from newsclf.config import TrainConfig
-from newsclf.errors import DataError
+from newsclf.errors import DataError, NewsclfError
+from newsclf.modeldir import METRICS
 from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS
 
 _CHOICES = {"tokenizer": TOKENIZERS, "pooling": POOLINGS, "position": POSITIONS}
@@ -87,6 +91,14 @@ def add_parser(commands) -> argparse.ArgumentParser:
                        help="ensemble members trained at once, one process and CPU core each "
                             "(default: as many as members and cores allow; results do not "
                             "depend on it)")
+    parallel = train.add_argument_group("data-parallel training")
+    parallel.add_argument("--nproc-per-node", type=int, metavar="N",
+                          help="train in N processes on this machine through "
+                               "paddle.distributed.launch, each taking batch-size texts per "
+                               "step, gradients averaged (default: 1)")
+    parallel.add_argument("--ips", metavar="IP,IP,...",
+                          help="the machines of a run on several, passed to the launcher: run "
+                               "the same command on each")
     defaults = TrainConfig()
     group = train.add_argument_group("model and training settings")
     for field in fields(TrainConfig):
@@ -133,21 +145,77 @@ def read_unlabeled(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> None:
     from newsclf.training import train
     from newsclf.training.distill import check_unlabeled_allowed
+    from newsclf.training.distributed import LAUNCHED_BY_NEWSCLF
 
     config = train_config(args)
     if args.unlabeled is not None:
         check_unlabeled_allowed(config)
+    if _launched(args, config):
+        return
     class_names, train_data, dev_data = read_labelled_files(args, args.train, args.dev)
     unlabeled = read_unlabeled(args) if args.unlabeled is not None else None
     result = train(config, train_data, dev_data, args.output, class_names,
                    progress=not args.no_progress, log=log_to_stderr, resume=args.resume,
                    export=not args.no_export, workers=args.workers, overwrite=args.overwrite,
                    unlabeled_texts=unlabeled)
-    metrics = result.metrics
+    if not os.environ.get(LAUNCHED_BY_NEWSCLF):  # else the process that launched it says it
+        _show_result(result.metrics, result.output_dir)
+
+
+def _show_result(metrics: dict, output_dir) -> None:
     if "dev_accuracy" in metrics:
         print(f"dev accuracy {metrics['dev_accuracy']:.4f}  macro-F1 {metrics['dev_macro_f1']:.4f}  "
               f"({_kept(metrics)})")
-    print(f"model written to {result.output_dir}")
+    print(f"model written to {output_dir}")
+
+
+def _launched(args: argparse.Namespace, config: TrainConfig) -> bool:
+    """Run the training in the processes ``--nproc-per-node`` and ``--ips`` ask for, through
+    ``paddle.distributed.launch``; returns False if they ask for this process alone."""
+    from newsclf.training.distributed import launch, under_launcher
+    from newsclf.training.lock import OutputDirectory
+
+    if args.nproc_per_node is None and args.ips is None:
+        return False
+    if args.nproc_per_node is not None and args.nproc_per_node < 1:
+        raise NewsclfError(f"--nproc-per-node must be at least 1, got {args.nproc_per_node}")
+    ips = [ip.strip() for ip in (args.ips or "").split(",") if ip.strip()]
+    if args.ips is not None and not ips:
+        raise NewsclfError("--ips needs the machines' addresses, e.g. --ips 10.0.0.1,10.0.0.2")
+    if under_launcher():
+        raise NewsclfError("--nproc-per-node and --ips start paddle.distributed.launch "
+                           "themselves; leave them out of a command the launcher runs")
+    if (args.nproc_per_node or 1) == 1 and len(ips) <= 1:
+        return False
+    config.validate()
+    output = OutputDirectory(args.output, overwrite=args.overwrite, resume=args.resume)
+    output.check()  # before starting processes that would each refuse it
+    code = launch(_worker_arguments(args), args.nproc_per_node or 1, ips, log_to_stderr)
+    if code:
+        sys.exit(code)
+    metrics_file = output.path / METRICS
+    if metrics_file.is_file():  # on the machine whose first process is rank 0
+        _show_result(json.loads(metrics_file.read_text(encoding="utf-8")), output.path)
+    return True
+
+
+def _worker_arguments(args: argparse.Namespace) -> list[str]:
+    """The command line of ``args`` for the launched processes: ``train`` and every option
+    given, without ``--nproc-per-node`` and ``--ips``."""
+    arguments = ["train"]
+    for action in add_parser(argparse.ArgumentParser().add_subparsers())._actions:
+        value = getattr(args, action.dest, None)
+        if (not action.option_strings or action.dest in ("help", "nproc_per_node", "ips")
+                or value is None or value == action.default):
+            continue
+        flag = action.option_strings[0]
+        if isinstance(action, argparse.BooleanOptionalAction):
+            arguments.append(flag if value else "--no-" + flag[2:])
+        elif action.nargs == 0:
+            arguments.append(flag)
+        else:
+            arguments.append(f"{flag}={value}")
+    return arguments
 
 
 def _kept(metrics: dict) -> str:

@@ -222,13 +222,6 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
         report("log", f"{name}resuming after epoch {state['epoch']} (best so far: epoch "
                       f"{best_epoch})")
         _report_earlier_epochs(report, member, setup, history, finished=False)
-    if parallel.world > 1:
-        from paddle.io import DistributedBatchSampler
-
-        sampler = DistributedBatchSampler(range(len(train_ids)), config.batch_size,
-                                          num_replicas=parallel.world, rank=parallel.rank,
-                                          shuffle=True)
-        report("log", f"data-parallel training on {parallel.world} processes")
 
     saved = first_epoch - 1  # the last epoch whose checkpoint is complete
     try:
@@ -236,13 +229,13 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
             model.train()
             paddle.seed(epoch_seed(seed, epoch) + parallel.rank)
             rng = np.random.RandomState(epoch_seed(seed, epoch))
-            if parallel.world > 1:
-                sampler.set_epoch(epoch)
-                batches = [np.asarray(index) for index in sampler]
-            else:
-                batches = shuffled_batches(lengths, config.batch_size, rng)
-            epoch_start, total_loss, seen = time.perf_counter(), 0.0, 0
-            for index in batches:
+            # every process draws the same global batches and trains on its share of each
+            batches = shuffled_batches(lengths, config.batch_size * parallel.world, rng)
+            if parallel.world > 1:  # each process its own token dropout
+                rng = np.random.RandomState([epoch_seed(seed, epoch), parallel.rank])
+            epoch_start, total_loss, seen, epoch_texts = time.perf_counter(), 0.0, 0, 0
+            for batch in batches:
+                index = parallel.share(batch)
                 ids = pad_batch([train_ids[i] for i in index])
                 if config.token_dropout:
                     drop = (rng.random_sample(ids.shape) < config.token_dropout) & (ids != PAD_ID)
@@ -260,7 +253,8 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
                 schedule.step()
                 total_loss += float(loss) * len(index)
                 seen += len(index)
-                report("texts", len(index) * parallel.world)
+                epoch_texts += len(batch)
+                report("texts", len(batch))
             record = {"epoch": epoch, "train_loss": round(total_loss / seen, 6),
                       "lr": float(schedule.get_lr())}
             if has_dev:
@@ -271,7 +265,6 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
                     setup.y_dev, probabilities.argmax(axis=1), len(setup.classes))
                 record.update(dev_accuracy=accuracy, dev_macro_f1=macro_f1)
             seconds = time.perf_counter() - epoch_start
-            seen *= parallel.world
             history.append(record)
             improved = not has_dev or best is None or record["dev_macro_f1"] > best["dev_macro_f1"]
             stopped = False
@@ -287,7 +280,7 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
                 if stopped:
                     break
                 continue
-            timing = {"epoch_seconds": round(seconds, 2), "texts_per_second": round(seen / seconds, 1)}
+            timing = {"epoch_seconds": round(seconds, 2), "texts_per_second": round(epoch_texts / seconds, 1)}
             report("epoch", EpochReport(member, setup.student,
                                         {**setup.record_tag(member), **record, **timing},
                                         stopped_early=stopped))

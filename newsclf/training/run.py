@@ -160,6 +160,8 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     log(f"{len(train_ids)} training texts, {len(dev_data) if dev_data else 0} dev texts, "
         + (f"{len(unlabeled_ids)} unlabelled texts, " if unlabeled_ids else "")
         + f"{len(classes)} classes, vocabulary {len(vocab)}")
+    if parallel.world > 1:
+        log(f"data-parallel training on {parallel.world} processes")
     run_identity = {"config": config.to_dict(), "classes": classes, "vocab_size": len(vocab),
                     "vocab_head": vocab.tokens[:1000], "n_train": len(train_ids),
                     "n_dev": len(dev_data) if dev_data else 0}
