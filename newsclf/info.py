@@ -6,25 +6,11 @@ without starting an engine or importing Paddle, for ``newsclf info`` and ``repr(
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 from newsclf import __version__
-from newsclf.modeldir import METRICS, ModelFiles, load_model_dir
+from newsclf.modeldir import ModelFiles, dev_metrics, load_model_dir
 from newsclf.spec import BACKENDS
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def dev_metrics(files: ModelFiles) -> dict:
-    """The model's recorded dev scores and data sizes (``metrics.json``; empty without one)."""
-    return _read_json(files.path / METRICS)
 
 
 def _folder_bytes(path: Path) -> int:

@@ -243,3 +243,13 @@ def load_model_dir(path: str | Path) -> ModelFiles:
     return ModelFiles(path, spec, vocab, labels, weights,
                       str(path / spec.user_dict) if spec.user_dict else None, info, training,
                       fingerprint, first_version)
+
+
+def dev_metrics(files: ModelFiles) -> dict:
+    """The model's recorded dev scores and data sizes (``metrics.json``, written by training;
+    empty without a readable one: it is a record, never needed to load)."""
+    try:
+        value = json.loads((files.path / METRICS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -15,7 +15,7 @@ import numpy as np
 
 from newsclf.data import encode_texts
 from newsclf.errors import ModelDirError, NewsclfError
-from newsclf.modeldir import ModelFiles, load_model_dir
+from newsclf.modeldir import ModelFiles, dev_metrics, load_model_dir
 from newsclf.spec import BACKENDS, LONG_TEXT_MODES
 from newsclf.tokenize import Tokenizer, normalize
 from newsclf.vocab import UNK_ID
@@ -91,8 +91,6 @@ class Predictor:
         return dict(settings) if isinstance(settings, dict) else {}
 
     def __repr__(self) -> str:
-        from newsclf.info import dev_metrics
-
         accuracy = dev_metrics(self.files).get("dev_accuracy")
         return (f"Predictor({str(self.files.path)!r}, classes={len(self.classes_)}, "
                 f"tokenizer={self.spec.tokenizer!r}, ensemble_size={self.spec.ensemble_size}, "

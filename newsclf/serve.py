@@ -325,7 +325,7 @@ def _load_predictor(model, backend: str, threads: int | None):
 
 def _dev_metrics(files) -> dict | None:
     """The dev scores recorded in the model directory (None without them)."""
-    from newsclf.info import dev_metrics
+    from newsclf.modeldir import dev_metrics
 
     recorded = dev_metrics(files)
     keys = ("predicts_with", "dev_accuracy", "dev_macro_f1", "best_epoch", "n_train", "n_dev")

@@ -3,6 +3,7 @@ and the same labels: the sample data written as TSV either way round with and wi
 CSV with and without one, Excel, JSON lines and fastText, in UTF-8, UTF-8 with BOM and GBK."""
 
 import json
+import re
 import warnings
 
 import openpyxl
@@ -82,24 +83,36 @@ def test_every_layout_is_labelled_with_the_same_predictions(tmp_path, predictor,
     assert written["pred_label"].tolist() == expected
 
 
+TRAIN_SETTINGS = ["--d-model", "32", "--n-heads", "2", "--d-ff", "64", "--epochs", "2",
+                  "--ensemble-size", "1", "--min-freq", "1", "--no-export", "--no-progress"]
+
+
+def train_and_evaluate(folder, layout):
+    """Train with the CLI on the sample in ``layout`` and evaluate on its dev file: the
+    closing line of training, the evaluation summary and the model's classes."""
+    train, dev = (write_layout(folder, layout, split) for split in ("train", "dev"))
+    model = folder / f"model-{layout}"
+    trained = run_cli("train", "--train", train, "--dev", dev, "--output", model,
+                      *TRAIN_SETTINGS)
+    assert trained.returncode == 0, trained.stderr
+    assert f"{train.name}: read as " in trained.stderr
+    evaluated = run_cli("evaluate", "--model", model, "--data", dev,
+                        "--output", folder / f"eval-{layout}")
+    assert evaluated.returncode == 0, evaluated.stderr
+    return (trained.stdout.splitlines()[0], evaluated.stdout.splitlines()[:-1],
+            json.loads((model / "labels.json").read_text(encoding="utf-8")))
+
+
+@pytest.fixture(scope="module")
+def reference_results(tmp_path_factory):
+    return train_and_evaluate(tmp_path_factory.mktemp("reference"), "tsv-text-utf8")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["tsv-label-header-gbk", "xlsx", "fasttext"])
-def test_training_and_evaluating_on_any_layout_gives_the_reference_results(tmp_path, layout):
-    settings = ["--d-model", "32", "--n-heads", "2", "--d-ff", "64", "--epochs", "2",
-                "--ensemble-size", "1", "--min-freq", "1", "--no-export", "--no-progress"]
-    results = {}
-    for name in ("tsv-text-utf8", layout):
-        train, dev = (write_layout(tmp_path, name, split) for split in ("train", "dev"))
-        model = tmp_path / f"model-{name}"
-        trained = run_cli("train", "--train", train, "--dev", dev, "--output", model, *settings)
-        assert trained.returncode == 0, trained.stderr
-        evaluated = run_cli("evaluate", "--model", model, "--data", dev,
-                            "--output", tmp_path / f"eval-{name}")
-        assert evaluated.returncode == 0, evaluated.stderr
-        results[name] = (trained.stdout.splitlines()[0], evaluated.stdout.splitlines()[:-1],
-                         json.loads((model / "labels.json").read_text(encoding="utf-8")))
-        assert f"{train.name}: read as " in trained.stderr
-    assert results[layout] == results["tsv-text-utf8"]
+def test_training_and_evaluating_on_any_layout_gives_the_reference_results(
+        tmp_path, layout, reference_results):
+    assert train_and_evaluate(tmp_path, layout) == reference_results
 
 
 def test_what_was_detected_is_said(tmp_path):
@@ -237,3 +250,123 @@ def test_cli_says_how_it_read_and_warns_in_one_line(tmp_path, sample_model):
                      tmp_path / "x.csv", "--format", "parquet")
     assert result.returncode == 2 and "unknown data format 'parquet'; use one of csv, tsv" in \
         result.stderr
+
+
+# --- files users really have -----------------------------------------------------------------
+
+def test_a_pipe_is_read_whole(tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    lines = [f"{HEADLINES[i % len(HEADLINES)]}{i}\t{'财经' if i % 2 else '体育'}\n"
+             for i in range(3000)]
+    writer = threading.Thread(target=lambda: fifo.write_text("".join(lines), encoding="utf-8"))
+    writer.start()
+    data = read_labelled(fifo)
+    writer.join()
+    assert len(data) == 3000 and data.texts[-1] == f"{HEADLINES[2999 % len(HEADLINES)]}2999"
+
+
+def test_digit_columns_are_positions_in_a_headerless_file(tmp_path):
+    path = write(tmp_path / "ids.tsv", "".join(f"{text}\t{(i + 2) % 3}\n"
+                                               for i, text in enumerate(HEADLINES)))
+    data = read_labelled(path, ["财经", "体育", "教育"], text_column="1", label_column="2")
+    assert data.texts == HEADLINES and not data.layout.header
+    one = write(tmp_path / "one.tsv", f"{HEADLINES[0]}\t1\n{HEADLINES[1]}\t0\n")
+    assert read_labelled(one, ["财经", "体育"], text_column="1", label_column="2").labels == \
+        ["体育", "财经"]
+    (frame, column), = iter_input_chunks(str(one), text_column="1")
+    assert column == "text" and frame["text"].tolist() == HEADLINES[:2]
+
+
+def test_text_first_tsv_with_tabs_in_some_texts_and_fasttext_with_tabs(tmp_path):
+    texts = [text + ("\t(图)" if i % 3 == 0 else "") for i, text in enumerate(HEADLINES)]
+    labels = ["财经", "体育", "教育"] * 4
+    path = write(tmp_path / "a.tsv", "".join(f"{t}\t{l}\n" for t, l in zip(texts, labels)))
+    data = read_labelled(path)
+    assert data.texts == texts and data.labels == labels
+    fasttext = write(tmp_path / "b.txt", "__label__财经\t央行宣布降息\n__label__体育  国足获胜\n")
+    data = read_labelled(fasttext)
+    assert data.texts == ["央行宣布降息", "国足获胜"] and data.labels == ["财经", "体育"]
+
+
+def test_joined_files_repeating_the_header_are_refused(tmp_path):
+    part = "\ufeff标题,类别\r\n" + "".join(f"{text},财经\r\n" for text in HEADLINES[:3])
+    path = write(tmp_path / "joined.csv", part + part)
+    with pytest.raises(DataError, match=r"joined\.csv:5: this row repeats the header row"):
+        read_labelled(path)
+
+
+def test_forced_text_lines_on_a_tsv_and_a_headerless_text_column_say_what_they_read(
+        tmp_path, predictor):
+    path = write(tmp_path / "a.tsv", f"{HEADLINES[0]}\t财经\n{HEADLINES[1]}\t体育\n")
+    with pytest.raises(DataError, match=r"a\.tsv: read as one text per line, so it has no labels"):
+        read_labelled(path, fmt="lines")
+    summary = predict_file(predictor, str(path), str(tmp_path / "out.csv"), text_column="1",
+                           progress=False)
+    assert summary["layout"].describe().endswith("TSV without a header row, text in column 1, "
+                                                 "UTF-8")
+    unclear = write(tmp_path / "b.tsv", "".join(f"{t}\t{t[::-1]}\n" for t in HEADLINES))
+    with pytest.raises(DataError, match="pass --text-column 1 or --text-column 2"):
+        predict_file(predictor, str(unclear), str(tmp_path / "out2.csv"), progress=False)
+
+
+def test_excel_output_keeps_text_as_text_and_refuses_what_a_cell_cannot_hold(tmp_path, predictor):
+    source = write(tmp_path / "in.csv", "text\n=1+1 开盘大涨\n=== 重磅 === 央行降准\n")
+    predict_file(predictor, str(source), str(tmp_path / "out.xlsx"), progress=False)
+    sheet = openpyxl.load_workbook(tmp_path / "out.xlsx").active
+    assert [row[0].value for row in sheet.iter_rows(min_row=2)] == ["=1+1 开盘大涨",
+                                                                    "=== 重磅 === 央行降准"]
+    assert {row[0].data_type for row in sheet.iter_rows(min_row=2)} == {"s"}
+    long = write(tmp_path / "long.csv", "text\n短文本\n" + "长文本" * 15000 + "\n")
+    with pytest.raises(DataError, match=r"long\.csv:3: a field of 45,000 characters; an \.xlsx "
+                                        r"cell holds at most 32,767"):
+        predict_file(predictor, str(long), str(tmp_path / "long.xlsx"), progress=False)
+    assert not (tmp_path / "long.xlsx").exists()
+    unnamed = write(tmp_path / "unnamed.csv", "text,,\n央行降准,1,2\n")
+    with pytest.raises(DataError, match="appear more than once, which JSON lines cannot hold"):
+        predict_file(predictor, str(unnamed), str(tmp_path / "out.jsonl"), progress=False)
+
+
+def test_excel_sheets_with_a_wrong_dimension_or_a_chart_first(tmp_path):
+    import zipfile
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["标题", "类别"])
+    for text in HEADLINES:
+        sheet.append([text, "财经"])
+    workbook.save(tmp_path / "right.xlsx")
+    with zipfile.ZipFile(tmp_path / "right.xlsx") as source, \
+            zipfile.ZipFile(tmp_path / "wrong.xlsx", "w") as target:
+        for item in source.infolist():
+            content = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                content = re.sub(rb'<dimension ref="A1:B13"\s*/>', b'<dimension ref="A1:A5"/>',
+                                 content)
+            target.writestr(item, content)
+    data = read_labelled(tmp_path / "wrong.xlsx")
+    assert data.texts == HEADLINES and data.labels == ["财经"] * len(HEADLINES)
+    from openpyxl.chart import BarChart, Reference
+
+    charted = openpyxl.Workbook()
+    charted.active.title = "数据"
+    charted["数据"].append(["text", "label"])
+    charted["数据"].append(["央行降准", "财经"])
+    chart = BarChart()
+    chart.add_data(Reference(charted["数据"], min_col=2, min_row=1, max_row=2))
+    charted.create_chartsheet("图表", 0).add_chart(chart)
+    charted.save(tmp_path / "chart.xlsx")
+    with pytest.raises(DataError, match=r"sheet '图表' is a chart, not a table; its sheets are "
+                                        r"'图表', '数据' \(--sheet picks one\)"):
+        read_labelled(tmp_path / "chart.xlsx")
+    assert read_labelled(tmp_path / "chart.xlsx", sheet="数据").texts == ["央行降准"]
+    notes = openpyxl.Workbook()
+    notes.active.append(["说明：2023年数据"])
+    notes.create_sheet("数据").append(["text", "label"])
+    notes.save(tmp_path / "notes.xlsx")
+    with pytest.raises(DataError, match=r"\(read sheet 'Sheet'; the workbook also has '数据': "
+                                        r"--sheet picks one\)"):
+        read_labelled(tmp_path / "notes.xlsx")

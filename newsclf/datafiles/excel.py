@@ -10,6 +10,7 @@ from typing import Iterator
 from newsclf.errors import DataError
 
 EXCEL_MAX_ROWS = 1_048_576  # rows of an .xlsx sheet, the header row included
+EXCEL_MAX_CELL = 32_767     # characters of an .xlsx cell
 
 
 def open_sheet(path: str, sheet: str | None):
@@ -28,14 +29,22 @@ def open_sheet(path: str, sheet: str | None):
                         f"{exc}); save it from Excel as .xlsx, or as CSV") from None
     names = workbook.sheetnames
     if sheet is None:
-        return workbook, workbook[names[0]]
-    if sheet in names:
-        return workbook, workbook[sheet]
-    if sheet.isdigit() and 1 <= int(sheet) <= len(names):
-        return workbook, workbook[names[int(sheet) - 1]]
-    workbook.close()
-    raise DataError(f"{path}: no sheet {sheet!r}; its sheets are {', '.join(map(repr, names))} "
-                    "(--sheet takes a name or a position from 1)")
+        chosen = names[0]
+    elif sheet in names:
+        chosen = sheet
+    elif sheet.isdigit() and 1 <= int(sheet) <= len(names):
+        chosen = names[int(sheet) - 1]
+    else:
+        workbook.close()
+        raise DataError(f"{path}: no sheet {sheet!r}; its sheets are "
+                        f"{', '.join(map(repr, names))} (--sheet takes a name or a position "
+                        "from 1)")
+    worksheet = workbook[chosen]
+    if not hasattr(worksheet, "iter_rows"):
+        workbook.close()
+        raise DataError(f"{path}: sheet {chosen!r} is a chart, not a table; its sheets are "
+                        f"{', '.join(map(repr, names))} (--sheet picks one)")
+    return workbook, worksheet
 
 
 def sheet_records(worksheet) -> Iterator[tuple[int, list[str]]]:
@@ -84,13 +93,35 @@ class SheetWriter:
         rows += frame.astype(object).where(frame.notna(), None).values.tolist()
         lines = ([None] if header else []) + list(frame.index)
         for line, row in zip(lines, rows):
+            where = f"{self.source}:{line}" if line is not None else self.source
             try:
-                self.sheet.append(row)
+                self.sheet.append([self._cell(value, where) for value in row])
             except IllegalCharacterError:
-                where = f"{self.source}:{line}" if line is not None else self.source
                 raise DataError(f"{where}: holds a control character that an .xlsx cell cannot "
                                 "hold; write .csv output instead") from None
         self.rows += len(rows)
 
+    def _cell(self, value, where: str):
+        """A value as an .xlsx cell: text stays text (a leading ``=`` is not a formula), and
+        text too long for a cell is refused."""
+        if not isinstance(value, str):
+            return value
+        if len(value) > EXCEL_MAX_CELL:
+            raise DataError(f"{where}: a field of {len(value):,} characters; an .xlsx cell holds "
+                            f"at most {EXCEL_MAX_CELL:,}: write .csv output instead")
+        from openpyxl.cell import WriteOnlyCell
+
+        cell = WriteOnlyCell(self.sheet, value=value)
+        cell.data_type = "s"
+        return cell
+
     def close(self) -> None:
         self.workbook.save(self.path)
+
+    def discard(self) -> None:
+        """Give up the sheet: its rows are finished off in openpyxl's own temporary file, which
+        it then removes (left open, they would fail noisily when Python collects them)."""
+        try:
+            self.sheet.close()
+        except Exception:  # noqa: BLE001 - nothing of it is kept anyway
+            pass

@@ -21,6 +21,8 @@ The rules (the same for training, evaluation and prediction):
 from __future__ import annotations
 
 import itertools
+import os
+import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,7 @@ _TABLE_FORMATS = ("csv", "tsv", "xlsx")
 TEXT_NAMES = ("text", "title", "headline", "content", "sentence", "body", "标题", "新闻标题",
               "内容", "正文", "文本")
 LABEL_NAMES = ("label", "category", "class", "topic", "类别", "标签", "分类", "类型", "主题")
+_USUAL_NAMES = set(TEXT_NAMES + LABEL_NAMES)
 SAMPLE_ROWS = 1000  # rows read ahead to detect the layout
 _FEW_ROWS = 10      # fewer rows than this: repeats say little, so lengths decide the label column
 
@@ -113,16 +116,15 @@ class Layout:
         return f"{self.source}: read as {', '.join(parts)}"
 
     def _columns_described(self) -> str:
-        roles = {self.text_index: "text", self.label_index: "label"}
+        roles = {index: role for index, role in ((self.text_index, "text"),
+                                                 (self.label_index, "label")) if index is not None}
         if not self.header and self.format != "jsonl":
             if len(self.columns) <= 2 and len(roles) == len(self.columns):
                 separator = {"csv": ",", "tsv": "<TAB>"}.get(self.format, " | ")
                 return separator.join(roles[i] for i in range(len(self.columns)))
-            return ", ".join(f"{role} in column {i + 1}" for i, role in roles.items()
-                             if i is not None)
+            return ", ".join(f"{role} in column {i + 1}" for i, role in roles.items())
         key = "key" if self.format == "jsonl" else "column"
-        return ", ".join(f"{role} {key} {self.columns[i]!r}" for i, role in roles.items()
-                         if i is not None)
+        return ", ".join(f"{role} {key} {self.columns[i]!r}" for i, role in roles.items())
 
 
 class Table:
@@ -188,11 +190,17 @@ def open_table(path: str | Path, *, labelled: bool, fmt: str | None = None,
     except BaseException:
         handle.close()
         raise
-    expected = None if source == "<stdin>" else _count_lines(path) - bool(layout.header)
+    expected = _count_lines(path)
+    if expected is not None:
+        expected -= bool(layout.header)
     return Table(layout, rows, expected, handle.close)
 
 
-def _count_lines(path) -> int:
+def _count_lines(path) -> int | None:
+    """The lines of a regular file, for the progress bar; None for standard input, a pipe or
+    a device (reading it again would take the rows from the reader)."""
+    if str(path) == "-" or not stat.S_ISREG(os.stat(path).st_mode):
+        return None
     count = 0
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -215,7 +223,7 @@ def _sniff_format(head: Sequence[str]) -> str:
 
 def _no_labels(source: str, head: Sequence[str]) -> DataError:
     untabbed = [number for number, line in enumerate(head, 1) if line.strip() and "\t" not in line]
-    if len(untabbed) < sum(1 for line in head if line.strip()):
+    if 0 < len(untabbed) < sum(1 for line in head if line.strip()):
         return DataError(f"{source}:{untabbed[0]}: no tab, and {len(untabbed)} of the first "
                          f"{len(head)} lines have none; each line must be 'text<TAB>label' (or "
                          "'label<TAB>text'), or pass --format")
@@ -251,9 +259,18 @@ def _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice
 
     workbook, worksheet = open_sheet(source, sheet)
     try:
+        rows_in_dimension = worksheet.max_row  # from the file's own note, which may be wrong
+        worksheet.reset_dimensions()  # so every row and column is read, whatever the note says
         layout, rows = _table(source, "xlsx", sheet_records(worksheet), labelled, header,
                               text_choice, label_choice, sheet=worksheet.title)
-        expected = worksheet.max_row - bool(layout.header) if worksheet.max_row else None
+        expected = rows_in_dimension - bool(layout.header) if rows_in_dimension else None
+    except DataError as exc:
+        workbook.close()
+        others = [name for name in workbook.sheetnames if name != worksheet.title]
+        if sheet is None and others:
+            raise DataError(f"{exc} (read sheet {worksheet.title!r}; the workbook also has "
+                            f"{', '.join(map(repr, others))}: --sheet picks one)") from None
+        raise
     except BaseException:
         workbook.close()
         raise
@@ -273,18 +290,18 @@ def _table(source, fmt, records, labelled, header, text_choice, label_choice, *,
         raise _empty(source, labelled)
     first_line, first = sample[0]
     named = [choice for choice in (text_choice, label_choice)
-             if isinstance(choice, str) and (_position(choice) is None or choice in first)]
+             if isinstance(choice, str) and _position(choice) is None]
     detected_header = header is None
     if header is None:
         lowered = {field.strip().lower() for field in first}
         header = any(name.strip().lower() in lowered for name in named) or bool(
-            lowered & set(TEXT_NAMES + LABEL_NAMES))
+            lowered & _USUAL_NAMES)
     if header:
         _refuse_repeated_names(first, source, first_line)
         columns = list(first)
         data = sample[1:]
         text_index, label_index = _named_columns(columns, data, source, labelled, text_choice,
-                                                 label_choice, "column")
+                                                 label_choice, "column", not detected_header)
     else:
         named = [c for c in (text_choice, label_choice) if c is not None and _position(c) is None]
         if named:
@@ -306,7 +323,8 @@ def _table(source, fmt, records, labelled, header, text_choice, label_choice, *,
                     encoding=encoding, sheet=sheet)
     width = len(columns)
     joined = text_index if fmt == "tsv" and width == 2 else None
-    rows = _fitted(itertools.chain(data, records), width, source, fmt, header, joined)
+    rows = _fitted(itertools.chain(data, records), width, source, fmt,
+                   tuple(columns) if header else None, joined)
     return layout, rows
 
 
@@ -324,12 +342,13 @@ def column_list(header: Sequence[str], shown: int = 10, width: int = 30) -> str:
     return ", ".join(names) + (f", ... ({len(header)} columns)" if len(header) > shown else "")
 
 
-def _named_columns(columns, data, source, labelled, text_choice, label_choice, key):
+def _named_columns(columns, data, source, labelled, text_choice, label_choice, key,
+                   header_given=True):
     """Text and label column indexes in a file whose columns have names."""
     flags = ("--text-column", "--label-column")
 
-    def by_choice(choice, role):
-        if choice not in columns and _position(choice) is not None:
+    def by_choice(choice, role):  # digits are a position, unless a column has them as its name
+        if (choice not in columns or not header_given) and _position(choice) is not None:
             choice = _position(choice)
         if isinstance(choice, int):
             if choice > len(columns):
@@ -414,9 +433,10 @@ def _positional_columns(width, data, source, labelled, text_choice, label_choice
             if label_index is None and len(data) < _FEW_ROWS:
                 label_index = 1  # too few rows to tell: the usual text<TAB>label
             elif label_index is None:
+                flag = "--label-column" if labelled else "--text-column"
                 raise DataError(f"{source}: cannot tell which of its 2 columns holds the "
-                                "labels and which the text; pass --label-column 1 or "
-                                "--label-column 2 (positions from 1)")
+                                f"labels and which the text; pass {flag} 1 or {flag} 2 "
+                                "(positions from 1)")
         if text_index is None:
             text_index = 1 - label_index
         if label_index is None and labelled:
@@ -438,8 +458,8 @@ def _label_side(data: Sequence[Record]) -> int | None:
     distinct values as the other); in a file of fewer than ten rows, the column at most half as
     long as the other (and, if neither is, the second). Empty values (errors reported later,
     with their line) are left out."""
-    columns = [[fields[i].strip() for _, fields in data if len(fields) > i and fields[i].strip()]
-               for i in (0, 1)]
+    columns = [[fields[i].strip() for _, fields in data if len(fields) > 1 and fields[i].strip()]
+               for i in (0, -1)]  # a TSV text may hold tabs: its label is the first or last field
     if not columns[0] or not columns[1]:
         return None
     numeric = [all(value.isdigit() for value in column) for column in columns]
@@ -471,8 +491,10 @@ def _refuse_header_lookalike(data, label_index, source, line, width) -> None:
 def _fitted(records, width, source, fmt, header, joined):
     """Rows with ``width`` fields. A two-column TSV keeps tabs inside its text column
     (``joined``): the other column is cut at the first or last tab. Excel rows may end early
-    (empty cells); other rows must have one field per column."""
+    (empty cells); other rows must have one field per column. A row that repeats the header
+    (files joined one after another) is refused."""
     kind = FORMAT_NAMES[fmt] if fmt != "xlsx" else "Excel sheet"
+    header_names = {name.strip().lower() for name in header} if header is not None else set()
     for line, fields in records:
         if len(fields) != width:
             if joined is not None and len(fields) > width:
@@ -482,6 +504,10 @@ def _fitted(records, width, source, fmt, header, joined):
                 fields = fields + [""] * (width - len(fields))
             else:
                 raise _field_count_error(source, kind, line, len(fields), width, header)
+        if header_names and tuple(field.lstrip("\ufeff") for field in fields) == header and (
+                fields[0].startswith("\ufeff") or header_names & _USUAL_NAMES):
+            raise DataError(f"{source}:{line}: this row repeats the header row (files joined "
+                            "one after another?); remove it")
         yield line, fields
 
 
@@ -497,6 +523,6 @@ def _field_count_error(source, kind, line, count, expected, header) -> DataError
         fix = "a TSV field cannot contain a tab: remove it, or save the file as CSV"
     else:
         fix = "remove the cells beyond the header's columns"
-    having = "the header has" if header else "the first rows have"
+    having = "the header has" if header is not None else "the first rows have"
     return DataError(f"{source}: malformed {kind} at line {line}: {count} field"
                      f"{'s' * (count != 1)}, but {having} {expected}; {fix}")

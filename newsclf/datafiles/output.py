@@ -64,6 +64,11 @@ class LabelledWriter:
         if self.format == "xlsx":
             self._sheet.write(frame, header)
         elif self.format == "jsonl":
+            repeated = sorted({name for name in frame.columns if list(frame.columns).count(name) > 1})
+            if repeated:
+                raise DataError(f"{self.source}: column name(s) {', '.join(map(repr, repeated))} "
+                                "appear more than once, which JSON lines cannot hold; name every "
+                                "column, or write .csv output")
             if len(frame):
                 self.handle.write(frame.to_json(orient="records", lines=True, force_ascii=False)
                                   .rstrip("\n") + "\n")
@@ -88,6 +93,8 @@ class LabelledWriter:
     def abort(self) -> None:
         if self.to_stdout:
             return
+        if self._sheet is not None:
+            self._sheet.discard()
         if self.handle is not None:
             self.handle.close()
         self.tmp.unlink(missing_ok=True)

@@ -61,19 +61,24 @@ FASTTEXT_COLUMNS = ("label", "text")
 
 
 def fasttext_records(lines: Iterable[str], source: str, one_label: bool) -> Iterator[Record]:
-    """fastText's ``__label__NAME text`` lines as ``[label, text]``. Several labels on a line
-    are joined with spaces, or refused with ``one_label`` (a classifier gives each text one)."""
+    """fastText's ``__label__NAME text`` lines as ``[label, text]`` (labels and text separated
+    by any whitespace, as fastText reads them). Several labels on a line are joined with
+    spaces, or refused with ``one_label`` (a classifier gives each text one)."""
     for number, line in enumerate(lines, 1):
-        words = line.strip().split(" ")
-        if words == [""]:
+        rest = line.strip()
+        if not rest:
             continue
         labels = []
-        while words and words[0].startswith(FASTTEXT_PREFIX):
-            labels.append(words.pop(0)[len(FASTTEXT_PREFIX):])
+        while (found := _FASTTEXT_LABEL.match(rest)) is not None:
+            labels.append(found[1])
+            rest = rest[found.end():]
         if one_label and len(labels) > 1:
             raise DataError(f"{source}:{number}: {len(labels)} labels ({', '.join(labels)}); "
                             "newsclf gives each text one label: keep one __label__ per line")
-        yield number, [" ".join(labels), " ".join(words).strip()]
+        yield number, [" ".join(labels), rest]
+
+
+_FASTTEXT_LABEL = re.compile(re.escape(FASTTEXT_PREFIX) + r"(\S*)(?:\s+|$)")
 
 
 def jsonl_records(lines: Iterable[str], source: str) -> tuple[list[str], Iterator[Record]]:
