@@ -370,3 +370,16 @@ def test_excel_sheets_with_a_wrong_dimension_or_a_chart_first(tmp_path):
     with pytest.raises(DataError, match=r"\(read sheet 'Sheet'; the workbook also has '数据': "
                                         r"--sheet picks one\)"):
         read_labelled(tmp_path / "notes.xlsx")
+
+
+def test_invisible_characters_do_not_make_new_classes_and_excel_dates_read_as_dates(tmp_path):
+    import datetime
+
+    path = write(tmp_path / "a.tsv", f"{HEADLINES[0]}\t股票\u200b\n{HEADLINES[1]}\t\ufeff股票 \n")
+    assert read_labelled(path).labels == ["股票", "股票"]
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["text", "label", "date"])
+    workbook.active.append([HEADLINES[0], "财经", datetime.datetime(2024, 1, 1)])
+    workbook.save(tmp_path / "d.xlsx")
+    (frame, _), = iter_input_chunks(str(tmp_path / "d.xlsx"))
+    assert frame["date"].tolist() == ["2024-01-01"]

@@ -59,13 +59,15 @@ def sheet_records(worksheet) -> Iterator[tuple[int, list[str]]]:
 
 
 def cell_text(value) -> str:
-    """A cell's value as text: whole numbers without ``.0``, dates in ISO format."""
+    """A cell's value as text: whole numbers without ``.0``, dates and times in ISO format."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, dt.datetime) and value.time() == dt.time():
+        return value.date().isoformat()  # a date cell: Excel keeps dates as midnight
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     return str(value)

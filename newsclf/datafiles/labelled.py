@@ -44,7 +44,7 @@ def read_labelled(path: str | Path, class_names: Sequence[str] | None = None, *,
         layout = table.layout
         texts, labels = [], []
         for line, fields in table.rows:
-            text, label = fields[layout.text_index], fields[layout.label_index].strip()
+            text, label = fields[layout.text_index], _clean_label(fields[layout.label_index])
             where = f"{layout.source}:{line}"
             if not label:
                 if not text.strip():
@@ -68,6 +68,15 @@ def read_labelled(path: str | Path, class_names: Sequence[str] | None = None, *,
             "are named by those numbers; pass --classes FILE (one name per line, line N = id N) "
             "to name them", NumericLabelsWarning, stacklevel=2)
     return LabelledData(texts, labels, layout.source, layout)
+
+
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+
+
+def _clean_label(label: str) -> str:
+    """A label without surrounding spaces and invisible characters (zero-width spaces and
+    joiners, BOMs), which would otherwise make ``股票`` and ``股票\u200b`` two classes."""
+    return label.translate(_INVISIBLE).strip()
 
 
 def _resolve_label(label: str, class_names: Sequence[str], where: str) -> str:
