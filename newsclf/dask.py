@@ -24,7 +24,7 @@ import numpy as np
 from newsclf.datafiles.output import OUTPUT_FORMATS
 from newsclf.errors import DataError, NewsclfError
 from newsclf.predict import added_column_names, label_frame, refuse_column_clashes
-from newsclf.spec import BACKENDS, LONG_TEXT_MODES
+from newsclf.predictor import check_prediction_options
 
 __all__ = ["predict", "predict_files", "cluster_client", "worker_stats"]
 
@@ -120,18 +120,6 @@ def label_partition(frame, text_column: str, model: tuple, top_k: int, probabili
                        probabilities)
 
 
-def _check_options(top_k, long_text, batch_size, backend) -> None:
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise NewsclfError(f"top_k must be a whole number of at least 1, not {top_k!r}")
-    if long_text not in LONG_TEXT_MODES:
-        raise NewsclfError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, "
-                           f"not {long_text!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise NewsclfError(f"batch_size must be a whole number of at least 1, not {batch_size!r}")
-    if backend not in BACKENDS:
-        raise NewsclfError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-
-
 def predict(ddf, model_dir, text_column: str = "text", top_k: int = 1,
             probabilities: bool = False, long_text: str = "truncate", batch_size: int = 256,
             backend: str = "auto"):
@@ -149,7 +137,8 @@ def predict(ddf, model_dir, text_column: str = "text", top_k: int = 1,
     dd = _require("dask.dataframe")
     if not isinstance(ddf, dd.DataFrame):
         raise NewsclfError(f"ddf must be a Dask DataFrame, not {type(ddf).__name__}")
-    _check_options(top_k, long_text, batch_size, backend)
+    check_prediction_options(top_k=top_k, long_text=long_text, batch_size=batch_size,
+                             backend=backend)
     files = load_model_dir(model_dir)
     if text_column not in ddf.columns:
         raise DataError(f"no column {text_column!r} in the DataFrame (it has "
@@ -263,7 +252,8 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
     from newsclf.modeldir import load_model_dir
 
     distributed = _require("distributed")
-    _check_options(top_k, long_text, batch_size, backend)
+    check_prediction_options(top_k=top_k, long_text=long_text, batch_size=batch_size,
+                             backend=backend)
     if isinstance(part_rows, bool) or not isinstance(part_rows, int) or part_rows < 1:
         raise NewsclfError(f"part_rows must be a whole number of at least 1, not {part_rows!r}")
     files = load_model_dir(model)

@@ -6,6 +6,7 @@ without starting an engine or importing Paddle, for ``newsclf info`` and ``repr(
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 from newsclf import __version__
@@ -17,34 +18,29 @@ def _folder_bytes(path: Path) -> int:
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
 
 
-def backend_status(files: ModelFiles) -> dict[str, str | None]:
+def backend_status(files: ModelFiles) -> tuple[dict[str, str | None], str]:
     """For each engine (``onnx``, ``inference``, ``dynamic``): None if it can run the model on
-    this machine, else why not."""
-    from newsclf.model.export import export_problem, onnx_problem
+    this machine, else why not; and the engine ``backend="auto"`` picks. The export is checked
+    once for both."""
+    from newsclf.predictor import choose_backend, export_problems
 
     paddle_missing = None if importlib.util.find_spec("paddle") else \
         "PaddlePaddle is not installed; pip install paddlepaddle"
-    problem = export_problem(files)
-    return {"onnx": problem or onnx_problem(files),
-            "inference": problem or paddle_missing,
-            "dynamic": paddle_missing}
+    problems = export_problems(files)
+    status = {"onnx": problems[1], "inference": problems[0] or paddle_missing,
+              "dynamic": paddle_missing}
+    return status, choose_backend(files, "auto", problems)
 
 
 def model_info(path: str | Path) -> dict:
     """Everything ``newsclf info`` shows, as JSON-ready data. The directory is checked as
     :func:`~newsclf.modeldir.load_model_dir` checks it."""
-    from newsclf.predictor import choose_backend
-
     files = load_model_dir(path)
     spec = files.spec.to_dict()
     metrics = dev_metrics(files)
-    status = backend_status(files)
-    parameters = sum(int(_product(shape)) for shape in files.info.get("weights", {}).values())
+    status, auto = backend_status(files)
+    parameters = sum(math.prod(shape) for shape in files.info.get("weights", {}).values())
     export_dir = files.path / "inference"
-    try:
-        auto = choose_backend(files, "auto")
-    except Exception as exc:  # noqa: BLE001 - shown, never raised: info must describe any model
-        auto = f"none ({exc})"
     return {
         "path": str(files.path),
         "format_version": files.format_version,
@@ -64,13 +60,6 @@ def model_info(path: str | Path) -> dict:
         "backends": {name: status[name] for name in BACKENDS if name != "auto"},
         "backend_auto": auto,
     }
-
-
-def _product(shape) -> int:
-    total = 1
-    for size in shape:
-        total *= int(size)
-    return total
 
 
 def _installed_versions() -> dict:

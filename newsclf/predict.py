@@ -10,7 +10,7 @@ from collections import deque
 import numpy as np
 
 from newsclf.errors import DataError, NewsclfError
-from newsclf.predictor import LONG_TEXT_MODES, Predictor, choose_backend
+from newsclf.predictor import Predictor, check_prediction_options, choose_backend
 
 __all__ = ["predict_file", "prediction_columns", "added_column_names", "label_frame",
            "refuse_column_clashes", "Predictor"]
@@ -131,12 +131,9 @@ def predict_file(model, input_path: str, output_path: str, *, text_column=None,
     else:
         predictor, files = None, load_model_dir(model)
         backend = choose_backend(files, backend)
-    if top_k < 1:
-        raise NewsclfError(f"top_k must be at least 1, got {top_k}")
+    check_prediction_options(top_k=top_k, long_text=long_text, batch_size=batch_size)
     if workers is not None and workers < 1:
         raise NewsclfError(f"workers must be at least 1, got {workers}")
-    if long_text not in LONG_TEXT_MODES:
-        raise NewsclfError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, not {long_text!r}")
     classes = list(files.labels)
     started = time.perf_counter()
     writer = LabelledWriter(output_path, input_path, excel)

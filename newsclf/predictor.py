@@ -110,12 +110,7 @@ class Predictor:
         from newsclf.model.inference import softmax
 
         texts = as_text_list(texts)
-        if long_text not in LONG_TEXT_MODES:
-            raise NewsclfError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, "
-                               f"not {long_text!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise NewsclfError(f"batch_size must be a whole number of at least 1, "
-                               f"not {batch_size!r}")
+        check_prediction_options(long_text=long_text, batch_size=batch_size)
         scores = np.zeros((len(texts), len(self.classes_)), dtype=np.float32)
         if long_text == "truncate":
             known = self._truncated_scores(texts, batch_size, scores)
@@ -183,10 +178,8 @@ class Predictor:
         ``top_k=k``, a list of the k best such dicts, best first. A text with nothing to
         classify gets ``{"label": None, "score": None, "error": reason}`` (alone in its list
         with ``top_k``)."""
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
-                                  or top_k < 1):
-            raise NewsclfError(f"top_k must be a whole number of at least 1 (or None), "
-                               f"not {top_k!r}")
+        if top_k is not None:
+            check_prediction_options(top_k=top_k)
         probabilities, problems = self.classify(texts, batch_size, long_text)
         k = 1 if top_k is None else min(top_k, len(self.classes_))
         best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
@@ -203,19 +196,45 @@ class Predictor:
         return explain(self, text)
 
 
-def choose_backend(files: ModelFiles, backend: str = "auto") -> str:
-    """The engine a model directory runs on for a requested ``backend`` (see
-    :meth:`Predictor.from_dir`), decided without starting it; a required engine the directory
-    cannot run is refused with what to do."""
-    from newsclf.model.export import export_problem, onnx_problem
+def _whole_number(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
+
+def check_prediction_options(*, top_k=1, long_text: str = "truncate", batch_size=256,
+                             backend: str = "auto") -> None:
+    """Refuse prediction options nothing can run with, in one line each: ``top_k`` and
+    ``batch_size`` whole numbers of at least 1, ``long_text`` and ``backend`` known names."""
+    if not _whole_number(top_k):
+        raise NewsclfError(f"top_k must be a whole number of at least 1, not {top_k!r}")
+    if long_text not in LONG_TEXT_MODES:
+        raise NewsclfError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, "
+                           f"not {long_text!r}")
+    if not _whole_number(batch_size):
+        raise NewsclfError(f"batch_size must be a whole number of at least 1, not {batch_size!r}")
     if backend not in BACKENDS:
         raise NewsclfError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+
+
+def export_problems(files: ModelFiles) -> tuple[str | None, str | None]:
+    """Why the directory's inference export cannot run (None: it is current) and why its ONNX
+    graph cannot (None: it can, on the installed ONNX Runtime)."""
+    from newsclf.model.export import export_problem, onnx_problem
+
+    problem = export_problem(files)
+    return problem, problem or onnx_problem(files)
+
+
+def choose_backend(files: ModelFiles, backend: str = "auto",
+                   problems: tuple[str | None, str | None] | None = None) -> str:
+    """The engine a model directory runs on for a requested ``backend`` (see
+    :meth:`Predictor.from_dir`), decided without starting it; a required engine the directory
+    cannot run is refused with what to do. ``problems``: :func:`export_problems` of ``files``,
+    if already known."""
+    check_prediction_options(backend=backend)
     if backend == "dynamic":
         return "dynamic"
-    problem = export_problem(files)
+    problem, problem_of_onnx = problems or export_problems(files)
     if backend in ("auto", "onnx"):
-        problem_of_onnx = problem or onnx_problem(files)
         if problem_of_onnx is None:
             return "onnx"
         if backend == "onnx":

@@ -32,12 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from newsclf import __version__
 from newsclf.errors import NewsclfError
-from newsclf.spec import LONG_TEXT_MODES
+from newsclf.spec import LONG_TEXT_MODES, SERVE_MAX_CHARS, SERVE_MAX_TEXTS, SERVE_MAX_WAIT_MS
 
-MAX_TEXTS = 1_000
-MAX_CHARS = 100_000
+MAX_TEXTS, MAX_CHARS, MAX_WAIT_MS = SERVE_MAX_TEXTS, SERVE_MAX_CHARS, SERVE_MAX_WAIT_MS
 MAX_BATCH_TEXTS = 256
-MAX_WAIT_MS = 5.0
 MODEL_ENV = "NEWSCLF_MODEL"
 _WARM_UP_TEXT = "央行宣布下调存款准备金率"
 

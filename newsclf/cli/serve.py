@@ -11,7 +11,7 @@ from importlib.util import find_spec
 
 from newsclf.cli.common import add_model_option
 from newsclf.errors import NewsclfError
-from newsclf.spec import BACKENDS
+from newsclf.spec import BACKENDS, SERVE_MAX_CHARS, SERVE_MAX_TEXTS, SERVE_MAX_WAIT_MS
 
 # uvicorn waits this long for requests in progress once asked to stop
 GRACEFUL_SECONDS = 10
@@ -31,13 +31,13 @@ def add_parser(commands) -> argparse.ArgumentParser:
                        help="address to listen on (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000,
                        help="port to listen on (default: 8000; 0 picks a free one)")
-    serve.add_argument("--max-texts", type=int, default=1000, metavar="N",
-                       help="most texts in one request (default: 1000)")
-    serve.add_argument("--max-chars", type=int, default=100_000, metavar="N",
-                       help="most characters in one text (default: 100000)")
-    serve.add_argument("--batch-wait-ms", type=float, default=5.0, metavar="MS",
+    serve.add_argument("--max-texts", type=int, default=SERVE_MAX_TEXTS, metavar="N",
+                       help=f"most texts in one request (default: {SERVE_MAX_TEXTS})")
+    serve.add_argument("--max-chars", type=int, default=SERVE_MAX_CHARS, metavar="N",
+                       help=f"most characters in one text (default: {SERVE_MAX_CHARS})")
+    serve.add_argument("--batch-wait-ms", type=float, default=SERVE_MAX_WAIT_MS, metavar="MS",
                        help="how long a request waits for others to share its model call "
-                            "(default: 5)")
+                            f"(default: {SERVE_MAX_WAIT_MS:g})")
     serve.add_argument("--backend", choices=BACKENDS, default="auto",
                        help="what runs the model (as for predict; default: auto)")
     serve.add_argument("--threads", type=int, metavar="N",

@@ -79,7 +79,9 @@ class SheetWriter:
 
     def __init__(self, path: Path, source: str):
         from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
 
+        self._text_cell = WriteOnlyCell
         self.path, self.source = path, source
         self.workbook = Workbook(write_only=True)
         self.sheet = self.workbook.create_sheet("labelled")
@@ -111,9 +113,7 @@ class SheetWriter:
         if len(value) > EXCEL_MAX_CELL:
             raise DataError(f"{where}: a field of {len(value):,} characters; an .xlsx cell holds "
                             f"at most {EXCEL_MAX_CELL:,}: write .csv output instead")
-        from openpyxl.cell import WriteOnlyCell
-
-        cell = WriteOnlyCell(self.sheet, value=value)
+        cell = self._text_cell(self.sheet, value=value)
         cell.data_type = "s"
         return cell
 

@@ -20,6 +20,7 @@ The rules (the same for training, evaluation and prediction):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import stat
@@ -128,12 +129,19 @@ class Layout:
 
 
 class Table:
-    """An open data file: its :class:`Layout`, an estimate of its rows (for progress bars), and
-    its rows as ``(line, fields)`` with one field per column. Close it (or use ``with``)."""
+    """An open data file: its :class:`Layout`, an estimate of its rows (for progress bars,
+    counted only when asked for: readers that need no estimate do not read the file twice),
+    and its rows as ``(line, fields)`` with one field per column. Close it (or use ``with``)."""
 
-    def __init__(self, layout: Layout, rows: Iterator[Record], expected_rows: int | None, closer):
-        self.layout, self.rows, self.expected_rows = layout, rows, expected_rows
-        self._closer = closer
+    def __init__(self, layout: Layout, rows: Iterator[Record], count_rows, closer):
+        self.layout, self.rows = layout, rows
+        self._count_rows, self._closer = count_rows, closer
+
+    @functools.cached_property
+    def expected_rows(self) -> int | None:
+        """About how many rows the file has (None when that cannot be known in advance)."""
+        count = self._count_rows()
+        return None if count is None else max(0, count - bool(self.layout.header))
 
     def close(self) -> None:
         self._closer()
@@ -190,10 +198,7 @@ def open_table(path: str | Path, *, labelled: bool, fmt: str | None = None,
     except BaseException:
         handle.close()
         raise
-    expected = _count_lines(path)
-    if expected is not None:
-        expected -= bool(layout.header)
-    return Table(layout, rows, expected, handle.close)
+    return Table(layout, rows, lambda: _count_lines(path), handle.close)
 
 
 def _count_lines(path) -> int | None:
@@ -263,7 +268,7 @@ def _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice
         worksheet.reset_dimensions()  # so every row and column is read, whatever the note says
         layout, rows = _table(source, "xlsx", sheet_records(worksheet), labelled, header,
                               text_choice, label_choice, sheet=worksheet.title)
-        expected = rows_in_dimension - bool(layout.header) if rows_in_dimension else None
+
     except DataError as exc:
         workbook.close()
         others = [name for name in workbook.sheetnames if name != worksheet.title]
@@ -274,7 +279,7 @@ def _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice
     except BaseException:
         workbook.close()
         raise
-    return Table(layout, rows, expected, workbook.close)
+    return Table(layout, rows, lambda: rows_in_dimension, workbook.close)
 
 
 def _empty(source: str, labelled: bool) -> DataError:
