@@ -32,7 +32,7 @@ def open_sheet(path: str, sheet: str | None):
         chosen = names[0]
     elif sheet in names:
         chosen = sheet
-    elif sheet.isdigit() and 1 <= int(sheet) <= len(names):
+    elif sheet.isdecimal() and 1 <= int(sheet) <= len(names):
         chosen = names[int(sheet) - 1]
     else:
         workbook.close()

@@ -60,7 +60,7 @@ def read_labelled(path: str | Path, class_names: Sequence[str] | None = None, *,
     if not texts:
         raise DataError(f"{layout.source}: no rows below the header" if layout.header
                         else f"{layout.source}: no examples found")
-    if class_names is None and all(label.isdigit() for label in labels):
+    if class_names is None and all(label.isdecimal() for label in labels):
         shown = sorted(set(labels), key=int)
         warnings.warn(
             f"{layout.source}: every label is a whole number ({', '.join(shown[:4])}"
@@ -82,7 +82,7 @@ def _clean_label(label: str) -> str:
 def _resolve_label(label: str, class_names: Sequence[str], where: str) -> str:
     if label in class_names:
         return label
-    if label.isdigit():
+    if label.isdecimal():
         index = int(label)
         if index < len(class_names):
             return class_names[index]

@@ -77,7 +77,7 @@ def _position(choice) -> int | None:
     """The position a column choice means when no column has it as its name."""
     if isinstance(choice, int):
         return choice
-    if isinstance(choice, str) and choice.strip().isdigit() and int(choice) >= 1:
+    if isinstance(choice, str) and choice.strip().isdecimal() and int(choice) >= 1:
         return int(choice)
     return None
 
@@ -467,7 +467,7 @@ def _label_side(data: Sequence[Record]) -> int | None:
                for i in (0, -1)]  # a TSV text may hold tabs: its label is the first or last field
     if not columns[0] or not columns[1]:
         return None
-    numeric = [all(value.isdigit() for value in column) for column in columns]
+    numeric = [all(value.isdecimal() for value in column) for column in columns]
     if numeric[0] != numeric[1]:
         return numeric.index(True)
     distinct = [len(set(column)) for column in columns]
