@@ -15,7 +15,8 @@ from newsclf.errors import ModelDirError
 
 TOKENIZERS = ("word", "char", "mixed")
 POOLINGS = ("mean", "max", "mean_max", "attention", "cls")
-POSITIONS = ("sinusoidal", "learned")
+POSITIONS = ("sinusoidal", "learned", "rotary", "relative")
+RELATIVE_DISTANCE = 16  # --position relative: query-key distances beyond this share one bias
 FEATURES_PER_TOKEN = {"word": 1, "char": 1, "mixed": 3}
 # how a trained model can be run: its engines and its ways with texts longer than max_len
 BACKENDS = ("auto", "onnx", "inference", "dynamic")

@@ -9,7 +9,8 @@ paddle = configure_paddle()
 
 from newsclf.model.inference import predict_scores, softmax  # noqa: E402
 from newsclf.model.layers import (EnsembleClassifier, NewsClassifier, build_network,  # noqa: E402
-                                  sinusoidal_encoding)
+                                  relative_buckets, rotary_tables, rotate, sinusoidal_encoding)
+from newsclf.spec import POSITIONS  # noqa: E402
 
 
 def make_model(**overrides):
@@ -29,7 +30,7 @@ def texts(n_features=3):
 
 
 @pytest.mark.parametrize("pooling", ["mean", "max", "mean_max", "attention", "cls"])
-@pytest.mark.parametrize("position", ["sinusoidal", "learned"])
+@pytest.mark.parametrize("position", POSITIONS)
 @pytest.mark.parametrize("pre_ln", [False, True])
 def test_padding_does_not_change_logits(pooling, position, pre_ln):
     model = make_model(pooling=pooling, position=position, pre_ln=pre_ln)
@@ -51,20 +52,77 @@ def test_attention_is_zero_on_padding_and_rows_sum_to_one():
         assert (weights[0, :, :, 4:] == 0).all()
 
 
-def test_attention_matches_paddles_own_attention():
-    model = make_model()
-    short, long = texts()
-    ids = paddle.to_tensor(pad_batch([short, long]))
-    _, attentions = model(ids, return_attention=True)
-    layer = model.encoder.layers[0]
-    x = model.embedding(ids).sum(axis=2) * 32 ** 0.5 + model.position_table[:11].unsqueeze(0)
-    mask = (ids[:, :, 0] != 0).unsqueeze([1, 2])
-    layer.self_attn.need_weights = True
-    try:
-        _, expected = layer.self_attn(x, x, x, mask)
-    finally:
-        layer.self_attn.need_weights = False
-    np.testing.assert_allclose(attentions[0].numpy(), expected.numpy(), atol=1e-6)
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+@pytest.mark.parametrize("pre_ln", [False, True])
+def test_encoder_layers_equal_paddles_transformer_encoder(pre_ln, pooling):
+    """The same parameters in paddle.nn.TransformerEncoder give the same outputs and weights,
+    so models trained with Paddle's layer load into newsclf's and predict the same."""
+    model = make_model(pre_ln=pre_ln, pooling=pooling)
+    layer = paddle.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, activation="gelu",
+                                              normalize_before=pre_ln)
+    reference = paddle.nn.TransformerEncoder(layer, 2, norm=paddle.nn.LayerNorm(32) if pre_ln
+                                             else None)
+    missing, unexpected = reference.set_state_dict(
+        {name[len("encoder."):]: value for name, value in model.state_dict().items()
+         if name.startswith("encoder.")})
+    assert not missing and not unexpected
+    reference.eval()
+    x = paddle.randn([2, 11, 32])
+    keep = paddle.to_tensor([[True] * 4 + [False] * 7, [True] * 11]).unsqueeze([1, 2])
+    ours = x
+    for ours_layer, theirs_layer in zip(model.encoder.layers, reference.layers):
+        theirs_layer.self_attn.need_weights = True
+        _, expected_weights = theirs_layer.self_attn(
+            theirs_layer.norm1(ours) if pre_ln else ours, None, None, keep)
+        theirs_layer.self_attn.need_weights = False
+        ours, weights = ours_layer(ours, keep)
+        np.testing.assert_allclose(weights.numpy(), expected_weights.numpy(), atol=1e-5)
+    if pre_ln:
+        ours = model.encoder.norm(ours)
+    np.testing.assert_allclose(ours.numpy(), reference(x, src_mask=keep).numpy(), atol=1e-5)
+
+
+def shifted_scores(model, x, shift):
+    """Layer 0's attention scores of ``x`` as if its tokens sat ``shift`` positions later."""
+    attention, length = model.encoder.layers[0].self_attn, x.shape[1]
+    if model.position == "rotary":
+        rotary = model.rotary_cos[shift:shift + length], model.rotary_sin[shift:shift + length]
+        return attention.scores(x, rotary=rotary)[0].numpy()
+    buckets = model.relative_table[shift:shift + length, shift:shift + length]
+    return attention.scores(x, buckets=buckets)[0].numpy()
+
+
+@pytest.mark.parametrize("position", ["rotary", "relative"])
+def test_relative_encodings_depend_on_distance_only(position):
+    model = make_model(position=position)
+    if position == "relative":  # trained biases are not zero
+        bias = model.encoder.layers[0].self_attn.relative_bias.weight
+        bias.set_value(paddle.randn(bias.shape))
+    x = paddle.randn([2, 9, 32])
+    unshifted = shifted_scores(model, x, 0)
+    for shift in (1, 7, 20):
+        np.testing.assert_allclose(shifted_scores(model, x, shift), unshifted, atol=1e-4)
+    # ... and they do depend on position: the same tokens in another order score differently
+    reordered = shifted_scores(model, x[:, ::-1], 0)[:, :, ::-1, ::-1]
+    assert np.abs(reordered - unshifted).max() > 1e-3
+
+
+def test_rotary_turns_each_dimension_pair_by_its_angle():
+    cos, sin = rotary_tables(5, 4)
+    x = paddle.to_tensor(np.array([1.0, 2.0, 3.0, 4.0], dtype="float32").reshape(1, 1, 1, 4))
+    turned = rotate(x, paddle.to_tensor(cos[3:4]), paddle.to_tensor(sin[3:4])).numpy().ravel()
+    for i, rate in enumerate((1.0, 0.01)):  # pair (i, i + 2) turns by 3 * 10000 ** (-i / 2)
+        angle = 3 * rate
+        a, b = 1.0 + i, 3.0 + i
+        np.testing.assert_allclose(turned[[i, i + 2]],
+                                   [a * np.cos(angle) - b * np.sin(angle),
+                                    b * np.cos(angle) + a * np.sin(angle)], atol=1e-6)
+
+
+def test_relative_buckets_clip_long_distances():
+    buckets = relative_buckets(40, max_distance=16)
+    assert buckets[0, 0] == 16 and buckets[0, 5] == 21 and buckets[5, 0] == 11
+    assert buckets[0, 39] == 32 and buckets[39, 0] == 0
 
 
 def test_predict_scores_keeps_input_order():

@@ -188,6 +188,40 @@ def test_ensemble_trains_resumes_exports_and_explains(tmp_path, tiny_config):
     assert accuracy == pytest.approx(metrics["dev_accuracy"])
 
 
+@pytest.mark.parametrize("position", ["rotary", "relative"])
+def test_relative_position_models_train_resume_export_and_explain(tmp_path, tiny_config, position):
+    from newsclf.config import TrainConfig
+    from newsclf.explain import explain
+
+    config = TrainConfig.from_dict({**tiny_config.to_dict(), "position": position, "epochs": 3})
+    train_data, dev_data = read_labelled(SAMPLE / "train.tsv"), read_labelled(SAMPLE / "dev.tsv")
+    full = train(config, train_data, dev_data, tmp_path / "full", progress=False,
+                 log=lambda m: None).output_dir
+
+    def interrupt_in_epoch_2(message):
+        if message.startswith("epoch 2/3 "):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, train_data, dev_data, tmp_path / "resumed", progress=False,
+              log=interrupt_in_epoch_2)
+    assert (tmp_path / "resumed" / "checkpoint").is_dir()
+    resumed = train(config, train_data, dev_data, tmp_path / "resumed", progress=False,
+                    log=lambda m: None, resume=True).output_dir
+    for name in ("metrics.json", "model.safetensors"):
+        assert (full / name).read_bytes() == (resumed / name).read_bytes()
+
+    predictor = Predictor.from_dir(full)
+    assert predictor.backend == FAST_BACKEND and predictor.spec.position == position
+    texts = dev_data.texts[:50]
+    np.testing.assert_allclose(predictor.predict_proba(texts),
+                               Predictor.from_dir(full, backend="dynamic").predict_proba(texts),
+                               atol=1e-4)
+    explanation = explain(predictor, texts[0])
+    assert explanation.attentions.shape[:2] == (config.n_layers, config.n_heads)
+    assert explanation.label == predictor.predict([texts[0]])[0]["label"]
+
+
 def test_worker_processes_do_not_rerun_a_script_without_main_guard(tmp_path):
     import subprocess
     import sys

@@ -31,7 +31,8 @@ _HELP = {
     "emb_dropout": "dropout on the input embeddings",
     "pre_ln": "layer norm before each sub-layer (pre-LN) instead of after",
     "pooling": "how token vectors become one text vector",
-    "position": "positional encoding",
+    "position": "positional encoding: added to the embeddings (sinusoidal, learned) or "
+                "applied inside the attention (rotary, relative)",
     "ensemble_size": "encoders trained independently (own seeds); predictions average their "
                      "probabilities",
     "distill": "with an ensemble, train one student encoder on the members' averaged "
