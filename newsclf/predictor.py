@@ -106,7 +106,8 @@ class Predictor:
         """Class probabilities ``[n, n_classes]`` and, per text, None or why it has no label
         (``"empty text"``, ``"no known token"``; its probabilities are then equal).
         ``long_text="chunk"`` classifies a text longer than ``max_len`` by all of it: windows
-        of ``max_len`` positions, read piece by piece, their scores averaged."""
+        of ``max_len`` positions, read piece by piece, their scores averaged with the first
+        window counting as much as all the others together (:func:`combine_windows`)."""
         from newsclf.model.inference import softmax
 
         texts = as_text_list(texts)
@@ -132,33 +133,43 @@ class Predictor:
         return known
 
     def _chunked_scores(self, texts, batch_size: int, out: np.ndarray) -> np.ndarray:
+        known = np.zeros(len(texts), dtype=bool)
+        for i, scores in enumerate(self.window_scores(texts, batch_size)):
+            if len(scores):
+                known[i] = True
+                out[i] = combine_windows(scores)
+        return known
+
+    def window_scores(self, texts: Sequence[str], batch_size: int = 256) -> list[np.ndarray]:
+        """For each text, the scores ``[windows, n_classes]`` of its consecutive windows of
+        ``max_len`` positions, in text order (what ``long_text="chunk"`` combines with
+        :func:`combine_windows`). Windows without a known token carry no evidence and are left
+        out: a text with none gets no rows."""
         from newsclf.model.inference import predict_scores
 
+        texts = as_text_list(texts)
+        check_prediction_options(batch_size=batch_size)
         size, n_features = self.spec.max_len, self.tokenizer.n_features
-        totals = np.zeros(out.shape, dtype=np.float64)
         windows_of = np.zeros(len(texts), dtype=np.int64)
-        known = np.zeros(len(texts), dtype=bool)
-        windows, owners = [], []
+        windows, scored = [], []
 
         def score_pending():
             if windows:
-                np.add.at(totals, owners, predict_scores(self._forward, windows, batch_size))
-                np.add.at(windows_of, owners, 1)
+                scored.append(predict_scores(self._forward, windows, batch_size))
                 windows.clear()
-                owners.clear()
 
         for i, text in enumerate(texts):
             for features in self.tokenizer.iter_feature_windows(text, size):
                 ids = self.vocab.encode(features, size, n_features)
-                if (ids != UNK_ID).any():  # windows with nothing known carry no evidence
-                    known[i] = True
+                if (ids != UNK_ID).any():
                     windows.append(ids)
-                    owners.append(i)
+                    windows_of[i] += 1
                 if len(windows) >= _WINDOWS_PER_CALL:
                     score_pending()
         score_pending()
-        out[known] = (totals[known] / windows_of[known, None]).astype(np.float32)
-        return known
+        scores = (np.concatenate(scored) if scored
+                  else np.zeros((0, len(self.classes_)), dtype=np.float32))
+        return np.split(scores, np.cumsum(windows_of)[:-1])
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256,
                       long_text: str = "truncate") -> np.ndarray:
@@ -188,12 +199,63 @@ class Predictor:
                 for p, order, problem in zip(probabilities, best, problems)]
         return [row[0] for row in rows] if top_k is None else rows
 
-    def explain(self, text: str):
-        """Tokens, attention weights and attention-rollout importance for one text (see
-        :mod:`newsclf.explain`)."""
-        from newsclf.explain import explain
+    def explain(self, text: str, method: str = "rollout", steps: int | None = None):
+        """Tokens, attention weights and each token's importance for one text: attention
+        rollout, or signed by ``method="occlusion"`` or ``"integrated-gradients"`` (``steps``
+        along the path); see :mod:`newsclf.explain`."""
+        from newsclf.explain import IG_STEPS, explain
 
-        return explain(self, text)
+        return explain(self, text, method=method, steps=IG_STEPS if steps is None else steps)
+
+
+# How long_text="chunk" combines the windows of a text, and the other rules it was measured
+# against (benchmarks/long_text.py): name -> (averaged: "logits" or "probabilities", a window's
+# weight: None for equal, "max_prob" for its top probability, "entropy" for exp(-entropy), the
+# first window's weight: None for its own, "half" for as much as all the others together, a
+# number for that many times its own).
+WINDOW_RULES = {
+    "logit_mean": ("logits", None, None),
+    "prob_mean": ("probabilities", None, None),
+    "max_prob": ("probabilities", "max_prob", None),
+    "entropy": ("probabilities", "entropy", None),
+    "lead_x3": ("probabilities", None, 3.0),
+    "lead_half": ("probabilities", None, "half"),
+    "lead_half_max_prob": ("probabilities", "max_prob", "half"),
+    "lead_half_entropy": ("probabilities", "entropy", "half"),
+    "lead_half_logit": ("logits", None, "half"),
+}
+CHUNK_RULE = "lead_half_logit"
+
+
+def combine_windows(scores, rule: str = CHUNK_RULE) -> np.ndarray:
+    """One text's scores ``[n_classes]`` from those of its windows ``[windows, n_classes]``, in
+    text order (:meth:`Predictor.window_scores`), by a rule of ``WINDOW_RULES``: a weighted
+    mean of the windows' scores (logits), or the log of a weighted mean of their probabilities.
+    The default, what ``long_text="chunk"`` does, is the mean of the scores with the first
+    window counting as much as all the others together. One window gives its own scores, none
+    gives zeros (equal probabilities)."""
+    if rule not in WINDOW_RULES:
+        raise NewsclfError(f"rule must be one of {', '.join(WINDOW_RULES)}, not {rule!r}")
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) <= 1:
+        return (scores[0] if len(scores) else np.zeros(scores.shape[1])).astype(np.float32)
+    averaged, weighting, lead = WINDOW_RULES[rule]
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+    if weighting == "max_prob":
+        weights = probabilities.max(axis=1)
+    elif weighting == "entropy":
+        weights = np.exp((probabilities * np.log(np.maximum(probabilities, 1e-300))).sum(axis=1))
+    else:
+        weights = np.ones(len(scores))
+    if lead == "half":
+        weights[0] = weights[1:].sum()
+    elif lead is not None:
+        weights[0] *= lead
+    weights /= weights.sum()
+    if averaged == "logits":
+        return (weights @ scores).astype(np.float32)
+    return np.log(weights @ probabilities).astype(np.float32)
 
 
 def _whole_number(value) -> bool:

@@ -53,7 +53,8 @@ class PredictRequest(BaseModel):
                                 "likely classes per text, best first")
     long_text: Literal["truncate", "chunk"] = Field(
         "truncate", description="texts longer than the model's max_len: keep the start "
-                                "(truncate) or average over windows covering all of it (chunk)")
+                                "(truncate) or read all of it in windows of max_len, the first "
+                                "counting as much as all the others together (chunk)")
 
 
 class Prediction(BaseModel):

@@ -254,6 +254,229 @@ def test_cls_models_drop_the_cls_position(cls_predictor):
         assert explanation.label == cls_predictor.predict([text])[0]["label"]
 
 
+# --- signed attributions: occlusion and integrated gradients ---
+
+def _paddle():
+    from newsclf.runtime import configure_paddle
+
+    return configure_paddle()
+
+
+def _label_probability(predictor, ids, target, scale=None):
+    """p(target) from the network for each row of ``ids`` ``[batch, length, features]``."""
+    paddle = _paddle()
+    model = predictor.model
+    model.eval()
+    with paddle.no_grad():
+        scores = model(paddle.to_tensor(ids),
+                       token_scale=None if scale is None else paddle.to_tensor(scale))
+    scores = scores.numpy().astype(np.float64)
+    probabilities = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return (probabilities / probabilities.sum(axis=1, keepdims=True))[:, target]
+
+
+def _check_occlusion(predictor, text):
+    explanation = explain(predictor, text, method="occlusion")
+    assert explanation.method == "occlusion" and explanation.signed
+    ids = predictor.encode([text])[0]
+    target = list(predictor.classes_).index(explanation.label)
+    assert explanation.importance.shape == (len(ids),) == (len(explanation.tokens),)
+    # recomputed one variant at a time: the row of position j deleted from the ids
+    full = predictor.predict_proba([text])[0, target]
+    for j in range(len(ids)):
+        without = _label_probability(predictor, np.delete(ids, j, axis=0)[None], target)[0]
+        assert explanation.importance[j] == pytest.approx(full - without, abs=1e-4), j
+    return explanation
+
+
+def _check_completeness(predictor, text, steps, tolerance):
+    explanation = explain(predictor, text, method="integrated-gradients", steps=steps)
+    assert explanation.signed and explanation.steps == steps
+    ids = predictor.encode([text])[0]
+    target = list(predictor.classes_).index(explanation.label)
+    baseline = _label_probability(predictor, ids[None], target,
+                                  np.zeros((1, len(ids)), dtype=np.float32))[0]
+    assert explanation.baseline_score == pytest.approx(baseline, abs=1e-5)
+    rise = explanation.score - baseline
+    assert abs(explanation.importance.sum() - rise) <= tolerance, (
+        explanation.importance.sum(), rise)
+    return explanation
+
+
+def test_occlusion_is_the_drop_without_each_token(predictor):
+    for text in HEADLINES[1:3]:
+        explanation = _check_occlusion(predictor, text)
+        # the attention stays available and is the same whatever the method
+        np.testing.assert_allclose(explanation.attentions, explain(predictor, text).attentions,
+                                   atol=1e-6)
+    assert len(explanation.importance) > 20  # the long headline: 20+ variants in one batch
+
+
+def test_integrated_gradients_add_up_to_the_rise_from_the_baseline(predictor):
+    for text in HEADLINES[1:]:
+        # trapezoid rule: the error shrinks with the square of the step count
+        coarse = _check_completeness(predictor, text, 32, 5e-3)
+        fine = _check_completeness(predictor, text, 128, 1e-3)
+        np.testing.assert_allclose(coarse.importance, fine.importance, atol=0.02)
+    with_steps = explain(predictor, HEADLINES[1], method="integrated-gradients")
+    assert with_steps.steps == 32 and str(with_steps.steps) in with_steps.description
+
+
+def test_integrated_gradients_use_the_true_gradient_per_token(predictor):
+    """One trapezoid step is the mean of the gradients at the baseline and at the input:
+    compare each token's with central differences of the network itself."""
+    from newsclf.explain import integrated_gradients
+
+    text = HEADLINES[2]
+    ids = predictor.encode([text])[0]
+    n, h = len(ids), 1e-2
+    target = int(np.argmax(predictor.predict_proba([text])[0]))
+    attributions, baseline, at_input = integrated_gradients(predictor, ids, target, steps=1)
+    scales = []
+    for alpha in (0.0, 1.0):
+        for j in range(n):
+            for sign in (1, -1):
+                scale = np.full(n, alpha)
+                scale[j] += sign * h
+                scales.append(scale)
+    p = _label_probability(predictor, np.repeat(ids[None], len(scales), axis=0), target,
+                           np.array(scales, dtype=np.float32)).reshape(2, n, 2)
+    gradients = (p[..., 0] - p[..., 1]) / (2 * h)
+    np.testing.assert_allclose(attributions, gradients.mean(axis=0), atol=2e-3)
+    assert at_input == pytest.approx(predictor.predict_proba([text])[0, target], abs=1e-5)
+
+
+class _TinyBag:
+    """A two-class model with known attributions: the logit of class 1 is the sum over the
+    positions of ``delta[id] * scale``, class 0's is 0, so ``p1 = sigmoid(z)``."""
+
+    def __init__(self, delta):
+        paddle = _paddle()
+
+        class Network(paddle.nn.Layer):
+            def __init__(self):
+                super().__init__()
+                self.table = paddle.to_tensor(np.asarray(delta, dtype=np.float32)[:, None])
+
+            def forward(self, ids, token_scale=None):
+                z = paddle.nn.functional.embedding(ids[:, :, 0], self.table)[:, :, 0]
+                if token_scale is not None:
+                    z = z * token_scale
+                z = z.sum(axis=1, keepdim=True)
+                return paddle.concat([paddle.zeros_like(z), z], axis=1)
+
+        self.model = Network()
+        self.classes_ = np.array(["against", "for"], dtype=object)
+
+
+def test_signs_and_values_on_a_model_with_known_attributions():
+    from newsclf.explain import integrated_gradients, occlusion_importance
+
+    delta = np.array([0, 0, 1.5, -0.7, 0.4, 0.9, -2.0])
+    model = _TinyBag(delta)
+    ids = np.array([[2], [3], [4], [5], [6], [2]])
+    d = delta[ids[:, 0]]
+    z = d.sum()  # 1.6: class 1 predicted
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    # integrated gradients of a function of sum(scale * d): IG_j = d_j / z * (p(z) - p(0))
+    attributions, baseline, at_input = integrated_gradients(model, ids, 1, steps=64)
+    np.testing.assert_allclose(attributions, d / z * (sigmoid(z) - 0.5), atol=1e-4)
+    assert (baseline, at_input) == (pytest.approx(0.5), pytest.approx(sigmoid(z)))
+    assert np.array_equal(np.sign(attributions), np.sign(d))  # + for class 1, - against it
+    # for class 0 every sign flips
+    np.testing.assert_allclose(integrated_gradients(model, ids, 0, steps=64)[0], -attributions,
+                               atol=1e-6)
+    # occlusion: deleting position j takes d_j out of the sum
+    np.testing.assert_allclose(occlusion_importance(model, ids, 1),
+                               sigmoid(z) - sigmoid(z - d), atol=1e-6)
+    # nothing left, or nothing known ([UNK] = 1) left: equal probabilities, as predict gives
+    assert occlusion_importance(model, ids[:1], 1) == pytest.approx([sigmoid(1.5) - 0.5])
+    unknown = np.array([[4], [1]])
+    np.testing.assert_allclose(occlusion_importance(model, unknown, 1),
+                               [sigmoid(0.4) - 0.5, 0.0], atol=1e-6)
+
+
+def test_delete_positions():
+    from newsclf.explain import delete_positions
+
+    ids = np.arange(12).reshape(6, 2)
+    np.testing.assert_array_equal(delete_positions(ids, [4, 1]), ids[[0, 2, 3, 5]])
+    np.testing.assert_array_equal(delete_positions(ids, []), ids)
+    with pytest.raises(IndexError):
+        delete_positions(ids, [6])
+
+
+@pytest.fixture(scope="module")
+def ensemble_predictor(sample_model, tmp_path_factory):
+    """An ensemble of two members built from the sample model's weights (the second one
+    perturbed), with no export: it runs on the dynamic graph."""
+    from dataclasses import replace
+
+    from newsclf import Predictor
+    from newsclf.model.layers import ensemble_weights
+    from newsclf.modeldir import load_model_dir, save_model_dir
+
+    files = load_model_dir(sample_model)
+    rng = np.random.default_rng(0)
+    other = {name: value + rng.normal(0, 0.05, value.shape).astype(value.dtype)
+             for name, value in files.weights.items()}
+    out = tmp_path_factory.mktemp("models") / "ensemble"
+    save_model_dir(out, spec=replace(files.spec, ensemble_size=2), vocab=files.vocab,
+                   labels=files.labels, weights=ensemble_weights([files.weights, other]),
+                   training={})
+    return Predictor.from_dir(out)
+
+
+def test_signed_methods_on_an_ensemble_and_a_cls_model(ensemble_predictor, cls_predictor):
+    assert type(ensemble_predictor.model).__name__ == "EnsembleClassifier"
+    for text in HEADLINES[1:3]:
+        _check_occlusion(ensemble_predictor, text)
+        _check_completeness(ensemble_predictor, text, 32, 5e-3)
+    assert cls_predictor.spec.pooling == "cls"
+    text = "央行宣布下调存款准备金率"
+    assert cls_predictor.classify([text])[1] == [None]
+    for explanation in (_check_occlusion(cls_predictor, text),
+                        _check_completeness(cls_predictor, text, 32, 5e-3)):
+        # one score per token, [CLS] not among them
+        assert len(explanation.importance) == len(explanation.tokens) \
+            == explanation.model_attentions.shape[-1] - 1
+
+
+def test_unknown_method_is_refused_in_one_line(predictor):
+    for method in ("bogus", None, "Rollout"):
+        with pytest.raises(NewsclfError) as error:
+            explain(predictor, "国足", method=method)
+        assert str(error.value) == (f"method must be one of rollout, occlusion, "
+                                    f"integrated-gradients, not {method!r}")
+    for steps in (0, 2.5, True):
+        with pytest.raises(NewsclfError, match="steps must be a whole number of at least 1"):
+            explain_batch(predictor, ["国足"], method="integrated-gradients", steps=steps)
+
+
+def test_signed_views_show_for_and_against(predictor):
+    explanation = explain(predictor, HEADLINES[2], method="occlusion")
+    assert (explanation.importance > 0).any() and (explanation.importance < 0).any()
+    plain = explanation.to_terminal(color=False, top=3)
+    assert "\x1b" not in plain
+    lines = plain.split("\n")
+    assert lines[0].startswith("prediction: " + explanation.label)
+    assert lines[1].startswith("importance: occlusion")
+    start, middle = lines.index(f"for {explanation.label}:"), lines.index(
+        f"against {explanation.label}:")
+    supporting, opposing = lines[start + 1:middle], lines[middle + 1:]
+    assert [line.split()[0] for line in supporting] == [t for t, _ in explanation.tokens_for(3)]
+    assert all(re.fullmatch(r"\s+\S+\s+\+\d\.\d{3}", line) for line in supporting)
+    assert all(re.fullmatch(r"\s+\S+\s+-\d\.\d{3}", line) for line in opposing)
+    assert opposing and opposing[0].split()[0] == explanation.tokens_against(1)[0][0]
+    coloured = explanation.to_terminal(color=True)
+    assert "\x1b[48;5;" in coloured and "green = for" in coloured
+
+    page = explanation.to_html(top=3)
+    assert "rgba(22, 163, 74" in page and "rgba(220, 38, 38" in page
+    assert "Green</span> = the token supports" in page and "drops when the token is deleted" in page
+    assert page.count('<ol class="for"><li>') == page.count('<ol class="against"><li>') == 1
+
+
 # --- CLI (the explain command through its own argparse parser; the wiring is tested separately) ---
 
 def _run(argv):
@@ -290,3 +513,33 @@ def test_cli_user_errors(sample_model, tmp_path):
         _run(["--model", tmp_path / "missing", "--text", "国足"])
     with pytest.raises(SystemExit):  # --text is required
         _run(["--model", sample_model])
+
+def test_cli_signed_methods(sample_model, tmp_path, capsys):
+    text = "沪指放量上涨 券商板块集体走强"
+    _run(["--model", sample_model, "--text", text, "--method", "occlusion", "--top", "3",
+          "--no-color"])
+    out = capsys.readouterr().out
+    assert out.startswith("prediction: ") and "\x1b" not in out
+    assert "importance: occlusion" in out and "\nfor " in out and "\nagainst " in out
+    signed = [line for line in out.split("\n") if re.fullmatch(r"\s+\S+\s+[+-]\d\.\d{3}", line)]
+    assert 1 <= len(signed) <= 6 and any("+" in line for line in signed)
+
+    page = tmp_path / "why.html"
+    _run(["--model", sample_model, "--text", text, "--method", "integrated-gradients", "--html",
+          page, "--no-color"])
+    out, err = capsys.readouterr()
+    assert "importance: integrated gradients" in out and str(page) in err
+    written = page.read_text(encoding="utf-8")
+    assert "Green</span> = the token supports" in written and "baseline" in written
+    assert re.search(r"rgba\((22, 163, 74|220, 38, 38), [01]\.\d{3}\)", written)
+    assert "http" not in written.lower()
+
+
+def test_cli_refuses_an_unknown_method(sample_model, capsys):
+    with pytest.raises(SystemExit) as stop:
+        _run(["--model", sample_model, "--text", "国足", "--method", "bogus"])
+    assert stop.value.code == 2
+    errors = [line for line in capsys.readouterr().err.strip().split("\n")
+              if "error:" in line]
+    assert len(errors) == 1 and "invalid choice: 'bogus'" in errors[0]
+    assert "rollout" in errors[0] and "integrated-gradients" in errors[0]

@@ -16,7 +16,9 @@ NOTEBOOKS = ROOT / "notebooks"
 # the minimum number of figures (image/png outputs) each notebook draws
 EXPECTED_FIGURES = {
     "01_quickstart.ipynb": 2,           # class balance (+ lengths), confusion matrix (+ curve)
-    "02_inside_the_encoder.ipynb": 3,   # positional encoding, attention heatmaps, padding, importance
+    # positional encodings (absolute; rotary and relative), attention heatmaps, padding,
+    # rollout importance, the three attribution methods, heads under four positional encodings
+    "02_inside_the_encoder.ipynb": 7,
     "03_batch_prediction.ipynb": 1,     # share of predicted classes
 }
 

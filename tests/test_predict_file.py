@@ -97,7 +97,7 @@ def test_txt_and_tsv_inputs(tmp_path, predictor):
     assert read_out(out)["title"].tolist() == ['"引号"开头的标题']
 
 
-def test_long_text_chunk_averages_windows(predictor):
+def test_long_text_chunk_combines_windows(predictor):
     article = "股市" * 200 + "足球比赛" * 100
     truncated = predictor.predict_proba([article])
     chunked = predictor.predict_proba([article], long_text="chunk")

@@ -6,23 +6,33 @@ import argparse
 import sys
 
 from newsclf.cli.common import add_model_option
-
 from newsclf.errors import NewsclfError
+from newsclf.explain import IG_STEPS, METHODS
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
-        "explain", help="show which tokens a prediction rests on (attention rollout)",
-        description="Classify one text and show the importance of each of its tokens "
-                    "(attention rollout over the encoder's layers and heads); optionally write "
-                    "a self-contained HTML page.")
+        "explain", help="show which tokens a prediction rests on, or push it for and against",
+        description="Classify one text and score each of its tokens: by attention rollout "
+                    "(where the information the classifier reads comes from; the default), or, "
+                    "signed, by occlusion or integrated gradients (which tokens push the "
+                    "predicted label's probability up, and which push it down); optionally "
+                    "write a self-contained HTML page.")
     add_model_option(parser)
     parser.add_argument("--text", required=True, action="append", metavar="TEXT",
                         help="a text to explain (repeat for several; --html takes one)")
+    parser.add_argument(
+        "--method", choices=METHODS, default="rollout",
+        help="how to score tokens: rollout (attention rollout: importance >= 0, summing to 1; "
+             "the default), occlusion (how much the label's probability drops when the token "
+             "is deleted: + for the label, - against it), integrated-gradients (the label's "
+             f"probability traced from no token embeddings to the text, {IG_STEPS} steps: + for, "
+             "- against)")
     parser.add_argument("--html", metavar="FILE",
                         help="also write the explanation as a self-contained HTML page")
     parser.add_argument("--top", type=int, default=10, metavar="N",
-                        help="list the N most important tokens (default: 10)")
+                        help="list the N most important tokens (signed methods: N for and "
+                             "N against the label; default: 10)")
     parser.add_argument("--color", action=argparse.BooleanOptionalAction, default=None,
                         help="shade tokens with terminal colours (default: when printing to a "
                              "terminal)")
@@ -49,7 +59,7 @@ def run(args: argparse.Namespace) -> None:
         if not target.parent.is_dir():
             raise NewsclfError(f"{target.parent}: output folder does not exist")
     predictor = Predictor.from_dir(args.model)
-    explanations = [explain(predictor, text) for text in args.text]
+    explanations = [explain(predictor, text, method=args.method) for text in args.text]
     print("\n\n".join(explanation.to_terminal(color=args.color, top=args.top)
                       for explanation in explanations))
     if target is not None:

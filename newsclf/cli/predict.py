@@ -36,8 +36,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
     predict.add_argument("--excel", action="store_true",
                          help="write UTF-8 with BOM so Excel shows Chinese correctly")
     predict.add_argument("--long-text", choices=LONG_TEXT_MODES, default="truncate",
-                         help="texts longer than the model's max_len: keep the start (truncate) or "
-                              "average over windows covering all of it (chunk)")
+                         help="texts longer than the model's max_len: keep the start (truncate, "
+                              "the default) or read all of it in windows of max_len, the first "
+                              "counting as much as all the others together (chunk)")
     predict.add_argument("--batch-size", type=int, default=256, metavar="N",
                          help="texts per model call (default: 256)")
     predict.add_argument("--workers", type=int, metavar="N",
