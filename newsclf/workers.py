@@ -130,9 +130,19 @@ class WorkerPool:
         self._executor.shutdown(wait=True)
 
     def stop(self) -> None:
-        for process in self._context.processes:
-            if process.pid is not None:  # started
-                process.kill()
+        started = [process for process in self._context.processes if process.pid is not None]
+        for process in started:
+            process.kill()
+        for process in started:
+            process.join()
+        # A worker killed while sending a result (or while its next call was being sent) leaves
+        # the pool's threads waiting on a pipe for ever: this process holds the other end too.
+        # With every worker gone, closing this process's ends turns those waits into errors
+        # the pool handles, so shutting it down (and exiting) cannot hang.
+        for queue, end in (("_result_queue", "_writer"), ("_call_queue", "_reader")):
+            connection = getattr(getattr(self._executor, queue, None), end, None)
+            if connection is not None:
+                connection.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _worker_died(self) -> NewsclfError:
