@@ -96,12 +96,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from newsclf.errors import NewsclfError
+from newsclf.spec import EXPLAIN_METHODS as METHODS, IG_STEPS
 
 UNK_TOKEN = "[UNK]"
 CLS_TOKEN = "[CLS]"
-METHODS = ("rollout", "occlusion", "integrated-gradients")
 SIGNED_METHODS = ("occlusion", "integrated-gradients")
-IG_STEPS = 32
 ROLLOUT_DESCRIPTION = "attention rollout (Abnar & Zuidema 2020), heads averaged, residual 0.5"
 
 # xterm-256 background colours from pale to strong, for shading tokens by importance

@@ -107,7 +107,8 @@ class Predictor:
         (``"empty text"``, ``"no known token"``; its probabilities are then equal).
         ``long_text="chunk"`` classifies a text longer than ``max_len`` by all of it: windows
         of ``max_len`` positions, read piece by piece, their scores averaged with the first
-        window counting as much as all the others together (:func:`combine_windows`)."""
+        window counting as much as all the others together; ``"chunk-mean"`` counts every
+        window the same (:data:`LONG_TEXT_RULES`, :func:`combine_windows`)."""
         from newsclf.model.inference import softmax
 
         texts = as_text_list(texts)
@@ -116,7 +117,7 @@ class Predictor:
         if long_text == "truncate":
             known = self._truncated_scores(texts, batch_size, scores)
         else:
-            known = self._chunked_scores(texts, batch_size, scores)
+            known = self._chunked_scores(texts, batch_size, scores, LONG_TEXT_RULES[long_text])
         problems = [None if ok else (NO_KNOWN_TOKEN if has_content(text) else EMPTY_TEXT)
                     for text, ok in zip(texts, known)]
         scores[~known] = 0.0  # equal probabilities: no evidence
@@ -132,12 +133,12 @@ class Predictor:
                                         batch_size)
         return known
 
-    def _chunked_scores(self, texts, batch_size: int, out: np.ndarray) -> np.ndarray:
+    def _chunked_scores(self, texts, batch_size: int, out: np.ndarray, rule: str) -> np.ndarray:
         known = np.zeros(len(texts), dtype=bool)
         for i, scores in enumerate(self.window_scores(texts, batch_size)):
             if len(scores):
                 known[i] = True
-                out[i] = combine_windows(scores)
+                out[i] = combine_windows(scores, rule)
         return known
 
     def window_scores(self, texts: Sequence[str], batch_size: int = 256) -> list[np.ndarray]:
@@ -225,6 +226,8 @@ WINDOW_RULES = {
     "lead_half_logit": ("logits", None, "half"),
 }
 CHUNK_RULE = "lead_half_logit"
+# the rule of each long_text mode that reads every window
+LONG_TEXT_RULES = {"chunk": CHUNK_RULE, "chunk-mean": "logit_mean"}
 
 
 def combine_windows(scores, rule: str = CHUNK_RULE) -> np.ndarray:

@@ -51,10 +51,11 @@ class PredictRequest(BaseModel):
     top_k: Optional[StrictInt] = Field(
         None, ge=1, description="left out: one prediction per text; K: a list of the K most "
                                 "likely classes per text, best first")
-    long_text: Literal["truncate", "chunk"] = Field(
+    long_text: Literal[LONG_TEXT_MODES] = Field(
         "truncate", description="texts longer than the model's max_len: keep the start "
                                 "(truncate) or read all of it in windows of max_len, the first "
-                                "counting as much as all the others together (chunk)")
+                                "counting as much as all the others together (chunk) or all "
+                                "the same (chunk-mean)")
 
 
 class Prediction(BaseModel):

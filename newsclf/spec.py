@@ -20,7 +20,10 @@ RELATIVE_DISTANCE = 16  # --position relative: query-key distances beyond this s
 FEATURES_PER_TOKEN = {"word": 1, "char": 1, "mixed": 3}
 # how a trained model can be run: its engines and its ways with texts longer than max_len
 BACKENDS = ("auto", "onnx", "inference", "dynamic")
-LONG_TEXT_MODES = ("truncate", "chunk")
+LONG_TEXT_MODES = ("truncate", "chunk", "chunk-mean")
+# how `explain` scores tokens, and the steps of integrated gradients' path
+EXPLAIN_METHODS = ("rollout", "occlusion", "integrated-gradients")
+IG_STEPS = 32
 # the HTTP service's default limits and batching (here, so `newsclf serve --help` needs no FastAPI)
 SERVE_MAX_TEXTS, SERVE_MAX_CHARS, SERVE_MAX_WAIT_MS = 1_000, 100_000, 5.0
 USER_DICT_FILE = "user_dict.txt"  # the jieba user dictionary's name inside a model directory

@@ -107,6 +107,9 @@ def test_a_confident_lead_keeps_its_label_against_a_longer_weaker_body(predictor
         return predictor.classes_[np.argmax(scores)]
 
     assert label(combine_windows(windows, "logit_mean")) == "体育"  # the body outvotes a mean
+    evenly = predictor.predict_proba([text], long_text="chunk-mean")[0]
+    np.testing.assert_allclose(evenly, probabilities_of(combine_windows(windows, "logit_mean")),
+                               atol=1e-6)
     truncated = predictor.predict_proba([text])[0]
     chunked = predictor.predict_proba([text], long_text="chunk")[0]
     assert label(truncated) == label(chunked) == "游戏"

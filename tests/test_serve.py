@@ -15,6 +15,8 @@ from importlib.util import find_spec
 
 import pytest
 
+from newsclf.spec import LONG_TEXT_MODES
+
 from conftest import ROOT, SAMPLE, assert_user_error, run_cli
 
 needs_serve = pytest.mark.skipif(
@@ -120,7 +122,7 @@ def test_top_k_equals_predictor(client, predictor, texts, top_k):
 def test_long_text_chunk(client, predictor, texts):
     article = "".join(texts[:12])[:MAX_CHARS]
     assert len(article) > predictor.spec.max_len
-    for mode in ("truncate", "chunk"):
+    for mode in LONG_TEXT_MODES:
         predictions = client.post("/predict", json={"texts": [article, texts[0]], "top_k": 2,
                                                     "long_text": mode}).json()["predictions"]
         assert_same(predictions, predictor.predict([article, texts[0]], top_k=2, long_text=mode))

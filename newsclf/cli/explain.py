@@ -7,7 +7,7 @@ import sys
 
 from newsclf.cli.common import add_model_option
 from newsclf.errors import NewsclfError
-from newsclf.explain import IG_STEPS, METHODS
+from newsclf.spec import EXPLAIN_METHODS, IG_STEPS
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -22,7 +22,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     parser.add_argument("--text", required=True, action="append", metavar="TEXT",
                         help="a text to explain (repeat for several; --html takes one)")
     parser.add_argument(
-        "--method", choices=METHODS, default="rollout",
+        "--method", choices=EXPLAIN_METHODS, default="rollout",
         help="how to score tokens: rollout (attention rollout: importance >= 0, summing to 1; "
              "the default), occlusion (how much the label's probability drops when the token "
              "is deleted: + for the label, - against it), integrated-gradients (the label's "

@@ -38,7 +38,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     predict.add_argument("--long-text", choices=LONG_TEXT_MODES, default="truncate",
                          help="texts longer than the model's max_len: keep the start (truncate, "
                               "the default) or read all of it in windows of max_len, the first "
-                              "counting as much as all the others together (chunk)")
+                              "counting as much as all the others together (chunk) or all the "
+                              "same (chunk-mean: for texts without a lead, e.g. transcripts)")
     predict.add_argument("--batch-size", type=int, default=256, metavar="N",
                          help="texts per model call (default: 256)")
     predict.add_argument("--workers", type=int, metavar="N",
