@@ -135,14 +135,14 @@ class WorkerPool:
             process.kill()
         for process in started:
             process.join()
-        # A worker killed while sending a result (or while its next call was being sent) leaves
-        # the pool's threads waiting on a pipe for ever: this process holds the other end too.
-        # With every worker gone, closing this process's ends turns those waits into errors
-        # the pool handles, so shutting it down (and exiting) cannot hang.
-        for queue, end in (("_result_queue", "_writer"), ("_call_queue", "_reader")):
-            connection = getattr(getattr(self._executor, queue, None), end, None)
-            if connection is not None:
-                connection.close()
+        # A worker killed while sending a result leaves the pool's manager thread reading the
+        # rest of that message for ever: this process holds the pipe's other end too. With
+        # every worker gone, closing that end turns the wait into an end of file the pool
+        # handles as a broken pool, so shutting it down (and exiting) cannot hang. Only this
+        # end: the pool's own threads close the others, and closing them here races with that.
+        result_queue = getattr(self._executor, "_result_queue", None)
+        if result_queue is not None:
+            result_queue._writer.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _worker_died(self) -> NewsclfError:
