@@ -18,11 +18,35 @@ def test_defaults_validate_and_round_trip():
     ({"d_model": 100, "n_heads": 3}, "multiple of n_heads"),
     ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
     ({"epochs": 0}, "epochs must be at least 1"),
+    ({"patience": 0}, "patience must be at least 1"),
+    ({"patience": 2.5}, "patience must be int"),
+    ({"d_model": None}, "d_model must be at least 1, got None"),
     ({"lr": 0}, "lr must be positive"),
 ])
 def test_bad_settings_are_named(values, message):
     with pytest.raises(NewsclfError, match=message):
         TrainConfig.from_dict(values)
+
+
+@pytest.mark.parametrize("n_train, epochs, patience", [
+    (45000, 4, 3),     # THUCNews: the measured 4 epochs
+    (60000, 4, 3),     # more data never fewer than 4 epochs
+    (15000, 12, 3),
+    (5000, 36, 4),
+    (1000, 100, 10),   # capped: about 180,000 texts would take 180 epochs
+    (400, 100, 10),
+    (0, 100, 10),
+])
+def test_epochs_and_patience_follow_the_training_size(n_train, epochs, patience):
+    chosen = TrainConfig().for_training_size(n_train)
+    assert (chosen.epochs, chosen.patience) == (epochs, patience)
+    assert chosen.automatic() == [] and TrainConfig().automatic() == ["epochs", "patience"]
+
+
+def test_settings_given_are_never_chosen_for_the_data():
+    given = TrainConfig(epochs=7, patience=2).for_training_size(400)
+    assert (given.epochs, given.patience) == (7, 2)
+    assert TrainConfig(epochs=50).for_training_size(45000).patience == 5
 
 
 def test_config_files(tmp_path):

@@ -9,7 +9,7 @@ import sys
 from dataclasses import fields
 
 from newsclf.cli.common import add_data_options, layout_help, log_to_stderr, read_labelled_files
-from newsclf.config import TrainConfig
+from newsclf.config import AUTOMATIC, TrainConfig, setting_type
 from newsclf.errors import DataError, NewsclfError
 from newsclf.modeldir import METRICS
 from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS
@@ -40,7 +40,8 @@ _HELP = {
                "accuracy is more than 1 point below the ensemble's",
     "distill_alpha": "the student's loss: this share on the labels, the rest on the ensemble's "
                      "probabilities",
-    "epochs": "maximum epochs",
+    "epochs": "maximum epochs (default: enough to see about 180,000 texts per encoder, 4 to "
+              "100: 4 for 45,000 texts, 36 for 5,000)",
     "batch_size": "texts per training step",
     "lr": "peak learning rate (AdamW)",
     "weight_decay": "AdamW weight decay",
@@ -48,7 +49,8 @@ _HELP = {
     "clip_norm": "gradient clipping by global norm (0: off)",
     "label_smoothing": "label smoothing of the training loss",
     "token_dropout": "probability of replacing a token by [UNK] in training",
-    "patience": "stop after this many epochs without dev macro-F1 gain",
+    "patience": "stop after this many epochs without dev macro-F1 gain (default: a tenth of "
+                "the epochs, at least 3)",
     "seed": "random seed (same seed and data: same metrics)",
 }
 
@@ -105,13 +107,14 @@ def add_parser(commands) -> argparse.ArgumentParser:
     for field in fields(TrainConfig):
         default = getattr(defaults, field.name)
         flag = "--" + field.name.replace("_", "-")
-        help_text = f"{_HELP.get(field.name, '')} (default: {default})"
+        help_text = _HELP.get(field.name, "")
+        if field.name not in AUTOMATIC:
+            help_text += f" (default: {default})"
         if isinstance(default, bool):
             group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
                                default=None, help=help_text)
         else:
-            kind = str if default is None else type(default)
-            group.add_argument(flag, dest=field.name, type=kind, default=None,
+            group.add_argument(flag, dest=field.name, type=setting_type(field.name), default=None,
                                choices=_CHOICES.get(field.name), help=help_text,
                                metavar=None if field.name in _CHOICES else field.name.upper())
     return train

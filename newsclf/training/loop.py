@@ -97,6 +97,8 @@ class RunSetup:
     # the student's setup: the class distribution to learn for each training text (y_train is
     # then None); see :mod:`.distill`
     targets: np.ndarray | None = None
+    # the settings TrainConfig.for_training_size chose (recorded in training.json)
+    automatic: tuple = ()
 
     @property
     def student(self) -> bool:
@@ -134,6 +136,8 @@ class RunSetup:
         if settings["user_dict"]:
             settings["user_dict"] = USER_DICT_FILE
         training = {"settings": settings, "world_size": world_size}
+        if self.automatic:
+            training["automatic"] = list(self.automatic)
         if distillation is not None:
             training["distillation"] = distillation
         return dict(spec=self.member_spec() if one_encoder else self.model_spec(),

@@ -81,7 +81,7 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     With ``config.ensemble_size > 1`` each member trains on its own (own seed, early stopping
     and checkpoint), ``workers`` of them at once in separate processes (default: as many as
     there are members and CPU cores); the result does not depend on ``workers``. Then, with
-    ``config.distill`` (the default), one student encoder learns the members' averaged
+    ``config.distill``, one student encoder learns the members' averaged
     probabilities on the training texts and ``unlabeled_texts`` (blank ones skipped), and the
     model directory predicts with it alone, unless its dev accuracy is more than 1 point below
     the ensemble's (see :mod:`.distill`).
@@ -144,6 +144,12 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     model there; returns the metrics ({} on the processes that do not write). ``resume_flags``
     are the options that continue the run if it is interrupted."""
     started = time.perf_counter()
+    automatic = config.automatic()
+    config = config.for_training_size(len(train_data))
+    if automatic:
+        log(", ".join(f"{name} {getattr(config, name)}" for name in automatic)
+            + f" (chosen for {len(train_data)} training texts; set "
+            + " / ".join(f"--{name}" for name in automatic) + " to choose)")
     class_index = {name: i for i, name in enumerate(classes)}
     tokenizer = Tokenizer(config.tokenizer, config.user_dict)
     train_features = [tokenizer.features(text) for text in train_data.texts]
@@ -166,7 +172,7 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
                     "vocab_head": vocab.tokens[:1000], "n_train": len(train_ids),
                     "n_dev": len(dev_data) if dev_data else 0}
     setup = RunSetup(config, classes, vocab, train_ids, y_train, dev_ids, y_dev, run_identity,
-                     work_dir, resume, resume_flags)
+                     work_dir, resume, resume_flags, automatic=tuple(automatic))
     n_members = config.ensemble_size
     texts_per_epoch = len(train_ids) * n_members + (
         len(train_ids) + len(unlabeled_ids) if config.distilling else 0)
