@@ -233,3 +233,13 @@ def test_resume_after_a_crash_during_the_student_ends_like_the_uninterrupted_run
     for name in ("model.safetensors", "metrics.json"):
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
     assert not (out / "checkpoint").exists()
+
+
+def test_a_student_gets_epochs_for_all_the_texts_it_learns_from():
+    run = TrainConfig(distill=True).for_training_size(5000)
+    assert run.epochs == 36
+    student = distill.student_config(run, ["epochs", "patience"], 5000 + 40000)
+    assert (student.epochs, student.patience) == (4, 3)
+    assert distill.student_config(run, [], 45000) == run  # given settings stay
+    given = TrainConfig(distill=True, epochs=6).for_training_size(5000)
+    assert distill.student_config(given, ["patience"], 45000).epochs == 6

@@ -21,6 +21,7 @@ import dataclasses
 
 import numpy as np
 
+from newsclf.config import TrainConfig
 from newsclf.errors import DataError, NewsclfError
 from newsclf.training.distributed import Parallel
 from newsclf.training.loop import MemberResult, RunSetup, train_member
@@ -80,18 +81,26 @@ def student_targets(teacher: np.ndarray, labels: np.ndarray, alpha: float,
     return targets
 
 
+def student_config(config: TrainConfig, automatic, n_texts: int) -> TrainConfig:
+    """The student's settings: the run's, with the ``automatic`` ones chosen for the ``n_texts``
+    it learns from (labelled and unlabelled), not for the labelled texts alone."""
+    if not automatic:
+        return config
+    return dataclasses.replace(config, **dict.fromkeys(automatic)).for_training_size(n_texts)
+
+
 def train_student(setup: RunSetup, members: list[MemberResult], unlabeled_ids: list, report,
                   parallel: Parallel) -> MemberResult:
     """Train the student of ``members`` on the training texts and ``unlabeled_ids``; returns
     its best epoch's weights and dev probabilities."""
-    config = setup.config
     texts = setup.train_ids + unlabeled_ids
+    config = student_config(setup.config, setup.automatic, len(texts))
     report("log", f"distilling the {len(members)} members into one student encoder: "
                   f"{len(setup.train_ids)} labelled and {len(unlabeled_ids)} unlabelled texts, "
                   f"alpha {config.distill_alpha}")
     teacher = teacher_probabilities(members, setup, texts, parallel)
     student = dataclasses.replace(
-        setup, train_ids=texts, y_train=None,
+        setup, config=config, train_ids=texts, y_train=None,
         targets=student_targets(teacher, setup.y_train, config.distill_alpha,
                                 config.label_smoothing),
         run_identity={**setup.run_identity, "n_unlabeled": len(unlabeled_ids)})

@@ -103,7 +103,8 @@ class Reporter:
     records and one transient progress bar for the whole run (texts seen over all members, the
     student and their epochs)."""
 
-    def __init__(self, log, progress: bool, config, total_texts: int, train_log: Path | None):
+    def __init__(self, log, progress: bool, config, total_texts: int, train_log: Path | None,
+                 student_config=None):
         from tqdm.auto import tqdm
 
         self.log, self.train_log = log, train_log
@@ -112,8 +113,10 @@ class Reporter:
         n_members = config.ensemble_size
         self.members = EpochTable([encoder_name(m, n_members, False) for m in range(n_members)],
                                   config.epochs, config.patience, "", self._show)
-        self.student = EpochTable([encoder_name(n_members, n_members, True)], config.epochs,
-                                  config.patience, "student ", self._show)
+        student_config = student_config or config
+        self.student = EpochTable([encoder_name(n_members, n_members, True)],
+                                  student_config.epochs, student_config.patience, "student ",
+                                  self._show)
 
     def __call__(self, kind: str, payload) -> None:
         if kind == "texts":

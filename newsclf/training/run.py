@@ -24,8 +24,9 @@ from newsclf.errors import DataError, NewsclfError
 from newsclf.files import write_json
 from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
 from newsclf.tokenize import Tokenizer
-from newsclf.training.distill import (check_unlabeled_allowed, student_replaces_ensemble,
-                                      train_student, unlabeled_text_list)
+from newsclf.training.distill import (check_unlabeled_allowed, student_config,
+                                      student_replaces_ensemble, train_student,
+                                      unlabeled_text_list)
 from newsclf.training.distributed import Parallel
 from newsclf.training.ensemble import train_members_in_processes
 from newsclf.training.lock import OutputDirectory
@@ -174,10 +175,14 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     setup = RunSetup(config, classes, vocab, train_ids, y_train, dev_ids, y_dev, run_identity,
                      work_dir, resume, resume_flags, automatic=tuple(automatic))
     n_members = config.ensemble_size
-    texts_per_epoch = len(train_ids) * n_members + (
-        len(train_ids) + len(unlabeled_ids) if config.distilling else 0)
-    reporter = Reporter(log, progress, config, texts_per_epoch * config.epochs,
-                        work_dir / TRAIN_LOG if parallel.writer else None)
+    total_texts = len(train_ids) * n_members * config.epochs
+    student_settings = None
+    if config.distilling:
+        n_student = len(train_ids) + len(unlabeled_ids)
+        student_settings = student_config(config, automatic, n_student)
+        total_texts += n_student * student_settings.epochs
+    reporter = Reporter(log, progress, config, total_texts,
+                        work_dir / TRAIN_LOG if parallel.writer else None, student_settings)
     try:
         if workers > 1 and n_members > 1 and parallel.world == 1:
             results = train_members_in_processes(setup, reporter, workers)
