@@ -174,7 +174,7 @@ def test_distill_alpha_is_checked():
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "blank", "no-column", "directory",
-                                  "no-distill", "without-distill", "one-encoder"])
+                                  "no-distill", "one-encoder"])
 def test_bad_unlabeled_input_is_one_line_before_training(tmp_path, data, case):
     empty, blank = tmp_path / "empty.txt", tmp_path / "blank.txt"
     empty.write_bytes(b"")
@@ -188,8 +188,7 @@ def test_bad_unlabeled_input_is_one_line_before_training(tmp_path, data, case):
         "no-column": (unnamed, ["--distill"], ["unnamed.csv: 3 columns and no header row",
                                                "--unlabeled-text-column N"]),
         "directory": (tmp_path, ["--distill"], ["is a directory"]),
-        "no-distill": (data["txt"], ["--no-distill"], ["add --distill"]),
-        "without-distill": (data["txt"], [], ["add --distill"]),
+        "no-distill": (data["txt"], ["--no-distill"], ["leave out --no-distill"]),
         "one-encoder": (data["txt"], ["--ensemble-size", "1", "--distill"],
                         ["set --ensemble-size 2"]),
     }[case]
@@ -243,3 +242,16 @@ def test_a_student_gets_epochs_for_all_the_texts_it_learns_from():
     assert distill.student_config(run, [], 45000) == run  # given settings stay
     given = TrainConfig(distill=True, epochs=6).for_training_size(5000)
     assert distill.student_config(given, ["patience"], 45000).epochs == 6
+
+
+def test_unlabeled_texts_turn_distillation_on_unless_it_is_refused(tmp_path, data):
+    out = tmp_path / "m"
+    log = train_here("--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv", "--output", out,
+                     *TINY, "--unlabeled", data["txt"], "--epochs", "2", "--workers", "1")
+    assert "distilling the 2 members into one student encoder" in log
+    assert read_json(out / "training.json")["settings"]["distill"] is True
+    assert read_json(out / "training.json")["distillation"]["n_unlabeled"] == data["n_txt"]
+    assert not distill.settle_distill(TrainConfig(), unlabeled=False).distill
+    assert distill.settle_distill(TrainConfig(distill=True), unlabeled=False).distill
+    with pytest.raises(NewsclfError, match="leave out --no-distill"):
+        distill.settle_distill(TrainConfig(distill=False), unlabeled=True)

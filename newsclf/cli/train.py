@@ -9,7 +9,7 @@ import sys
 from dataclasses import fields
 
 from newsclf.cli.common import add_data_options, layout_help, log_to_stderr, read_labelled_files
-from newsclf.config import AUTOMATIC, TrainConfig, setting_type
+from newsclf.config import TrainConfig, setting_type
 from newsclf.errors import DataError, NewsclfError
 from newsclf.modeldir import METRICS
 from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS
@@ -37,7 +37,8 @@ _HELP = {
                      "probabilities",
     "distill": "with an ensemble, train one student encoder on the members' averaged "
                "probabilities and predict with it alone (one encoder's cost), unless its dev "
-               "accuracy is more than 1 point below the ensemble's",
+               "accuracy is more than 1 point below the ensemble's (default: on when "
+               "--unlabeled is given)",
     "distill_alpha": "the student's loss: this share on the labels, the rest on the ensemble's "
                      "probabilities",
     "epochs": "maximum epochs (default: enough to see about 180,000 texts per encoder, 4 to "
@@ -67,9 +68,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
                        help="model directory to write: new or empty, unless --overwrite or "
                             "--resume; a folder holding other files is never written")
     train.add_argument("--unlabeled", metavar="PATH",
-                       help="texts without labels for the distilled student to learn the "
-                            "ensemble's predictions on, read as 'newsclf predict' reads its input "
-                            "(e.g. .txt with one text per line)")
+                       help="texts without labels for a distilled student to learn the "
+                            "ensemble's predictions on (turns --distill on), read as 'newsclf "
+                            "predict' reads its input (e.g. .txt with one text per line)")
     train.add_argument("--unlabeled-text-column", metavar="NAME|N",
                        help="the text column of --unlabeled, by name or position from 1 "
                             "(default: detected, as for files to label)")
@@ -108,9 +109,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
         default = getattr(defaults, field.name)
         flag = "--" + field.name.replace("_", "-")
         help_text = _HELP.get(field.name, "")
-        if field.name not in AUTOMATIC:
+        if default is not None:
             help_text += f" (default: {default})"
-        if isinstance(default, bool):
+        if setting_type(field.name) is bool:
             group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
                                default=None, help=help_text)
         else:
@@ -148,12 +149,10 @@ def read_unlabeled(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> None:
     from newsclf.training import train
-    from newsclf.training.distill import check_unlabeled_allowed
+    from newsclf.training.distill import settle_distill
     from newsclf.training.distributed import LAUNCHED_BY_NEWSCLF
 
-    config = train_config(args)
-    if args.unlabeled is not None:
-        check_unlabeled_allowed(config)
+    config = settle_distill(train_config(args), args.unlabeled is not None)
     if _launched(args, config):
         return
     class_names, train_data, dev_data = read_labelled_files(args, args.train, args.dev)

@@ -40,10 +40,21 @@ def unlabeled_text_list(texts, source: str) -> list[str]:
     return kept
 
 
+def settle_distill(config: TrainConfig, unlabeled: bool) -> TrainConfig:
+    """``config`` with ``distill`` decided: left unset (None) it is on exactly when there are
+    unlabelled texts, as only a student learns from them; unlabelled texts without a student
+    (one encoder, or ``distill=False``) are refused."""
+    if config.distill is None:
+        config = dataclasses.replace(config, distill=unlabeled)
+    if unlabeled:
+        check_unlabeled_allowed(config)
+    return config
+
+
 def check_unlabeled_allowed(config) -> None:
     """Unlabelled texts train the student only: refuse them when there is none."""
     fix = ("set --ensemble-size 2 or more" if config.ensemble_size == 1 else
-           "add --distill" if not config.distill else None)
+           "leave out --no-distill" if not config.distill else None)
     if fix:
         raise NewsclfError("unlabelled texts (--unlabeled) are learned only by the student "
                            f"distilled from an ensemble: {fix}, or leave out --unlabeled")

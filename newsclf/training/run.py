@@ -24,7 +24,7 @@ from newsclf.errors import DataError, NewsclfError
 from newsclf.files import write_json
 from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
 from newsclf.tokenize import Tokenizer
-from newsclf.training.distill import (check_unlabeled_allowed, student_config,
+from newsclf.training.distill import (settle_distill, student_config,
                                       student_replaces_ensemble, train_student,
                                       unlabeled_text_list)
 from newsclf.training.distributed import Parallel
@@ -92,8 +92,8 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     config.validate()
     if workers is not None and workers < 1:
         raise NewsclfError(f"workers must be at least 1, got {workers}")
+    config = settle_distill(config, unlabeled_texts is not None)
     if unlabeled_texts is not None:
-        check_unlabeled_allowed(config)
         unlabeled_texts = unlabeled_text_list(unlabeled_texts, "unlabeled_texts")
     output = OutputDirectory(output_dir, overwrite=overwrite, resume=resume)
     output.check()  # before Paddle's seconds of import; checked again holding the lock
