@@ -6,7 +6,7 @@ Tasks (``--tasks`` picks some; all by default):
 - ``size-N``: N training headlines drawn at random (stratified by class), all 10 classes;
   N in 1,000, 5,000, 15,000 and 45,000 (the whole training file);
 - ``classes-4``: 4 of the 10 classes, 5,000 training headlines;
-- ``merged-5``: the 10 classes merged into 5 (pairs of unrelated topics), 5,000 headlines;
+- ``merged-5``: the 10 classes merged into 5 (random pairs), 5,000 headlines;
 - ``imbalanced``: 15,000 headlines where one class is 10x rarer than the others.
 
 Dev sets are the THUCNews dev headlines of the task's classes (with merged names where merged).

@@ -100,9 +100,12 @@ class TrainConfig:
         TF-IDF + LinearSVC. Patience: a tenth of the epochs, at least 3, so a small set's short,
         noisy epochs do not stop its training at the first plateau.
         """
-        epochs = self.epochs or min(EPOCH_RANGE[1], max(EPOCH_RANGE[0],
-                                                        math.ceil(TEXTS_PER_ENCODER / max(1, n_train))))
-        patience = self.patience or max(3, math.ceil(epochs / 10))
+        epochs, patience = self.epochs, self.patience
+        if epochs is None:
+            wanted = math.ceil(TEXTS_PER_ENCODER / max(1, n_train))
+            epochs = min(EPOCH_RANGE[1], max(EPOCH_RANGE[0], wanted))
+        if patience is None:
+            patience = max(3, math.ceil(epochs / 10))
         return dataclasses.replace(self, epochs=epochs, patience=patience)
 
     def automatic(self) -> list[str]:
@@ -134,10 +137,12 @@ class TrainConfig:
             raise NewsclfError(f"{source}: unknown setting(s) {', '.join(unknown)}; "
                                f"known: {', '.join(sorted(known))}")
         config = cls(**values)
+        defaults = cls()
         for f in fields(cls):
             value = getattr(config, f.name)
             expected = setting_type(f.name)
-            if value is not None and not _fits(value, expected):
+            if value is None and getattr(defaults, f.name) is not None or (
+                    value is not None and not _fits(value, expected)):
                 raise NewsclfError(f"{source}: {f.name} must be {expected.__name__}, got {value!r}")
         return config.validate()
 

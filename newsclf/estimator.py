@@ -202,6 +202,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         predictor = _load_predictor(directory)
         recorded = predictor.training_settings
         settings = {name: recorded[name] for name in TRAINING_DEFAULTS if name in recorded}
+        # settings chosen for the training data stay to be chosen when refitted on other data
+        automatic = predictor.files.training.get("automatic")
+        if isinstance(automatic, list):
+            settings.update(dict.fromkeys(name for name in automatic if name in TRAINING_DEFAULTS))
         # the dictionary the model was trained with, as kept in the directory
         settings["user_dict"] = predictor.files.user_dict
         estimator = cls(**settings)

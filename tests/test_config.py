@@ -20,7 +20,9 @@ def test_defaults_validate_and_round_trip():
     ({"epochs": 0}, "epochs must be at least 1"),
     ({"patience": 0}, "patience must be at least 1"),
     ({"patience": 2.5}, "patience must be int"),
-    ({"d_model": None}, "d_model must be at least 1, got None"),
+    ({"d_model": None}, "d_model must be int, got None"),
+    ({"lr": None}, "lr must be float, got None"),
+    ({"pre_ln": None}, "pre_ln must be bool, got None"),
     ({"lr": 0}, "lr must be positive"),
 ])
 def test_bad_settings_are_named(values, message):

@@ -199,3 +199,9 @@ def test_tables_and_single_strings_are_refused(fitted, sample):
         fitted.predict(["股市大涨", 3])
     series = frame["text"]
     assert fitted.predict(series).tolist() == fitted.predict(np.array(train.texts)).tolist()
+
+
+def test_a_loaded_estimator_leaves_chosen_settings_to_be_chosen_again(sample_model):
+    # the fixture gave epochs and left patience to the data size
+    params = TextClassifier.load(sample_model).get_params()
+    assert params["epochs"] == 6 and params["patience"] is None

@@ -247,3 +247,30 @@ predict_file({str(tmp_path / 'm')!r}, {str(SAMPLE / 'dev.tsv')!r}, {str(tmp_path
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("script body ran") == 1
     assert len((tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()) == 121
+
+
+def test_a_run_interrupted_with_other_epochs_resumes_with_them(tmp_path, tiny_config):
+    """A checkpoint made when epochs and patience were fixed settings (or given) resumes with
+    the values it was started with, not with those the data size would choose now."""
+    from newsclf.config import TrainConfig
+
+    started_with = TrainConfig.from_dict({**tiny_config.to_dict(), "epochs": 2, "patience": 3})
+    automatic = TrainConfig.from_dict({**tiny_config.to_dict(), "epochs": None})
+    train_data, dev_data = read_labelled(SAMPLE / "train.tsv"), read_labelled(SAMPLE / "dev.tsv")
+    assert automatic.for_training_size(len(train_data)).epochs != 2
+    full = train(started_with, train_data, dev_data, tmp_path / "full", progress=False,
+                 log=lambda m: None, export=False).output_dir
+
+    def interrupt_in_epoch_2(message):
+        if message.startswith("epoch 2/2 "):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(started_with, train_data, dev_data, tmp_path / "resumed", progress=False,
+              log=interrupt_in_epoch_2, export=False)
+    said = []
+    resumed = train(automatic, train_data, dev_data, tmp_path / "resumed", progress=False,
+                    log=said.append, resume=True, export=False).output_dir
+    assert "epochs 2, patience 3 (as the interrupted run had them)" in said
+    for name in ("metrics.json", "model.safetensors"):
+        assert (full / name).read_bytes() == (resumed / name).read_bytes()

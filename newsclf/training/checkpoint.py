@@ -71,6 +71,19 @@ def save_checkpoint(directory: Path, progress: dict, tensors: dict) -> None:
             old.unlink(missing_ok=True)
 
 
+def checkpoint_settings(output_dir: Path) -> dict:
+    """The training settings recorded by any checkpoint of the run in ``output_dir`` ({} when
+    there is none or it cannot be read: :func:`load_checkpoint` then says what is wrong)."""
+    for state_path in sorted((output_dir / CHECKPOINT_DIR).glob("**/" + CHECKPOINT_STATE)):
+        try:
+            settings = json.loads(state_path.read_text(encoding="utf-8"))["run"]["config"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(settings, dict):
+            return settings
+    return {}
+
+
 def load_checkpoint(directory: Path, output_dir: Path) -> tuple[dict, dict]:
     """The progress and tensors of the checkpoint in ``directory``; a missing or inconsistent
     one raises :class:`NewsclfError` saying to train without ``--resume``."""

@@ -54,7 +54,7 @@ def settle_distill(config: TrainConfig, unlabeled: bool) -> TrainConfig:
 def check_unlabeled_allowed(config) -> None:
     """Unlabelled texts train the student only: refuse them when there is none."""
     fix = ("set --ensemble-size 2 or more" if config.ensemble_size == 1 else
-           "leave out --no-distill" if not config.distill else None)
+           "leave out --no-distill (distill=False)" if not config.distill else None)
     if fix:
         raise NewsclfError("unlabelled texts (--unlabeled) are learned only by the student "
                            f"distilled from an ensemble: {fix}, or leave out --unlabeled")
@@ -108,7 +108,7 @@ def train_student(setup: RunSetup, members: list[MemberResult], unlabeled_ids: l
     config = student_config(setup.config, setup.automatic, len(texts))
     report("log", f"distilling the {len(members)} members into one student encoder: "
                   f"{len(setup.train_ids)} labelled and {len(unlabeled_ids)} unlabelled texts, "
-                  f"alpha {config.distill_alpha}")
+                  f"alpha {config.distill_alpha}, {config.epochs} epochs")
     teacher = teacher_probabilities(members, setup, texts, parallel)
     student = dataclasses.replace(
         setup, config=config, train_ids=texts, y_train=None,

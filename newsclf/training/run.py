@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +25,7 @@ from newsclf.errors import DataError, NewsclfError
 from newsclf.files import write_json
 from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
 from newsclf.tokenize import Tokenizer
+from newsclf.training.checkpoint import checkpoint_settings
 from newsclf.training.distill import (settle_distill, student_config,
                                       student_replaces_ensemble, train_student,
                                       unlabeled_text_list)
@@ -147,10 +149,18 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     started = time.perf_counter()
     automatic = config.automatic()
     config = config.for_training_size(len(train_data))
-    if automatic:
+    saved = checkpoint_settings(work_dir) if resume else {}
+    if any(name in saved and saved[name] != getattr(config, name) for name in automatic):
+        # a run started before these settings followed the data size: resume it as it was
+        config = dataclasses.replace(config, **{name: saved[name] for name in automatic
+                                                if name in saved})
         log(", ".join(f"{name} {getattr(config, name)}" for name in automatic)
-            + f" (chosen for {len(train_data)} training texts; set "
-            + " / ".join(f"--{name}" for name in automatic) + " to choose)")
+            + " (as the interrupted run had them)")
+        automatic = []
+    elif automatic:
+        log(", ".join(f"{name} {getattr(config, name)}" for name in automatic)
+            + f" (chosen for {len(train_data)} training texts; give "
+            + " / ".join(f"--{name}" for name in automatic) + " to set them)")
     class_index = {name: i for i, name in enumerate(classes)}
     tokenizer = Tokenizer(config.tokenizer, config.user_dict)
     train_features = [tokenizer.features(text) for text in train_data.texts]
@@ -230,8 +240,11 @@ def _save(setup: RunSetup, results: list[MemberResult], student: MemberResult | 
                                      teacher_scores.get("dev_accuracy"), log):
             kept = student
         predicts_with = "ensemble" if kept is None else "student"
+        taught = student_config(setup.config, setup.automatic,
+                                len(setup.train_ids) + n_unlabeled)
         distillation = {"members": n_members, "alpha": setup.config.distill_alpha,
                         "n_unlabeled": n_unlabeled, "student_seed": student.seed,
+                        "student_epochs": taught.epochs, "student_patience": taught.patience,
                         "predicts_with": predicts_with}
         metrics.update(n_unlabeled=n_unlabeled, predicts_with=predicts_with)
 
