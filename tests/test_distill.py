@@ -97,7 +97,7 @@ def test_the_directory_predicts_with_the_student(distilled):
     assert {"dev_accuracy", "dev_macro_f1"} <= set(teacher)
     assert read_json(out / "training.json")["distillation"] == {
         "members": 2, "alpha": 0.5, "n_unlabeled": 0, "student_seed": student["seed"],
-        "predicts_with": "student"}
+        "student_epochs": 6, "student_patience": 3, "predicts_with": "student"}
     assert (f"student dev accuracy {student['dev_accuracy']:.4f} (ensemble "
             f"{teacher['dev_accuracy']:.4f}): the model predicts with the student") in log
     records = log_records(out)
