@@ -160,7 +160,8 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     elif automatic:
         log(", ".join(f"{name} {getattr(config, name)}" for name in automatic)
             + f" (chosen for {len(train_data)} training texts; give "
-            + " / ".join(f"--{name}" for name in automatic) + " to set them)")
+            + " / ".join(f"--{name}" for name in automatic)
+            + (" to set it)" if len(automatic) == 1 else " to set them)"))
     class_index = {name: i for i, name in enumerate(classes)}
     tokenizer = Tokenizer(config.tokenizer, config.user_dict)
     train_features = [tokenizer.features(text) for text in train_data.texts]
