@@ -21,9 +21,9 @@ from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS, USER_DICT_FILE, ModelS
 # values used and names these under "automatic".
 AUTOMATIC = ("epochs", "patience")
 TEXTS_PER_ENCODER = 180_000
-# the settings whose default None means "decided at training time"
-_TYPES_OF_UNSET = {"epochs": int, "patience": int, "distill": bool}
 EPOCH_RANGE = (4, 100)
+# the value types of the settings whose default None means "decided at training time"
+_TYPES_OF_UNSET = {"epochs": int, "patience": int, "distill": bool}
 
 
 @dataclass

@@ -10,9 +10,9 @@ directory, its metrics and dev evaluation, and ends with the inference export.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
