@@ -105,7 +105,7 @@ def train_student(setup: RunSetup, members: list[MemberResult], unlabeled_ids: l
     """Train the student of ``members`` on the training texts and ``unlabeled_ids``; returns
     its best epoch's weights and dev probabilities."""
     texts = setup.train_ids + unlabeled_ids
-    config = student_config(setup.config, setup.automatic, len(texts))
+    config = setup.student_settings
     report("log", f"distilling the {len(members)} members into one student encoder: "
                   f"{len(setup.train_ids)} labelled and {len(unlabeled_ids)} unlabelled texts, "
                   f"alpha {config.distill_alpha}, {config.epochs} epochs")

@@ -99,6 +99,8 @@ class RunSetup:
     targets: np.ndarray | None = None
     # the settings TrainConfig.for_training_size chose (recorded in training.json)
     automatic: tuple = ()
+    # a distilling run's student settings (distill.student_config)
+    student_settings: TrainConfig | None = None
 
     @property
     def student(self) -> bool:

@@ -150,18 +150,19 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     automatic = config.automatic()
     config = config.for_training_size(len(train_data))
     saved = checkpoint_settings(work_dir) if resume else {}
-    if any(name in saved and saved[name] != getattr(config, name) for name in automatic):
-        # a run started before these settings followed the data size: resume it as it was
+    # a run started before these settings followed the data size resumes as it was
+    kept = any(name in saved and saved[name] != getattr(config, name) for name in automatic)
+    if kept:
         config = dataclasses.replace(config, **{name: saved[name] for name in automatic
                                                 if name in saved})
+    if automatic:
         log(", ".join(f"{name} {getattr(config, name)}" for name in automatic)
-            + " (as the interrupted run had them)")
+            + (" (as the interrupted run had them)" if kept else
+               f" (chosen for {len(train_data)} training texts; give "
+               + " / ".join(f"--{name}" for name in automatic)
+               + (" to set it)" if len(automatic) == 1 else " to set them)")))
+    if kept:
         automatic = []
-    elif automatic:
-        log(", ".join(f"{name} {getattr(config, name)}" for name in automatic)
-            + f" (chosen for {len(train_data)} training texts; give "
-            + " / ".join(f"--{name}" for name in automatic)
-            + (" to set it)" if len(automatic) == 1 else " to set them)"))
     class_index = {name: i for i, name in enumerate(classes)}
     tokenizer = Tokenizer(config.tokenizer, config.user_dict)
     train_features = [tokenizer.features(text) for text in train_data.texts]
@@ -183,17 +184,17 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     run_identity = {"config": config.to_dict(), "classes": classes, "vocab_size": len(vocab),
                     "vocab_head": vocab.tokens[:1000], "n_train": len(train_ids),
                     "n_dev": len(dev_data) if dev_data else 0}
+    n_student = len(train_ids) + len(unlabeled_ids)
     setup = RunSetup(config, classes, vocab, train_ids, y_train, dev_ids, y_dev, run_identity,
-                     work_dir, resume, resume_flags, automatic=tuple(automatic))
+                     work_dir, resume, resume_flags, automatic=tuple(automatic),
+                     student_settings=(student_config(config, automatic, n_student)
+                                       if config.distilling else None))
     n_members = config.ensemble_size
     total_texts = len(train_ids) * n_members * config.epochs
-    student_settings = None
-    if config.distilling:
-        n_student = len(train_ids) + len(unlabeled_ids)
-        student_settings = student_config(config, automatic, n_student)
-        total_texts += n_student * student_settings.epochs
+    if setup.student_settings is not None:
+        total_texts += n_student * setup.student_settings.epochs
     reporter = Reporter(log, progress, config, total_texts,
-                        work_dir / TRAIN_LOG if parallel.writer else None, student_settings)
+                        work_dir / TRAIN_LOG if parallel.writer else None, setup.student_settings)
     try:
         if workers > 1 and n_members > 1 and parallel.world == 1:
             results = train_members_in_processes(setup, reporter, workers)
@@ -241,8 +242,7 @@ def _save(setup: RunSetup, results: list[MemberResult], student: MemberResult | 
                                      teacher_scores.get("dev_accuracy"), log):
             kept = student
         predicts_with = "ensemble" if kept is None else "student"
-        taught = student_config(setup.config, setup.automatic,
-                                len(setup.train_ids) + n_unlabeled)
+        taught = setup.student_settings
         distillation = {"members": n_members, "alpha": setup.config.distill_alpha,
                         "n_unlabeled": n_unlabeled, "student_seed": student.seed,
                         "student_epochs": taught.epochs, "student_patience": taught.patience,
