@@ -21,6 +21,8 @@ from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS, USER_DICT_FILE, ModelS
 # values used and names these under "automatic".
 AUTOMATIC = ("epochs", "patience")
 TEXTS_PER_ENCODER = 180_000
+# a student sees each text in many variations (training.distill): it learns longer
+TEXTS_PER_STUDENT = 360_000
 EPOCH_RANGE = (4, 100)
 # the value types of the settings whose default None means "decided at training time"
 _TYPES_OF_UNSET = {"epochs": int, "patience": int, "distill": bool}
@@ -48,13 +50,14 @@ class TrainConfig:
     pooling: str = "mean"
     position: str = "sinusoidal"
     ensemble_size: int = 2
-    # distillation (ensemble_size > 1): one student encoder learns the members' averaged
-    # probabilities and replaces them, so prediction costs one encoder. None: on exactly when
-    # unlabelled texts are given (training.distill.settle_distill). On the labels alone the
-    # student scored 0.9020 on THUCNews dev against its ensemble's 0.9107 (seed 1); with 5,000
-    # labelled and 40,000 unlabelled headlines, 0.8518 against 0.8378
-    distill: bool | None = None
-    distill_alpha: float = 0.5  # weight of the hard-label loss; 1 - alpha on the teacher's
+    # distillation (ensemble_size > 1): one student encoder learns the members' function and
+    # replaces them when it keeps their dev accuracy, so prediction costs one encoder
+    # (training.distill). None, as settings of newsclf 0.2 may have it, is on
+    distill: bool | None = True
+    distill_alpha: float = 0.0  # the share of the label in the student's loss (labelled texts)
+    distill_temperature: float = 2.0
+    distill_splice: float = 0.5  # the share of the student's texts given another text's tail
+    distill_token_dropout: float = 0.2
     # optimisation; None: chosen from the number of training texts (see for_training_size)
     epochs: int | None = None
     batch_size: int = 64
@@ -83,18 +86,22 @@ class TrainConfig:
         need(self.d_model % self.n_heads == 0,
              f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
         for name in ("dropout", "attn_dropout", "emb_dropout", "label_smoothing", "token_dropout",
-                     "warmup"):
+                     "warmup", "distill_token_dropout"):
             value = getattr(self, name)
             need(0.0 <= value < 1.0, f"{name} must be in [0, 1), got {value}")
-        need(0.0 <= self.distill_alpha <= 1.0,
-             f"distill_alpha must be in [0, 1], got {self.distill_alpha}")
+        for name in ("distill_alpha", "distill_splice"):
+            value = getattr(self, name)
+            need(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
+        need(self.distill_temperature > 0,
+             f"distill_temperature must be positive, got {self.distill_temperature}")
         need(self.lr > 0, f"lr must be positive, got {self.lr}")
         return self
 
-    def for_training_size(self, n_train: int) -> "TrainConfig":
+    def for_training_size(self, n_train: int,
+                          texts_per_model: int = TEXTS_PER_ENCODER) -> "TrainConfig":
         """These settings with the automatic ones (None) chosen for ``n_train`` training texts.
 
-        Epochs: enough for each encoder to see about :data:`TEXTS_PER_ENCODER` texts, within
+        Epochs: enough for the model to see about ``texts_per_model`` texts, within
         :data:`EPOCH_RANGE`. On THUCNews dev, 4 epochs of the 45,000 headlines were best, while
         the same 4 epochs of 1,000 headlines (64 optimizer steps) left the model 23 points below
         TF-IDF + LinearSVC. Patience: a tenth of the epochs, at least 3, so a small set's short,
@@ -102,7 +109,7 @@ class TrainConfig:
         """
         epochs, patience = self.epochs, self.patience
         if epochs is None:
-            wanted = math.ceil(TEXTS_PER_ENCODER / max(1, n_train))
+            wanted = math.ceil(texts_per_model / max(1, n_train))
             epochs = min(EPOCH_RANGE[1], max(EPOCH_RANGE[0], wanted))
         if patience is None:
             patience = max(3, math.ceil(epochs / 10))
@@ -115,7 +122,7 @@ class TrainConfig:
     @property
     def distilling(self) -> bool:
         """Whether the run distils its ensemble into a student (:mod:`newsclf.training.distill`)."""
-        return bool(self.distill) and self.ensemble_size > 1
+        return self.distill is not False and self.ensemble_size > 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -21,7 +21,7 @@ from newsclf.data import read_labelled
 from newsclf.errors import NewsclfError
 from newsclf.files import CRASH_ENV, CRASH_EXIT_STATUS
 from newsclf.modeldir import load_model_dir
-from newsclf.training import distill
+from newsclf.training import distill, student
 
 from conftest import ROOT, SAMPLE, assert_user_error, run_cli
 
@@ -71,10 +71,10 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def distilled(tmp_path_factory, data):
     """A distilled run whose dev texts are also training texts: the members and the
-    student all fit them, so the student is within a point of the ensemble and kept."""
+    student all fit them, so the student is within half a point of the ensemble and kept."""
     out = tmp_path_factory.mktemp("runs") / "distilled"
     log = train_here("--train", data["both"], "--dev", SAMPLE / "dev.tsv", "--output", out,
-                     *TINY, "--distill", "--epochs", "6", "--lr", "0.01", "--seed", "7", "--workers", "1")
+                     *TINY, "--distill", "--epochs", "12", "--lr", "0.01", "--seed", "7", "--workers", "1")
     return out, log
 
 
@@ -86,7 +86,7 @@ def test_the_directory_predicts_with_the_student(distilled):
     metrics = read_json(out / "metrics.json")
     student, teacher = metrics["student"], metrics["teacher"]
     assert metrics["predicts_with"] == "student" and "ensemble_size" not in metrics
-    assert student["dev_accuracy"] >= teacher["dev_accuracy"] - 0.01, metrics
+    assert student["dev_accuracy"] >= teacher["dev_accuracy"] - 0.005, metrics
     assert (metrics["dev_accuracy"], metrics["dev_macro_f1"]) == (student["dev_accuracy"],
                                                                   student["dev_macro_f1"])
     assert (metrics["best_epoch"], metrics["epochs_run"]) == (student["best_epoch"],
@@ -96,8 +96,9 @@ def test_the_directory_predicts_with_the_student(distilled):
     assert len(set(seeds)) == 3  # the student has a seed of its own
     assert {"dev_accuracy", "dev_macro_f1"} <= set(teacher)
     assert read_json(out / "training.json")["distillation"] == {
-        "members": 2, "alpha": 0.5, "n_unlabeled": 0, "student_seed": student["seed"],
-        "student_epochs": 6, "student_patience": 3, "predicts_with": "student"}
+        "members": 2, "alpha": 0.0, "temperature": 2.0, "splice": 0.5, "token_dropout": 0.2,
+        "n_unlabeled": 0, "student_seed": student["seed"], "student_epochs": 12,
+        "student_patience": 3, "predicts_with": "student"}
     assert (f"student dev accuracy {student['dev_accuracy']:.4f} (ensemble "
             f"{teacher['dev_accuracy']:.4f}): the model predicts with the student") in log
     records = log_records(out)
@@ -126,7 +127,7 @@ def test_no_distill_keeps_the_ensemble(tmp_path):
     assert Predictor.from_dir(out).spec.ensemble_size == 2
 
 
-def test_a_student_more_than_a_point_behind_leaves_the_ensemble(tmp_path, data, monkeypatch):
+def test_a_student_too_far_behind_leaves_the_ensemble(tmp_path, data, monkeypatch):
     # the rule demanding more than any student can give: the ensemble must stay
     monkeypatch.setattr(distill, "MAX_ACCURACY_LOSS", -1.0)
     out = tmp_path / "m"
@@ -144,33 +145,70 @@ def test_a_student_more_than_a_point_behind_leaves_the_ensemble(tmp_path, data, 
     assert distillation["n_unlabeled"] == data["n_csv"]
     assert [line for line in log.splitlines() if "the model predicts with" in line] == [
         f"student dev accuracy {metrics['student']['dev_accuracy']:.4f} (ensemble "
-        f"{metrics['teacher']['dev_accuracy']:.4f}), more than -100 point below: the model "
+        f"{metrics['teacher']['dev_accuracy']:.4f}), more than -100 points below: the model "
         "predicts with the ensemble"]
     assert read_json(out / "eval_dev" / "metrics.json")["accuracy"] == metrics["dev_accuracy"]
 
 
-def test_the_rule_allows_one_point_and_no_more():
+def test_the_rule_allows_half_a_point_and_no_more():
     said = []
-    assert distill.student_replaces_ensemble(0.90, 0.91, said.append)
+    assert distill.student_replaces_ensemble(0.905, 0.91, said.append)
     assert distill.student_replaces_ensemble(0.95, 0.91, said.append)
-    assert not distill.student_replaces_ensemble(0.8999, 0.91, said.append)
+    assert not distill.student_replaces_ensemble(0.9049, 0.91, said.append)
     assert distill.student_replaces_ensemble(None, None, said.append)  # no dev data
-    assert said[2].endswith("more than 1 point below: the model predicts with the ensemble")
+    assert said[2].endswith("more than 0.5 points below: the model predicts with the ensemble")
     assert said[3].startswith("no dev data")
 
 
-def test_student_targets_mix_the_smoothed_label_and_the_teacher():
-    teacher = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.1, 0.1, 0.8]], dtype=np.float32)
-    targets = distill.student_targets(teacher, np.array([1, 2]), alpha=0.5, label_smoothing=0.3)
-    np.testing.assert_allclose(targets[0], 0.5 * np.array([0.1, 0.8, 0.1]) + 0.5 * teacher[0])
-    np.testing.assert_allclose(targets[1], 0.5 * np.array([0.1, 0.1, 0.8]) + 0.5 * teacher[1])
-    np.testing.assert_allclose(targets[2], teacher[2])  # unlabelled: the teacher alone
-    np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
+def batch_of(*lengths, width=None):
+    """A padded batch of texts whose ids are 100 * (text number + 1) + position, 3 features."""
+    width = width or max(lengths)
+    ids = np.zeros((len(lengths), width, 3), dtype=np.int64)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = (100 * (row + 1) + np.arange(length))[:, None]
+    return ids
 
 
-def test_distill_alpha_is_checked():
-    with pytest.raises(NewsclfError, match=r"distill_alpha must be in \[0, 1\]"):
-        TrainConfig(distill_alpha=1.5).validate()
+def test_a_spliced_text_keeps_its_head_and_takes_another_texts_tail():
+    others = [batch_of(30)[0] + 1000 * k for k in range(1, 4)]  # ids 1100.., 2100.., 3100..
+    ids = batch_of(12, 7, 20, 1)
+    original = ids.copy()
+    spliced = student.vary_batch(ids, others, np.random.RandomState(0), splice=1.0,
+                                 token_dropout=0.0)
+    assert spliced.tolist() == [True] * 4
+    for row, length in enumerate((12, 7, 20, 1)):
+        kept = ids[row, :, 0] == original[row, :, 0]
+        cut = int(np.argmin(kept)) if not kept.all() else length
+        assert 1 <= cut <= max(1, length - 1)  # a real head stays
+        tail = ids[row, cut:, 0]
+        source = [o for o in others if (o[cut:cut + len(tail), 0] == tail).all()]
+        assert source, (row, ids[row, :, 0])  # the other text's own positions, cut to width
+        assert ids.shape == original.shape
+
+
+def test_varying_a_batch_follows_its_rates_and_its_seed():
+    texts = [batch_of(30)[0]]
+    unchanged = batch_of(12, 7)
+    assert not student.vary_batch(unchanged, texts, np.random.RandomState(0), 0.0, 0.0).any()
+    assert (unchanged == batch_of(12, 7)).all()
+    big = batch_of(*[20] * 400)
+    spliced = student.vary_batch(big, texts, np.random.RandomState(1), 0.5, 0.25)
+    assert 0.4 < spliced.mean() < 0.6
+    real = big != 0
+    assert 0.2 < (big[real] == 1).mean() < 0.3  # [UNK], never on padding
+    again = batch_of(*[20] * 400)
+    student.vary_batch(again, texts, np.random.RandomState(1), 0.5, 0.25)
+    assert (again == big).all()
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("distill_alpha", 1.5, r"distill_alpha must be in \[0, 1\]"),
+    ("distill_splice", -0.1, r"distill_splice must be in \[0, 1\]"),
+    ("distill_token_dropout", 1.0, r"distill_token_dropout must be in \[0, 1\)"),
+    ("distill_temperature", 0.0, "distill_temperature must be positive")])
+def test_distillation_settings_are_checked(setting, value, message):
+    with pytest.raises(NewsclfError, match=message):
+        TrainConfig(**{setting: value}).validate()
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "blank", "no-column", "directory",
@@ -238,20 +276,21 @@ def test_a_student_gets_epochs_for_all_the_texts_it_learns_from():
     run = TrainConfig(distill=True).for_training_size(5000)
     assert run.epochs == 36
     student = distill.student_config(run, ["epochs", "patience"], 5000 + 40000)
-    assert (student.epochs, student.patience) == (4, 3)
+    assert (student.epochs, student.patience) == (8, 3)  # 360,000 texts' worth
     assert distill.student_config(run, [], 45000) == run  # given settings stay
     given = TrainConfig(distill=True, epochs=6).for_training_size(5000)
     assert distill.student_config(given, ["patience"], 45000).epochs == 6
 
 
-def test_unlabeled_texts_turn_distillation_on_unless_it_is_refused(tmp_path, data):
+def test_distillation_is_on_by_default_and_learns_unlabeled_texts(tmp_path, data):
     out = tmp_path / "m"
     log = train_here("--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv", "--output", out,
                      *TINY, "--unlabeled", data["txt"], "--epochs", "2", "--workers", "1")
     assert "distilling the 2 members into one student encoder" in log
     assert read_json(out / "training.json")["settings"]["distill"] is True
     assert read_json(out / "training.json")["distillation"]["n_unlabeled"] == data["n_txt"]
-    assert not distill.settle_distill(TrainConfig(), unlabeled=False).distill
-    assert distill.settle_distill(TrainConfig(distill=True), unlabeled=False).distill
+    assert distill.settle_distill(TrainConfig(), unlabeled=False).distill
+    assert distill.settle_distill(TrainConfig(distill=None), unlabeled=False).distill
+    assert not distill.settle_distill(TrainConfig(distill=False), unlabeled=False).distill
     with pytest.raises(NewsclfError, match="leave out --no-distill"):
         distill.settle_distill(TrainConfig(distill=False), unlabeled=True)

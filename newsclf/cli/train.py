@@ -35,12 +35,15 @@ _HELP = {
                 "applied inside the attention (rotary, relative)",
     "ensemble_size": "encoders trained independently (own seeds); predictions average their "
                      "probabilities",
-    "distill": "with an ensemble, train one student encoder on the members' averaged "
-               "probabilities and predict with it alone (one encoder's cost), unless its dev "
-               "accuracy is more than 1 point below the ensemble's (default: on when "
-               "--unlabeled is given)",
-    "distill_alpha": "the student's loss: this share on the labels, the rest on the ensemble's "
-                     "probabilities",
+    "distill": "with an ensemble, also train one student encoder to do what the members do "
+               "together and predict with it alone (one encoder's cost) unless its dev accuracy "
+               "is more than half a point below the ensemble's; --no-distill keeps the ensemble",
+    "distill_alpha": "the student's loss: this share on the label (labelled texts left whole), "
+                     "the rest on the ensemble's probabilities",
+    "distill_temperature": "temperature of the ensemble's and the student's probabilities in "
+                           "the student's loss",
+    "distill_splice": "share of the student's texts whose tail is replaced by another text's",
+    "distill_token_dropout": "probability of replacing a token by [UNK] in the student's texts",
     "epochs": "maximum epochs (default: enough to see about 180,000 texts per encoder, 4 to "
               "100: 4 for 45,000 texts, 36 for 5,000)",
     "batch_size": "texts per training step",
@@ -69,7 +72,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                             "--resume; a folder holding other files is never written")
     train.add_argument("--unlabeled", metavar="PATH",
                        help="texts without labels for a distilled student to learn the "
-                            "ensemble's predictions on (turns --distill on), read as 'newsclf "
+                            "ensemble's predictions on, read as 'newsclf "
                             "predict' reads its input (e.g. .txt with one text per line)")
     train.add_argument("--unlabeled-text-column", metavar="NAME|N",
                        help="the text column of --unlabeled, by name or position from 1 "

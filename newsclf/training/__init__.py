@@ -8,6 +8,7 @@
   whole ensemble, the progress bar, ``train_log.jsonl``);
 - :mod:`.ensemble`: ensemble members in worker processes;
 - :mod:`.distill`: the student encoder distilled from the ensemble, and whether it replaces it;
+- :mod:`.student`: what the student learns from (varied batches, its loss against the teacher);
 - :mod:`.distributed`: data-parallel training under ``paddle.distributed.launch``;
 - :mod:`.lock`: one run at a time per output directory.
 """

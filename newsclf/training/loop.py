@@ -94,9 +94,9 @@ class RunSetup:
     output_dir: Path
     resume: bool
     resume_flags: str  # the options that continue this run if it is interrupted
-    # the student's setup: the class distribution to learn for each training text (y_train is
-    # then None); see :mod:`.distill`
-    targets: np.ndarray | None = None
+    # the student's setup: the weights of the members it learns from (see :mod:`.distill`);
+    # y_train is then -1 for the unlabelled texts at the end of train_ids
+    teacher: list | None = None
     # the settings TrainConfig.for_training_size chose (recorded in training.json)
     automatic: tuple = ()
     # a distilling run's student settings (distill.student_config)
@@ -104,7 +104,7 @@ class RunSetup:
 
     @property
     def student(self) -> bool:
-        return self.targets is not None
+        return self.teacher is not None
 
     def checkpoint_dir(self, member: int) -> Path:
         if self.config.ensemble_size == 1:
@@ -191,6 +191,10 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
         apply_decay_param_fun=lambda param_name: param_name in decay,
         grad_clip=paddle.nn.ClipGradByGlobalNorm(config.clip_norm) if config.clip_norm else None)
 
+    if setup.student:
+        from newsclf.training.student import StudentObjective, vary_batch
+
+        objective = StudentObjective(setup, setup.teacher)
     checkpoint_dir = setup.checkpoint_dir(member)
     identity = {**setup.run_identity, "member": member}
     best, best_epoch, waited, history, first_epoch = None, 0, 0, [], 1
@@ -243,13 +247,16 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
             for batch in batches:
                 index = parallel.share(batch)
                 ids = pad_batch([train_ids[i] for i in index])
-                if config.token_dropout:
+                if setup.student:
+                    spliced = vary_batch(ids, train_ids, rng, config.distill_splice,
+                                         config.distill_token_dropout)
+                elif config.token_dropout:
                     drop = (rng.random_sample(ids.shape) < config.token_dropout) & (ids != PAD_ID)
                     ids[drop] = UNK_ID
-                logits = network(paddle.to_tensor(ids))
+                ids = paddle.to_tensor(ids)
+                logits = network(ids)
                 if setup.student:
-                    loss = F.cross_entropy(logits, paddle.to_tensor(setup.targets[index]),
-                                           soft_label=True)
+                    loss = objective(logits, ids, setup.y_train[index], ~spliced)
                 else:
                     loss = F.cross_entropy(logits, paddle.to_tensor(setup.y_train[index]),
                                            label_smoothing=config.label_smoothing)

@@ -234,6 +234,7 @@ def _save(setup: RunSetup, results: list[MemberResult], student: MemberResult | 
     kept = results[0] if n_members == 1 else None
     distillation = None
     if student is not None:
+        taught = setup.student_settings
         student_scores, teacher_scores = _summary(student, has_dev), {}
         if has_dev:
             teacher_scores = dict(zip(("dev_accuracy", "dev_macro_f1"), accuracy_and_macro_f1(
@@ -242,9 +243,10 @@ def _save(setup: RunSetup, results: list[MemberResult], student: MemberResult | 
                                      teacher_scores.get("dev_accuracy"), log):
             kept = student
         predicts_with = "ensemble" if kept is None else "student"
-        taught = setup.student_settings
-        distillation = {"members": n_members, "alpha": setup.config.distill_alpha,
-                        "n_unlabeled": n_unlabeled, "student_seed": student.seed,
+        distillation = {"members": n_members, "alpha": taught.distill_alpha,
+                        "temperature": taught.distill_temperature,
+                        "splice": taught.distill_splice,
+                        "token_dropout": taught.distill_token_dropout, "n_unlabeled": n_unlabeled, "student_seed": student.seed,
                         "student_epochs": taught.epochs, "student_patience": taught.patience,
                         "predicts_with": predicts_with}
         metrics.update(n_unlabeled=n_unlabeled, predicts_with=predicts_with)

@@ -1,0 +1,70 @@
+"""What a distilled student learns from (see :mod:`.distill`): its training batches varied
+(:func:`vary_batch`) and its loss against the teacher on them (:class:`StudentObjective`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from newsclf.vocab import PAD_ID, UNK_ID
+
+
+def vary_batch(ids: np.ndarray, texts: list, rng: np.random.RandomState, splice: float,
+               token_dropout: float) -> np.ndarray:
+    """Vary a padded batch ``[batch, length, features]`` in place, as the student sees it:
+    each text, with probability ``splice``, keeps its positions before a random point inside
+    it and takes those after it from a random text of ``texts`` (the same positions of that
+    one, cut to the batch's length); then each token becomes ``[UNK]`` with probability
+    ``token_dropout``. Returns whether each text was spliced."""
+    length = ids.shape[1]
+    spliced = rng.random_sample(len(ids)) < splice
+    for row in np.flatnonzero(spliced):
+        size = int((ids[row, :, 0] != PAD_ID).sum())
+        cut = rng.randint(1, max(2, size))
+        tail = texts[rng.randint(len(texts))][cut:length]
+        ids[row, cut:] = PAD_ID
+        ids[row, cut:cut + len(tail)] = tail
+    if token_dropout:
+        dropped = (rng.random_sample(ids.shape) < token_dropout) & (ids != PAD_ID)
+        ids[dropped] = UNK_ID
+    return spliced
+
+
+class StudentObjective:
+    """The student's loss on one varied batch (see the module docstring): the teacher, the
+    ensemble of ``members``' weights, scores the same ids."""
+
+    def __init__(self, setup, members: list[dict]):
+        from newsclf.model.layers import build_network
+        from newsclf.runtime import configure_paddle
+
+        paddle = configure_paddle()
+        self.config = setup.config
+        self.teacher = build_network(dataclasses.replace(setup.model_spec(),
+                                                         ensemble_size=len(members)))
+        for network, weights in zip(self.teacher.members, members):
+            network.set_state_dict({name: paddle.to_tensor(value)
+                                    for name, value in weights.items()})
+        self.teacher.eval()
+
+    def __call__(self, logits, ids, labels: np.ndarray, whole: np.ndarray):
+        """The mean loss; ``labels`` is -1 for unlabelled texts, ``whole`` False for spliced
+        ones (whose label no longer holds)."""
+        import paddle
+        import paddle.nn.functional as F
+
+        config, temperature = self.config, self.config.distill_temperature
+        with paddle.no_grad():
+            teacher = F.softmax(self.teacher(ids) / temperature, axis=-1)
+        soft = F.cross_entropy(logits / temperature, teacher, soft_label=True,
+                               reduction="none").squeeze(-1) * temperature ** 2
+        use_label = (labels >= 0) & whole
+        if not config.distill_alpha or not use_label.any():
+            return soft.mean()
+        hard = F.cross_entropy(logits, paddle.to_tensor(np.maximum(labels, 0)),
+                               label_smoothing=config.label_smoothing,
+                               reduction="none").squeeze(-1)
+        alpha = paddle.to_tensor(np.where(use_label, config.distill_alpha, 0.0)
+                                 .astype("float32"))
+        return (alpha * hard + (1.0 - alpha) * soft).mean()
