@@ -294,3 +294,37 @@ def test_distillation_is_on_by_default_and_learns_unlabeled_texts(tmp_path, data
     assert not distill.settle_distill(TrainConfig(distill=False), unlabeled=False).distill
     with pytest.raises(NewsclfError, match="leave out --no-distill"):
         distill.settle_distill(TrainConfig(distill=False), unlabeled=True)
+
+
+def test_the_student_loss_is_the_kl_to_its_teacher_and_alpha_of_the_label():
+    import types
+
+    import paddle
+    import paddle.nn.functional as F
+
+    from newsclf.model.layers import build_network, weights_of
+
+    config = TrainConfig(d_model=16, n_heads=2, d_ff=32, distill_alpha=0.0, ensemble_size=1)
+    spec = config.model_spec(vocab_size=50, n_classes=3)
+    setup = types.SimpleNamespace(config=config, model_spec=lambda: spec)
+    paddle.seed(0)
+    member = build_network(spec)
+    member.eval()
+    ids = paddle.to_tensor(batch_of(5, 3, 4) % 48 + 2 * (batch_of(5, 3, 4) > 0))
+    labels, whole = np.array([0, 2, -1]), np.array([True, False, True])
+    objective = student.StudentObjective(setup, [weights_of(member)])
+    logits = member(ids)
+    assert abs(float(objective(logits, ids, labels, whole))) < 1e-5  # a perfect student
+    other = paddle.to_tensor(np.array([[2.0, 0, 0], [0, 2.0, 0], [0, 0, 2.0]], "float32"))
+    kl = float(objective(other, ids, labels, whole))
+    assert kl > 0.01
+    # alpha 1: only the labelled text left whole (row 0) learns its label; the rest the teacher
+    setup.config = objective.config = TrainConfig(distill_alpha=1.0)
+    mixed = float(objective(other, ids, labels, whole))
+    teacher = F.softmax(member(ids) / 2.0, axis=-1).numpy()
+    student_t = F.softmax(other / 2.0, axis=-1).numpy()
+    row_kl = 4.0 * (teacher * (np.log(teacher) - np.log(student_t))).sum(axis=1)
+    np.testing.assert_allclose(row_kl.mean(), kl, rtol=1e-4)
+    label_ce = float(F.cross_entropy(other[:1], paddle.to_tensor(np.array([0])),
+                                     label_smoothing=0.1))
+    np.testing.assert_allclose(mixed, (label_ce + row_kl[1] + row_kl[2]) / 3, rtol=1e-4)

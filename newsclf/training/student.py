@@ -32,8 +32,11 @@ def vary_batch(ids: np.ndarray, texts: list, rng: np.random.RandomState, splice:
 
 
 class StudentObjective:
-    """The student's loss on one varied batch (see the module docstring): the teacher, the
-    ensemble of ``members``' weights, scores the same ids."""
+    """The student's loss on one varied batch: the KL divergence from the teacher's class
+    probabilities to the student's, both at ``distill_temperature``, times its square (the
+    gradients shrink with it); on labelled texts left whole, ``distill_alpha`` of it is the
+    smoothed label's cross-entropy instead. The teacher, the ensemble of ``members``' weights,
+    scores the same ids the student sees."""
 
     def __init__(self, setup, members: list[dict]):
         from newsclf.model.layers import build_network
@@ -43,7 +46,8 @@ class StudentObjective:
         self.config = setup.config
         self.teacher = build_network(dataclasses.replace(setup.model_spec(),
                                                          ensemble_size=len(members)))
-        for network, weights in zip(self.teacher.members, members):
+        networks = self.teacher.members if len(members) > 1 else [self.teacher]
+        for network, weights in zip(networks, members):
             network.set_state_dict({name: paddle.to_tensor(value)
                                     for name, value in weights.items()})
         self.teacher.eval()
@@ -57,8 +61,11 @@ class StudentObjective:
         config, temperature = self.config, self.config.distill_temperature
         with paddle.no_grad():
             teacher = F.softmax(self.teacher(ids) / temperature, axis=-1)
-        soft = F.cross_entropy(logits / temperature, teacher, soft_label=True,
-                               reduction="none").squeeze(-1) * temperature ** 2
+        # the KL divergence: cross-entropy less the teacher's entropy (no gradient), so the
+        # loss shown falls towards 0 as the student matches the teacher
+        soft = (F.cross_entropy(logits / temperature, teacher, soft_label=True,
+                                reduction="none").squeeze(-1)
+                + (teacher * paddle.log(teacher.clip(min=1e-30))).sum(axis=-1)) * temperature ** 2
         use_label = (labels >= 0) & whole
         if not config.distill_alpha or not use_label.any():
             return soft.mean()
