@@ -89,7 +89,7 @@ def test_no_early_stop_line_when_patience_runs_out_at_the_last_epoch(tmp_path):
     records = log_records(out)
     # the case this checks: a member's last epoch brought no gain, using up its patience
     assert any(second["dev_macro_f1"] <= first["dev_macro_f1"]
-               for first, second in (sorted((r for r in records if r["member"] == m),
+               for first, second in (sorted((r for r in records if r.get("member") == m),
                                             key=lambda r: r["epoch"]) for m in (1, 2)))
     assert [epoch for epoch, _, _ in epoch_lines(stderr)] == [1, 2], stderr
     assert "stopped early" not in stderr and "stopping early" not in stderr
