@@ -26,6 +26,8 @@ TEXTS_PER_STUDENT = 360_000
 EPOCH_RANGE = (4, 100)
 # the value types of the settings whose default None means "decided at training time"
 _TYPES_OF_UNSET = {"epochs": int, "patience": int, "distill": bool}
+# settings for which older versions wrote None, meaning what is now the default (on)
+_NONE_MEANS_ON = ("distill",)
 
 
 @dataclass
@@ -52,7 +54,7 @@ class TrainConfig:
     ensemble_size: int = 2
     # distillation (ensemble_size > 1): one student encoder learns the members' function and
     # replaces them when it keeps their dev accuracy, so prediction costs one encoder
-    # (training.distill). None, as settings of newsclf 0.2 may have it, is on
+    # (training.distill). None, as settings written by earlier versions may have it, is on
     distill: bool | None = True
     distill_alpha: float = 0.0  # the share of the label in the student's loss (labelled texts)
     distill_temperature: float = 2.0
@@ -148,7 +150,8 @@ class TrainConfig:
         for f in fields(cls):
             value = getattr(config, f.name)
             expected = setting_type(f.name)
-            if value is None and getattr(defaults, f.name) is not None or (
+            legacy_none = f.name in _NONE_MEANS_ON
+            if value is None and getattr(defaults, f.name) is not None and not legacy_none or (
                     value is not None and not _fits(value, expected)):
                 raise NewsclfError(f"{source}: {f.name} must be {expected.__name__}, got {value!r}")
         return config.validate()

@@ -44,15 +44,16 @@ _HELP = {
                            "the student's loss",
     "distill_splice": "share of the student's texts whose tail is replaced by another text's",
     "distill_token_dropout": "probability of replacing a token by [UNK] in the student's texts",
-    "epochs": "maximum epochs (default: enough to see about 180,000 texts per encoder, 4 to "
-              "100: 4 for 45,000 texts, 36 for 5,000)",
+    "epochs": "maximum epochs (default: enough for each member to see about 180,000 texts "
+              "and the student 360,000, 4 to 100: members 4 for 45,000 texts, 36 for 5,000)",
     "batch_size": "texts per training step",
     "lr": "peak learning rate (AdamW)",
     "weight_decay": "AdamW weight decay",
     "warmup": "share of steps spent warming the learning rate up",
     "clip_norm": "gradient clipping by global norm (0: off)",
     "label_smoothing": "label smoothing of the training loss",
-    "token_dropout": "probability of replacing a token by [UNK] in training",
+    "token_dropout": "probability of replacing a token by [UNK] in training (the members; "
+                     "the student has distill_token_dropout)",
     "patience": "stop after this many epochs without dev macro-F1 gain (default: a tenth of "
                 "the epochs, at least 3)",
     "seed": "random seed (same seed and data: same metrics)",

@@ -49,8 +49,8 @@ def unlabeled_text_list(texts, source: str) -> list[str]:
 
 
 def settle_distill(config: TrainConfig, unlabeled: bool) -> TrainConfig:
-    """``config`` with ``distill`` decided (None, as settings written by newsclf 0.2 may have
-    it, is on) and unlabelled texts refused when no student would learn from them (one
+    """``config`` with ``distill`` decided (None, as settings written by earlier versions may
+    have it, is on) and unlabelled texts refused when no student would learn from them (one
     encoder, or ``distill=False``)."""
     if config.distill is None:
         config = dataclasses.replace(config, distill=True)

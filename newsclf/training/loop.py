@@ -1,7 +1,8 @@
 """One encoder's training: the epoch loop, its schedule, batches and seeds, early stopping.
 
 ``train_member`` trains the whole model, one member of an ensemble, or the student distilled
-from the members (:mod:`.distill`: the same loop towards class distributions instead of labels)
+from the members (:mod:`.distill`: the same loop on varied batches, towards the teacher's
+probabilities on them, :mod:`.student`)
 from a :class:`RunSetup` (everything the run prepared: settings, encoded texts, vocabulary) and
 reports progress through a callback, so the same loop runs in this process, in a worker process
 or under the distributed launcher. After every epoch it writes a checkpoint (:mod:`.checkpoint`),

@@ -84,10 +84,10 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     With ``config.ensemble_size > 1`` each member trains on its own (own seed, early stopping
     and checkpoint), ``workers`` of them at once in separate processes (default: as many as
     there are members and CPU cores); the result does not depend on ``workers``. Then, with
-    ``config.distill``, one student encoder learns the members' averaged
-    probabilities on the training texts and ``unlabeled_texts`` (blank ones skipped), and the
-    model directory predicts with it alone, unless its dev accuracy is more than 1 point below
-    the ensemble's (see :mod:`.distill`).
+    ``config.distill`` (the default), one student encoder learns what the members predict
+    together, on varied batches of the training texts and ``unlabeled_texts`` (blank ones
+    skipped), and the model directory predicts with it alone, unless its dev accuracy is more
+    than half a point below the ensemble's (see :mod:`.distill`).
     """
     from newsclf.runtime import configure_paddle
 
