@@ -25,9 +25,7 @@ TEXTS_PER_ENCODER = 180_000
 TEXTS_PER_STUDENT = 360_000
 EPOCH_RANGE = (4, 100)
 # the value types of the settings whose default None means "decided at training time"
-_TYPES_OF_UNSET = {"epochs": int, "patience": int, "distill": bool}
-# settings for which older versions wrote None, meaning what is now the default (on)
-_NONE_MEANS_ON = ("distill",)
+_TYPES_OF_UNSET = {"epochs": int, "patience": int}
 
 
 @dataclass
@@ -55,6 +53,7 @@ class TrainConfig:
     # distillation (ensemble_size > 1): one student encoder learns the members' function and
     # replaces them when it keeps their dev accuracy, so prediction costs one encoder
     # (training.distill). None, as settings written by earlier versions may have it, is on
+    # (see __post_init__)
     distill: bool | None = True
     distill_alpha: float = 0.0  # the share of the label in the student's loss (labelled texts)
     distill_temperature: float = 2.0
@@ -71,6 +70,10 @@ class TrainConfig:
     token_dropout: float = 0.1
     patience: int | None = None
     seed: int = 42
+
+    def __post_init__(self):
+        if self.distill is None:
+            self.distill = True
 
     def validate(self) -> "TrainConfig":
         def need(ok: bool, message: str) -> None:
@@ -124,7 +127,7 @@ class TrainConfig:
     @property
     def distilling(self) -> bool:
         """Whether the run distils its ensemble into a student (:mod:`newsclf.training.distill`)."""
-        return self.distill is not False and self.ensemble_size > 1
+        return self.distill and self.ensemble_size > 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -150,8 +153,7 @@ class TrainConfig:
         for f in fields(cls):
             value = getattr(config, f.name)
             expected = setting_type(f.name)
-            legacy_none = f.name in _NONE_MEANS_ON
-            if value is None and getattr(defaults, f.name) is not None and not legacy_none or (
+            if value is None and getattr(defaults, f.name) is not None or (
                     value is not None and not _fits(value, expected)):
                 raise NewsclfError(f"{source}: {f.name} must be {expected.__name__}, got {value!r}")
         return config.validate()

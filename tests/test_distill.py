@@ -328,11 +328,11 @@ def test_distillation_is_on_by_default_and_learns_unlabeled_texts(tmp_path, data
     assert "distilling the 2 members into one student encoder" in log
     assert read_json(out / "training.json")["settings"]["distill"] is True
     assert read_json(out / "training.json")["distillation"]["n_unlabeled"] == data["n_txt"]
-    assert distill.settle_distill(TrainConfig(), unlabeled=False).distill
-    assert distill.settle_distill(TrainConfig(distill=None), unlabeled=False).distill
-    assert not distill.settle_distill(TrainConfig(distill=False), unlabeled=False).distill
+    assert TrainConfig().distill
+    assert TrainConfig(distill=None).distill
+    assert not TrainConfig(distill=False).distill
     with pytest.raises(NewsclfError, match="leave out --no-distill"):
-        distill.settle_distill(TrainConfig(distill=False), unlabeled=True)
+        distill.check_unlabeled_allowed(TrainConfig(distill=False))
 
 
 def test_the_student_loss_is_the_kl_to_its_teacher_and_alpha_of_the_label():
@@ -371,4 +371,4 @@ def test_the_student_loss_is_the_kl_to_its_teacher_and_alpha_of_the_label():
 
 def test_settings_files_of_earlier_versions_with_distill_null_still_load():
     config = TrainConfig.from_dict({"distill": None})
-    assert config.distilling and distill.settle_distill(config, unlabeled=False).distill is True
+    assert config.distilling and config.distill is True

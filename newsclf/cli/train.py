@@ -153,10 +153,12 @@ def read_unlabeled(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> None:
     from newsclf.training import train
-    from newsclf.training.distill import settle_distill
+    from newsclf.training.distill import check_unlabeled_allowed
     from newsclf.training.distributed import LAUNCHED_BY_NEWSCLF
 
-    config = settle_distill(train_config(args), args.unlabeled is not None)
+    config = train_config(args)
+    if args.unlabeled is not None:
+        check_unlabeled_allowed(config)
     if _launched(args, config):
         return
     class_names, train_data, dev_data = read_labelled_files(args, args.train, args.dev)

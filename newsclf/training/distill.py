@@ -5,18 +5,18 @@ The teacher is the members (their best epochs' weights) averaging their class pr
 The student has a member's architecture and its own seed, and trains with the members' loop
 (:func:`~newsclf.training.loop.train_member`: schedule, early stopping on dev, checkpoint in
 ``checkpoint/student``) on the training texts and the unlabelled texts given, if any. Each
-batch is first varied (:func:`vary_batch`: in ``distill_splice`` of the texts the tail is
-replaced by another text's, then tokens become ``[UNK]`` at ``distill_token_dropout``), and the
-teacher scores the very texts the student sees, so the student learns the teacher's function
-on many more inputs than the training texts themselves (:class:`StudentObjective`). Its loss
-is the cross-entropy to the teacher's probabilities at ``distill_temperature`` (times its
-square, as the gradients shrink with it), and, on labelled texts left whole, ``distill_alpha``
-of the smoothed label's. On ``--resume`` the teacher is rebuilt from the members' checkpoints
-and the student continues from its own; the variations come from each epoch's seed
-(:mod:`.student`).
+batch is first varied (:func:`~newsclf.training.student.vary_batch`: in ``distill_splice`` of
+the texts the tail is replaced by another text's, then tokens become ``[UNK]`` at
+``distill_token_dropout``), and the teacher scores the very texts the student sees, so the
+student learns the teacher's function on many more inputs than the training texts themselves
+(:class:`~newsclf.training.student.StudentObjective`). Its loss is the KL divergence from the
+teacher's probabilities at ``distill_temperature`` (times its square, as the gradients shrink
+with it), and, on labelled texts left whole, ``distill_alpha`` of the smoothed label's
+cross-entropy. On ``--resume`` the teacher is rebuilt from the members' checkpoints and the
+student continues from its own; the variations come from each epoch's seed.
 
-On THUCNews dev (45,000 headlines) a student of the ensemble trained this way came within
-0.1-0.3 points of it, where one learning the teacher's probabilities on the training texts
+On THUCNews dev (45,000 headlines, seeds 1-3) a student trained this way came within 0.05-0.27
+points of its ensemble, where one learning the teacher's probabilities on the training texts
 alone was no better than an ordinary encoder (benchmarks/RESULTS.md).
 
 The model directory keeps the student unless, on dev data, its accuracy is more than
@@ -46,17 +46,6 @@ def unlabeled_text_list(texts, source: str) -> list[str]:
         raise DataError(f"{source}: no unlabelled texts (blank ones are skipped); give some, "
                         "one per line or in the text column, or leave out --unlabeled")
     return kept
-
-
-def settle_distill(config: TrainConfig, unlabeled: bool) -> TrainConfig:
-    """``config`` with ``distill`` decided (None, as settings written by earlier versions may
-    have it, is on) and unlabelled texts refused when no student would learn from them (one
-    encoder, or ``distill=False``)."""
-    if config.distill is None:
-        config = dataclasses.replace(config, distill=True)
-    if unlabeled:
-        check_unlabeled_allowed(config)
-    return config
 
 
 def check_unlabeled_allowed(config) -> None:

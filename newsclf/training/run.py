@@ -26,7 +26,7 @@ from newsclf.files import write_json
 from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
 from newsclf.tokenize import Tokenizer
 from newsclf.training.checkpoint import checkpoint_settings
-from newsclf.training.distill import (settle_distill, student_config,
+from newsclf.training.distill import (check_unlabeled_allowed, student_config,
                                       student_replaces_ensemble, train_student,
                                       unlabeled_text_list)
 from newsclf.training.distributed import Parallel
@@ -94,8 +94,8 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     config.validate()
     if workers is not None and workers < 1:
         raise NewsclfError(f"workers must be at least 1, got {workers}")
-    config = settle_distill(config, unlabeled_texts is not None)
     if unlabeled_texts is not None:
+        check_unlabeled_allowed(config)
         unlabeled_texts = unlabeled_text_list(unlabeled_texts, "unlabeled_texts")
     output = OutputDirectory(output_dir, overwrite=overwrite, resume=resume)
     output.check()  # before Paddle's seconds of import; checked again holding the lock
@@ -246,7 +246,8 @@ def _save(setup: RunSetup, results: list[MemberResult], student: MemberResult | 
         distillation = {"members": n_members, "alpha": taught.distill_alpha,
                         "temperature": taught.distill_temperature,
                         "splice": taught.distill_splice,
-                        "token_dropout": taught.distill_token_dropout, "n_unlabeled": n_unlabeled, "student_seed": student.seed,
+                        "token_dropout": taught.distill_token_dropout,
+                        "n_unlabeled": n_unlabeled, "student_seed": student.seed,
                         "student_epochs": taught.epochs, "student_patience": taught.patience,
                         "predicts_with": predicts_with}
         metrics.update(n_unlabeled=n_unlabeled, predicts_with=predicts_with)

@@ -39,17 +39,16 @@ class StudentObjective:
     scores the same ids the student sees."""
 
     def __init__(self, setup, members: list[dict]):
-        from newsclf.model.layers import build_network
+        from newsclf.model.layers import build_network, ensemble_weights
         from newsclf.runtime import configure_paddle
 
         paddle = configure_paddle()
         self.config = setup.config
         self.teacher = build_network(dataclasses.replace(setup.model_spec(),
                                                          ensemble_size=len(members)))
-        networks = self.teacher.members if len(members) > 1 else [self.teacher]
-        for network, weights in zip(networks, members):
-            network.set_state_dict({name: paddle.to_tensor(value)
-                                    for name, value in weights.items()})
+        weights = ensemble_weights(members) if len(members) > 1 else members[0]
+        self.teacher.set_state_dict({name: paddle.to_tensor(value)
+                                     for name, value in weights.items()})
         self.teacher.eval()
 
     def __call__(self, logits, ids, labels: np.ndarray, whole: np.ndarray):
