@@ -8,6 +8,8 @@
   a C++ "FatalError" banner on standard output and aborts; this import keeps the handlers the
   process had, so importing Paddle through newsclf (from the main thread, the only one that can
   set handlers) leaves signal handling as it was.
+- :func:`math_threads` runs a block with Paddle's CPU math on more than one thread (Paddle's
+  default is one); the number changes a result's last bits, so training fixes it per model.
 - :func:`signals_held_back` defers SIGINT and SIGTERM over a block of code that must not be
   cut short (that import, ONNX Runtime's; starting a worker process).
 - :func:`tune_allocator` raises glibc's malloc thresholds. Paddle's CPU tensors come from malloc,
@@ -57,6 +59,18 @@ def configure_paddle():
 
 
 HELD_BACK_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def math_threads(threads: int):
+    """Run the block with Paddle's CPU math (matrix products, oneDNN kernels) on ``threads``
+    threads of this process, then on one again (Paddle's default, ``FLAGS_paddle_num_threads``)."""
+    paddle = configure_paddle()
+    paddle.base.core.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        paddle.base.core.set_num_threads(1)
 
 
 @contextmanager

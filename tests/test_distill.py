@@ -218,6 +218,24 @@ def test_the_teacher_scores_the_varied_texts_the_student_sees(tmp_path, monkeypa
     assert len(tokens) > 1000 and 0.45 < (tokens == 1).mean() < 0.55
 
 
+def test_the_student_trains_on_two_threads_the_members_on_one_each(tmp_path, monkeypatch):
+    import contextlib
+
+    import newsclf.runtime
+
+    threads = []
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(newsclf.runtime, "math_threads",
+                        lambda count: threads.append(count) or contextlib.nullcontext())
+    train_here("--train", SAMPLE / "train.tsv", "--output", tmp_path / "m", *TINY,
+               "--epochs", "1", "--workers", "1")
+    assert threads == [1, 1, 2]
+    threads.clear()
+    train_here("--train", SAMPLE / "train.tsv", "--output", tmp_path / "one", *TINY,
+               "--epochs", "1", "--ensemble-size", "1")
+    assert threads == [2]
+
+
 def test_a_teacher_of_two_members_averages_their_probabilities():
     import types
 

@@ -13,6 +13,7 @@ continues exactly as an uninterrupted one would.
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -163,10 +164,31 @@ class MemberResult:
                    tensors.get("best_dev_probabilities"))
 
 
+# Paddle trains on one thread. A model that trains alone in its process, the only encoder or
+# the student after the members, would leave a second core idle: on two threads its steps take
+# about 17% less time. Two, not the core count, because the thread count changes the last bits
+# of the result, which should not depend on the machine (members train on one thread each,
+# side by side, in worker processes or not).
+ALONE_THREADS = 2
+
+
+def math_threads_for(setup: RunSetup, parallel: Parallel) -> int:
+    """How many threads Paddle's math uses to train a model of ``setup`` in this process."""
+    alone = setup.student or setup.config.ensemble_size == 1
+    return min(ALONE_THREADS, os.cpu_count() or 1) if alone and parallel.world == 1 else 1
+
+
 def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> MemberResult:
     """Train one model (the whole model, one ensemble member, or the student with member
     number ``ensemble_size``) with its own seed, early stopping and checkpoint; returns its
     best epoch's weights and dev probabilities."""
+    from newsclf.runtime import math_threads
+
+    with math_threads(math_threads_for(setup, parallel)):
+        return _train_member(member, setup, report, parallel)
+
+
+def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> MemberResult:
     from newsclf.runtime import configure_paddle
 
     paddle = configure_paddle()
@@ -190,7 +212,10 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
     optimizer = paddle.optimizer.AdamW(
         learning_rate=schedule, parameters=model.parameters(), weight_decay=config.weight_decay,
         apply_decay_param_fun=lambda param_name: param_name in decay,
-        grad_clip=paddle.nn.ClipGradByGlobalNorm(config.clip_norm) if config.clip_norm else None)
+        # auto_skip_clip: no multiplication by 1 when the norm is within the limit (the same
+        # result, 10% of a step saved)
+        grad_clip=(paddle.nn.ClipGradByGlobalNorm(config.clip_norm, auto_skip_clip=True)
+                   if config.clip_norm else None))
 
     if setup.student:
         from newsclf.training.student import StudentObjective, vary_batch
