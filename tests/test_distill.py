@@ -218,6 +218,29 @@ def test_the_teacher_scores_the_varied_texts_the_student_sees(tmp_path, monkeypa
     assert len(tokens) > 1000 and 0.45 < (tokens == 1).mean() < 0.55
 
 
+def test_the_student_starts_from_the_first_members_weights(tmp_path, monkeypatch):
+    import newsclf.training.run
+
+    seen = []
+    original = newsclf.training.run.train_student
+
+    def recording(setup, members, *args):
+        result = original(setup, members, *args)
+        seen.append(([member.weights for member in members], result.weights))
+        return result
+
+    monkeypatch.setattr(newsclf.training.run, "train_student", recording)
+    # so small a learning rate that the student's weights stay where they started
+    train_here("--train", SAMPLE / "train.tsv", "--output", tmp_path / "m", *TINY,
+               "--epochs", "1", "--workers", "1", "--lr", "1e-12")
+    [(members, student_weights)] = seen
+    assert student_weights.keys() == members[0].keys()
+    for name, value in student_weights.items():
+        assert np.allclose(value, members[0][name], rtol=0, atol=1e-6), name
+    assert not all(np.allclose(student_weights[name], members[1][name], rtol=0, atol=1e-3)
+                   for name in student_weights)
+
+
 def test_the_student_trains_on_two_threads_the_members_on_one_each(tmp_path, monkeypatch):
     import contextlib
 
