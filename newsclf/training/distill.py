@@ -2,9 +2,9 @@
 directory predicts with one encoder instead of all the members.
 
 The teacher is the members (their best epochs' weights) averaging their class probabilities.
-The student has a member's architecture, starts from the first member's weights (THUCNews dev,
-one teacher: 0.9090 after 8 epochs against 0.9078 from a random start), draws its randomness from
-its own seed, and trains with the members' loop
+The student has a member's architecture, starts from the first member's weights on large
+training sets and from its own random initialization on small ones (:func:`student_start`),
+draws its randomness from its own seed, and trains with the members' loop
 (:func:`~newsclf.training.loop.train_member`: schedule, early stopping on dev, checkpoint in
 ``checkpoint/student``) on the training texts and the unlabelled texts given, if any. Each
 batch is first varied (:func:`~newsclf.training.student.vary_batch`: in ``distill_splice`` of
@@ -31,7 +31,7 @@ import dataclasses
 
 import numpy as np
 
-from newsclf.config import TEXTS_PER_STUDENT, TrainConfig
+from newsclf.config import EPOCH_RANGE, TEXTS_PER_STUDENT, TrainConfig
 from newsclf.errors import DataError, NewsclfError
 from newsclf.training.distributed import Parallel
 from newsclf.training.loop import MemberResult, RunSetup, train_member
@@ -68,6 +68,16 @@ def student_config(config: TrainConfig, automatic, n_texts: int) -> TrainConfig:
         n_texts, TEXTS_PER_STUDENT)
 
 
+def student_start(config: TrainConfig) -> str:
+    """Where the student of members trained with ``config`` starts: ``"member 1"`` (the first
+    member's weights) when the members went over the training texts at most
+    ``EPOCH_RANGE[0]`` times, as on large sets, else ``"random"``. Members that went over a
+    small set many times know it by heart, a poor start. On THUCNews dev, from member 1: 45,000
+    headlines (4 epochs) +0.11 points over 3 seeds; 5,000 (36 epochs) -0.39 and 1,000 (100
+    epochs) -0.95, one seed each (benchmarks/RESULTS.md)."""
+    return "member 1" if config.epochs <= EPOCH_RANGE[0] else "random"
+
+
 def train_student(setup: RunSetup, members: list[MemberResult], unlabeled_ids: list, report,
                   parallel: Parallel) -> MemberResult:
     """Train the student of ``members`` on the training texts and ``unlabeled_ids``; returns
@@ -80,6 +90,7 @@ def train_student(setup: RunSetup, members: list[MemberResult], unlabeled_ids: l
     student = dataclasses.replace(
         setup, config=config, train_ids=setup.train_ids + unlabeled_ids, y_train=labels,
         teacher=[member.weights for member in members],
+        initial_weights=members[0].weights if student_start(setup.config) == "member 1" else None,
         run_identity={**setup.run_identity, "n_unlabeled": len(unlabeled_ids)})
     return train_member(config.ensemble_size, student, report, parallel)
 

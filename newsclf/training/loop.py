@@ -103,6 +103,9 @@ class RunSetup:
     automatic: tuple = ()
     # a distilling run's student settings (distill.student_config)
     student_settings: TrainConfig | None = None
+    # the weights the model starts from instead of a random initialization (the student's
+    # start, see distill.student_start)
+    initial_weights: dict | None = None
 
     @property
     def student(self) -> bool:
@@ -204,9 +207,9 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
     seed_everything(seed)
     model = build_network(setup.member_spec(), dropout=config.dropout,
                           attn_dropout=config.attn_dropout, emb_dropout=config.emb_dropout)
-    if setup.student:  # it starts as the first member and learns what the others add
+    if setup.initial_weights is not None:
         model.set_state_dict({name: paddle.to_tensor(value)
-                              for name, value in setup.teacher[0].items()})
+                              for name, value in setup.initial_weights.items()})
     network = paddle.DataParallel(model) if parallel.world > 1 else model
     lengths = np.array([len(ids) for ids in train_ids])
     steps_per_epoch = -(-len(train_ids) // (config.batch_size * parallel.world))

@@ -27,7 +27,7 @@ from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
 from newsclf.tokenize import Tokenizer
 from newsclf.training.checkpoint import checkpoint_settings
 from newsclf.training.distill import (check_unlabeled_allowed, student_config,
-                                      student_replaces_ensemble, train_student,
+                                      student_replaces_ensemble, student_start, train_student,
                                       unlabeled_text_list)
 from newsclf.training.distributed import Parallel
 from newsclf.training.ensemble import train_members_in_processes
@@ -248,6 +248,7 @@ def _save(setup: RunSetup, results: list[MemberResult], student: MemberResult | 
                         "splice": taught.distill_splice,
                         "token_dropout": taught.distill_token_dropout,
                         "n_unlabeled": n_unlabeled, "student_seed": student.seed,
+                        "student_start": student_start(setup.config),
                         "student_epochs": taught.epochs, "student_patience": taught.patience,
                         "predicts_with": predicts_with}
         metrics.update(n_unlabeled=n_unlabeled, predicts_with=predicts_with)
