@@ -99,7 +99,7 @@ def test_the_directory_predicts_with_the_student(distilled):
         "members": 2, "alpha": 0.0, "temperature": 2.0, "splice": 0.5, "token_dropout": 0.2,
         "n_unlabeled": 0, "student_seed": student["seed"], "student_start": "random",
         "student_epochs": 12,
-        "student_patience": 3, "predicts_with": "student"}
+        "student_patience": 12, "predicts_with": "student"}
     assert (f"student dev accuracy {student['dev_accuracy']:.4f} (ensemble "
             f"{teacher['dev_accuracy']:.4f}): the model predicts with the student") in log
     records = log_records(out)
@@ -364,7 +364,8 @@ def test_a_student_gets_epochs_for_all_the_texts_it_learns_from():
     run = TrainConfig(distill=True).for_training_size(5000)
     assert run.epochs == 36
     student = distill.student_config(run, ["epochs", "patience"], 5000 + 40000)
-    assert (student.epochs, student.patience) == (8, 3)  # 360,000 texts' worth
+    # 360,000 texts' worth, and no early stopping
+    assert (student.epochs, student.patience) == (8, 8)
     assert distill.student_config(run, [], 45000) == run  # given settings stay
     given = TrainConfig(distill=True, epochs=6).for_training_size(5000)
     assert distill.student_config(given, ["patience"], 45000).epochs == 6

@@ -55,7 +55,7 @@ _HELP = {
     "token_dropout": "probability of replacing a token by [UNK] in training (the members; "
                      "the student has distill_token_dropout)",
     "patience": "stop after this many epochs without dev macro-F1 gain (default: a tenth of "
-                "the epochs, at least 3)",
+                "the epochs, at least 3; the student does not stop early)",
     "seed": "random seed (same seed and data: same metrics)",
 }
 
