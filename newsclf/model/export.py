@@ -145,17 +145,14 @@ def _fold_constants(source: Path, target: Path) -> None:
 
 def load_network(files: ModelFiles):
     """The network of a loaded model directory, with its weights, in evaluation mode."""
-    from newsclf.runtime import configure_paddle
-
-    paddle = configure_paddle()
-    from newsclf.model.layers import build_network
+    from newsclf.model.layers import build_network, load_weights
 
     network = build_network(files.spec)
     expected = {k: list(v.shape) for k, v in network.state_dict().items()}
     if expected != {k: list(v.shape) for k, v in files.weights.items()}:
         raise ModelDirError(f"{files.path}: the weights do not fit the model config.json "
                             "describes (names or shapes differ)")
-    network.set_state_dict({k: paddle.to_tensor(v) for k, v in files.weights.items()})
+    load_weights(network, files.weights)
     network.eval()
     return network
 

@@ -302,3 +302,9 @@ def build_network(spec, *, dropout: float = 0.0, attn_dropout: float = 0.0,
 def weights_of(model: nn.Layer) -> dict:
     """The model's parameters as numpy arrays (a copy), by state-dict name."""
     return {name: value.numpy().copy() for name, value in model.state_dict().items()}
+
+
+def load_weights(model: nn.Layer, weights: dict) -> None:
+    """Set the model's parameters from numpy arrays by state-dict name (the inverse of
+    :func:`weights_of`)."""
+    model.set_state_dict({name: paddle.to_tensor(value) for name, value in weights.items()})

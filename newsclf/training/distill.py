@@ -79,9 +79,10 @@ def student_start(config: TrainConfig) -> str:
     """Where the student of members trained with ``config`` starts: ``"member 1"`` (the first
     member's weights) when the members went over the training texts at most
     ``EPOCH_RANGE[0]`` times, as on large sets, else ``"random"``. Members that went over a
-    small set many times know it by heart, a poor start. On THUCNews dev, from member 1: 45,000
-    headlines (4 epochs) +0.11 points over 3 seeds; 5,000 (36 epochs) -0.39 and 1,000 (100
-    epochs) -0.95, one seed each (benchmarks/RESULTS.md)."""
+    small set many times know it by heart, a poor start. On THUCNews dev, from member 1 rather
+    than a random start: 45,000 headlines (4 epochs) 0.9090 against 0.9078 (one teacher);
+    15,000 (12 epochs) -0.42, 5,000 (36) -0.39 and 1,000 (100) -0.95, one seed each
+    (benchmarks/RESULTS.md)."""
     return "member 1" if config.epochs <= EPOCH_RANGE[0] else "random"
 
 

@@ -199,7 +199,7 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
 
     from newsclf.evaluation.metrics import accuracy_and_macro_f1
     from newsclf.model.inference import predict_scores, softmax
-    from newsclf.model.layers import build_network, weights_of
+    from newsclf.model.layers import build_network, load_weights, weights_of
 
     config, train_ids, has_dev = setup.config, setup.train_ids, setup.y_dev is not None
     seed = member_seed(config.seed, member)
@@ -208,8 +208,7 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
     model = build_network(setup.member_spec(), dropout=config.dropout,
                           attn_dropout=config.attn_dropout, emb_dropout=config.emb_dropout)
     if setup.initial_weights is not None:
-        model.set_state_dict({name: paddle.to_tensor(value)
-                              for name, value in setup.initial_weights.items()})
+        load_weights(model, setup.initial_weights)
     network = paddle.DataParallel(model) if parallel.world > 1 else model
     lengths = np.array([len(ids) for ids in train_ids])
     steps_per_epoch = -(-len(train_ids) // (config.batch_size * parallel.world))
@@ -253,8 +252,8 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
             report("log", f"{name}already finished (best epoch {state['best_epoch']})")
             _report_earlier_epochs(report, member, setup, state["history"], finished=True)
             return saved_result
-        model.set_state_dict({k[len("model/"):]: paddle.to_tensor(v)
-                              for k, v in tensors.items() if k.startswith("model/")})
+        load_weights(model, {k[len("model/"):]: v for k, v in tensors.items()
+                             if k.startswith("model/")})
         restore_optimizer(optimizer, model, tensors, state["scheduler"])
         history, best_epoch, waited = state["history"], state["best_epoch"], state["waited"]
         best = history[best_epoch - 1] if best_epoch else None

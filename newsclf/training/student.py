@@ -39,16 +39,12 @@ class StudentObjective:
     scores the same ids the student sees."""
 
     def __init__(self, setup, members: list[dict]):
-        from newsclf.model.layers import build_network, ensemble_weights
-        from newsclf.runtime import configure_paddle
+        from newsclf.model.layers import build_network, ensemble_weights, load_weights
 
-        paddle = configure_paddle()
         self.config = setup.config
         self.teacher = build_network(dataclasses.replace(setup.model_spec(),
                                                          ensemble_size=len(members)))
-        weights = ensemble_weights(members) if len(members) > 1 else members[0]
-        self.teacher.set_state_dict({name: paddle.to_tensor(value)
-                                     for name, value in weights.items()})
+        load_weights(self.teacher, ensemble_weights(members) if len(members) > 1 else members[0])
         self.teacher.eval()
 
     def __call__(self, logits, ids, labels: np.ndarray, whole: np.ndarray):
