@@ -174,9 +174,10 @@ def test_a_spliced_text_keeps_its_head_and_takes_another_texts_tail():
     others = [batch_of(30)[0] + 1000 * k for k in range(1, 4)]  # ids 1100.., 2100.., 3100..
     ids = batch_of(12, 7, 20, 1)
     original = ids.copy()
-    spliced = student.vary_batch(ids, others, np.random.RandomState(0), splice=1.0,
-                                 token_dropout=0.0)
+    spliced, whole_tokens = student.vary_batch(ids, others, np.random.RandomState(0),
+                                               splice=1.0, token_dropout=0.0)
     assert spliced.tolist() == [True] * 4
+    assert (whole_tokens == ids).all()
     for row, length in enumerate((12, 7, 20, 1)):
         kept = ids[row, :, 0] == original[row, :, 0]
         cut = int(np.argmin(kept)) if not kept.all() else length
@@ -189,34 +190,49 @@ def test_a_spliced_text_keeps_its_head_and_takes_another_texts_tail():
 def test_varying_a_batch_follows_its_rates_and_its_seed():
     texts = [batch_of(8)[0]]  # splices add at most 7 positions: rows keep some padding
     unchanged = batch_of(12, 7)
-    assert not student.vary_batch(unchanged, texts, np.random.RandomState(0), 0.0, 0.0).any()
+    assert not student.vary_batch(unchanged, texts, np.random.RandomState(0), 0.0, 0.0)[0].any()
     assert (unchanged == batch_of(12, 7)).all()
     lengths = [3 + i % 10 for i in range(400)]
     big = batch_of(*lengths, width=20)
-    spliced = student.vary_batch(big, texts, np.random.RandomState(1), 0.5, 0.25)
+    spliced, whole_tokens = student.vary_batch(big, texts, np.random.RandomState(1), 0.5, 0.25)
     assert 0.4 < spliced.mean() < 0.6
     real = big != 0
     assert 0.2 < (big[real] == 1).mean() < 0.3  # [UNK] on a quarter of the real tokens
     assert (big[:, 13:] == 0).all()  # padding stays padding: never [UNK], never filled
+    assert not (whole_tokens == 1).any()  # the batch before the token dropout
+    assert (whole_tokens[big != 1] == big[big != 1]).all()
     again = batch_of(*lengths, width=20)
     student.vary_batch(again, texts, np.random.RandomState(1), 0.5, 0.25)
     assert (again == big).all()
 
 
-def test_the_teacher_scores_the_varied_texts_the_student_sees(tmp_path, monkeypatch):
-    seen = []
-    original = student.StudentObjective.__call__
+def test_the_teacher_scores_the_students_texts_before_their_token_dropout(tmp_path,
+                                                                          monkeypatch):
+    varied, scored = [], []
+    original_vary, original_call = student.vary_batch, student.StudentObjective.__call__
 
-    def recording(self, logits, ids, labels, whole):
-        seen.append(ids.numpy().copy())
-        return original(self, logits, ids, labels, whole)
+    def vary(ids, *args):
+        spliced, whole_tokens = original_vary(ids, *args)
+        varied.append((ids.copy(), whole_tokens))
+        return spliced, whole_tokens
 
+    def recording(self, logits, teacher_ids, labels, whole):
+        scored.append(teacher_ids.numpy().copy())
+        return original_call(self, logits, teacher_ids, labels, whole)
+
+    monkeypatch.setattr(student, "vary_batch", vary)
     monkeypatch.setattr(student.StudentObjective, "__call__", recording)
     train_here("--train", SAMPLE / "train.tsv", "--output", tmp_path / "m", *TINY,
-               "--epochs", "1", "--workers", "1", "--distill-splice", "0",
+               "--epochs", "1", "--workers", "1", "--distill-splice", "0.5",
                "--distill-token-dropout", "0.5")
-    tokens = np.concatenate([ids[:, :, 0][ids[:, :, 0] != 0] for ids in seen])
-    assert len(tokens) > 1000 and 0.45 < (tokens == 1).mean() < 0.55
+    assert len(scored) == len(varied) > 0
+    for (seen, whole_tokens), teacher_ids in zip(varied, scored):
+        assert (teacher_ids == whole_tokens).all()
+        assert ((seen == teacher_ids) | (seen == 1)).all()  # the student's: some [UNK] more
+    real = np.concatenate([ids[ids != 0] for ids, _ in varied])
+    teachers = np.concatenate([ids[ids != 0] for ids in scored])
+    assert len(real) > 1000 and 0.45 < (real == 1).mean() < 0.55
+    assert (teachers == 1).mean() < 0.1
 
 
 @pytest.mark.parametrize("epochs, start", [(4, "member 1"), (5, "random")])

@@ -9,9 +9,13 @@ draws its randomness from its own seed, and trains with the members' loop
 ``checkpoint/student``) on the training texts and the unlabelled texts given, if any. Each
 batch is first varied (:func:`~newsclf.training.student.vary_batch`: in ``distill_splice`` of
 the texts the tail is replaced by another text's, then tokens become ``[UNK]`` at
-``distill_token_dropout``), and the teacher scores the very texts the student sees, so the
-student learns the teacher's function on many more inputs than the training texts themselves
-(:class:`~newsclf.training.student.StudentObjective`). Its loss is the KL divergence from the
+``distill_token_dropout``). The teacher scores the varied texts before their token dropout,
+so the student learns the teacher's function on many more inputs than the training texts
+themselves, and to tell from fewer tokens what the teacher tells from all of them
+(:class:`~newsclf.training.student.StudentObjective`): with 5,000 labelled THUCNews headlines
+and 39,973 unlabelled ones, a student whose teacher saw the texts after the token dropout too
+reached 0.8492 dev accuracy, this one 0.8537 (same teacher, 0.8455; 45,000 labelled headlines
+alone: 0.9066 and 0.9072). Its loss is the KL divergence from the
 teacher's probabilities at ``distill_temperature`` (times its square, as the gradients shrink
 with it), and, on labelled texts left whole, ``distill_alpha`` of the smoothed label's
 cross-entropy. On ``--resume`` the teacher is rebuilt from the members' checkpoints and the

@@ -279,15 +279,17 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
                 index = parallel.share(batch)
                 ids = pad_batch([train_ids[i] for i in index])
                 if setup.student:
-                    spliced = vary_batch(ids, train_ids, rng, config.distill_splice,
-                                         config.distill_token_dropout)
+                    spliced, teacher_ids = vary_batch(ids, train_ids, rng,
+                                                      config.distill_splice,
+                                                      config.distill_token_dropout)
                 elif config.token_dropout:
                     drop = (rng.random_sample(ids.shape) < config.token_dropout) & (ids != PAD_ID)
                     ids[drop] = UNK_ID
                 ids = paddle.to_tensor(ids)
                 logits = network(ids)
                 if setup.student:
-                    loss = objective(logits, ids, setup.y_train[index], ~spliced)
+                    loss = objective(logits, paddle.to_tensor(teacher_ids),
+                                     setup.y_train[index], ~spliced)
                 else:
                     loss = F.cross_entropy(logits, paddle.to_tensor(setup.y_train[index]),
                                            label_smoothing=config.label_smoothing)

@@ -11,12 +11,13 @@ from newsclf.vocab import PAD_ID, UNK_ID
 
 
 def vary_batch(ids: np.ndarray, texts: list, rng: np.random.RandomState, splice: float,
-               token_dropout: float) -> np.ndarray:
+               token_dropout: float) -> tuple[np.ndarray, np.ndarray]:
     """Vary a padded batch ``[batch, length, features]`` in place, as the student sees it:
     each text, with probability ``splice``, keeps its positions before a random point inside
     it and takes those after it from a random text of ``texts`` (the same positions of that
     one, cut to the batch's length); then each token becomes ``[UNK]`` with probability
-    ``token_dropout``. Returns whether each text was spliced."""
+    ``token_dropout``. Returns whether each text was spliced, and the batch as it was before
+    the token dropout: what the teacher scores."""
     length = ids.shape[1]
     spliced = rng.random_sample(len(ids)) < splice
     for row in np.flatnonzero(spliced):
@@ -25,10 +26,11 @@ def vary_batch(ids: np.ndarray, texts: list, rng: np.random.RandomState, splice:
         tail = texts[rng.randint(len(texts))][cut:length]
         ids[row, cut:] = PAD_ID
         ids[row, cut:cut + len(tail)] = tail
+    whole_tokens = ids.copy()
     if token_dropout:
         dropped = (rng.random_sample(ids.shape) < token_dropout) & (ids != PAD_ID)
         ids[dropped] = UNK_ID
-    return spliced
+    return spliced, whole_tokens
 
 
 class StudentObjective:
@@ -36,7 +38,8 @@ class StudentObjective:
     probabilities to the student's, both at ``distill_temperature``, times its square (the
     gradients shrink with it); on labelled texts left whole, ``distill_alpha`` of it is the
     smoothed label's cross-entropy instead. The teacher, the ensemble of ``members``' weights,
-    scores the same ids the student sees."""
+    scores the varied texts before their token dropout, so the student learns to tell from
+    fewer tokens what the teacher tells from all of them."""
 
     def __init__(self, setup, members: list[dict]):
         from newsclf.model.layers import build_network, ensemble_weights, load_weights
@@ -47,15 +50,16 @@ class StudentObjective:
         load_weights(self.teacher, ensemble_weights(members) if len(members) > 1 else members[0])
         self.teacher.eval()
 
-    def __call__(self, logits, ids, labels: np.ndarray, whole: np.ndarray):
-        """The mean loss; ``labels`` is -1 for unlabelled texts, ``whole`` False for spliced
-        ones (whose label no longer holds)."""
+    def __call__(self, logits, teacher_ids, labels: np.ndarray, whole: np.ndarray):
+        """The mean loss of the student's ``logits``; ``teacher_ids`` the batch the teacher
+        scores, ``labels`` -1 for unlabelled texts, ``whole`` False for spliced texts (whose
+        label no longer holds)."""
         import paddle
         import paddle.nn.functional as F
 
         config, temperature = self.config, self.config.distill_temperature
         with paddle.no_grad():
-            teacher = F.softmax(self.teacher(ids) / temperature, axis=-1)
+            teacher = F.softmax(self.teacher(teacher_ids) / temperature, axis=-1)
         # the KL divergence: cross-entropy less the teacher's entropy (no gradient), so the
         # loss shown falls towards 0 as the student matches the teacher
         soft = (F.cross_entropy(logits / temperature, teacher, soft_label=True,
