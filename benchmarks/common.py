@@ -28,12 +28,13 @@ def load_thucnews(directory: Path = THUCNEWS):
 
 
 def run_newsclf(config: TrainConfig, classes, train_data, dev_data, output: Path,
-                name: str = "newsclf") -> dict:
+                name: str = "newsclf", unlabeled_texts=None) -> dict:
     """Train (timed, including tokenization, vocabulary and the inference export), then time
     prediction of the dev texts end to end (tokenization + model)."""
     started = time.perf_counter()
     result = train(config, train_data, dev_data, output, classes, progress=False,
-                   log=lambda message: print(f"[{name}] {message}", file=sys.stderr, flush=True))
+                   log=lambda message: print(f"[{name}] {message}", file=sys.stderr, flush=True),
+                   unlabeled_texts=unlabeled_texts)
     train_seconds = time.perf_counter() - started
     predictor = Predictor.from_dir(output)
     predictor.predict(dev_data.texts[:256])
