@@ -1,4 +1,5 @@
-"""Vocabulary: feature strings to ids, built from training data only, saved as JSON.
+"""Vocabulary: feature strings to ids, built from the training texts (and the unlabelled texts
+given for distillation), saved as JSON.
 
 Ids 0 and 1 are ``[PAD]`` and ``[UNK]``; the rest are ordered by frequency, then by string, so
 the same data always gives the same vocabulary.

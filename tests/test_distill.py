@@ -401,6 +401,36 @@ def test_distillation_is_on_by_default_and_learns_unlabeled_texts(tmp_path, data
         distill.check_unlabeled_allowed(TrainConfig(distill=False))
 
 
+def test_unlabelled_texts_widen_the_vocabulary_and_the_members_read_their_entries_as_unk(
+        tmp_path, monkeypatch):
+    import newsclf.training.run
+    from newsclf.tokenize import Tokenizer
+
+    seen = []
+    original = newsclf.training.run.train_student
+
+    def recording(setup, members, *args):
+        seen.append((setup, [member.weights for member in members]))
+        return original(setup, members, *args)
+
+    monkeypatch.setattr(newsclf.training.run, "train_student", recording)
+    rare = "龘鱻靐齉"  # in no training or dev text
+    unlabeled = tmp_path / "more.txt"
+    unlabeled.write_text(f"{rare}\n" * 3 + "沪指放量上涨\n", encoding="utf-8")
+    out = tmp_path / "m"
+    train_here("--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv", "--output", out,
+               *TINY, "--unlabeled", unlabeled, "--epochs", "1", "--workers", "1")
+    [(setup, members)] = seen
+    vocab = load_model_dir(out).vocab
+    new_ids = [vocab.index[feature] for [feature] in Tokenizer("char").features(rare)]
+    assert new_ids and all(setup.vocab.index[vocab.tokens[i]] == i for i in new_ids)
+    for weights in members:
+        embedding = weights["embedding.weight"]
+        assert (embedding[new_ids] == embedding[1]).all()  # each reads them as [UNK]
+        assert not (embedding[2] == embedding[1]).all()
+    assert len(members) == 2
+
+
 def test_the_student_loss_is_the_kl_to_its_teacher_and_alpha_of_the_label():
     import types
 

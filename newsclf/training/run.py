@@ -2,10 +2,11 @@
 
 :func:`train` resolves the classes, claims and locks the output directory (which may refuse it,
 or have the run write a staging directory that replaces the old model at the end; see
-:mod:`.lock`), builds the vocabulary from the training texts, encodes the data, trains the
-encoder (or the ensemble's members, in processes when several cores are free, then the student
-distilled from them; see :mod:`.loop`, :mod:`.ensemble` and :mod:`.distill`), writes the model
-directory, its metrics and dev evaluation, and ends with the inference export.
+:mod:`.lock`), builds the vocabulary from the training texts (and the unlabelled ones), encodes
+the data, trains the encoder (or the ensemble's members, in processes when several cores are
+free, then the student distilled from them; see :mod:`.loop`, :mod:`.ensemble` and
+:mod:`.distill`), writes the model directory, its metrics and dev evaluation, and ends with the
+inference export.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from newsclf.training.ensemble import train_members_in_processes
 from newsclf.training.lock import OutputDirectory
 from newsclf.training.loop import MemberResult, RunSetup, train_member
 from newsclf.training.report import Reporter
-from newsclf.vocab import Vocab
+from newsclf.vocab import PAD_ID, UNK_ID, Vocab
+
+EMBEDDING = "embedding.weight"  # the token embedding table among a member's weights
 
 
 @dataclass
@@ -86,7 +89,8 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     there are members and CPU cores); the result does not depend on ``workers``. Then, with
     ``config.distill`` (the default), one student encoder learns what the members predict
     together, on varied batches of the training texts and ``unlabeled_texts`` (blank ones
-    skipped), and the model directory predicts with it alone, unless its dev accuracy is more
+    skipped; their words join the vocabulary, the members read those they never trained on as
+    ``[UNK]``, and the student learns them from the teacher), and the model directory predicts with it alone, unless its dev accuracy is more
     than half a point below the ensemble's (see :mod:`.distill`).
     """
     from newsclf.runtime import configure_paddle
@@ -166,16 +170,18 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     class_index = {name: i for i, name in enumerate(classes)}
     tokenizer = Tokenizer(config.tokenizer, config.user_dict)
     train_features = [tokenizer.features(text) for text in train_data.texts]
+    unlabeled_features = [tokenizer.features(text) for text in unlabeled_texts]
     vocab = Vocab(parallel.broadcast(
-        Vocab.build(train_features, config.min_freq, config.max_vocab).tokens
-        if parallel.writer else None))
+        Vocab.build(train_features + unlabeled_features, config.min_freq,
+                    config.max_vocab).tokens if parallel.writer else None))
     train_ids = [vocab.encode(f, config.max_len, tokenizer.n_features) for f in train_features]
-    del train_features
+    unlabeled_ids = [vocab.encode(f, config.max_len, tokenizer.n_features)
+                     for f in unlabeled_features]
+    del train_features, unlabeled_features
     y_train = np.array([class_index[label] for label in train_data.labels], dtype=np.int64)
     dev_ids = encode_texts(tokenizer, vocab, dev_data.texts, config.max_len) if dev_data else None
     y_dev = (np.array([class_index[label] for label in dev_data.labels], dtype=np.int64)
              if dev_data else None)
-    unlabeled_ids = encode_texts(tokenizer, vocab, unlabeled_texts, config.max_len)
     log(f"{len(train_ids)} training texts, {len(dev_data) if dev_data else 0} dev texts, "
         + (f"{len(unlabeled_ids)} unlabelled texts, " if unlabeled_ids else "")
         + f"{len(classes)} classes, vocabulary {len(vocab)}")
@@ -185,8 +191,13 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
                     "vocab_head": vocab.tokens[:1000], "n_train": len(train_ids),
                     "n_dev": len(dev_data) if dev_data else 0}
     n_student = len(train_ids) + len(unlabeled_ids)
-    setup = RunSetup(config, classes, vocab, train_ids, y_train, dev_ids, y_dev, run_identity,
-                     work_dir, resume, resume_flags, automatic=tuple(automatic),
+    # the members learn from the labelled texts only: entries found only in the unlabelled
+    # ones are [UNK] to them (their dev texts mapped so, their weights made so after training)
+    unseen = unseen_entries(len(vocab), train_ids) if unlabeled_ids else None
+    members_dev_ids = ([np.where(unseen[ids], UNK_ID, ids) for ids in dev_ids]
+                       if unseen is not None and dev_ids is not None else dev_ids)
+    setup = RunSetup(config, classes, vocab, train_ids, y_train, members_dev_ids, y_dev,
+                     run_identity, work_dir, resume, resume_flags, automatic=tuple(automatic),
                      student_settings=(student_config(config, automatic, n_student)
                                        if config.distilling else None))
     n_members = config.ensemble_size
@@ -201,7 +212,11 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
         else:
             results = [train_member(member, setup, reporter, parallel)
                        for member in range(n_members)]
-        student = (train_student(setup, results, unlabeled_ids, reporter, parallel)
+        if unseen is not None:
+            results = [dataclasses.replace(result, weights=unknown_as_unk(result.weights, unseen))
+                       for result in results]
+        student = (train_student(dataclasses.replace(setup, dev_ids=dev_ids), results,
+                                 unlabeled_ids, reporter, parallel)
                    if config.distilling else None)
     finally:
         reporter.close()
@@ -209,6 +224,23 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
         return {}
     return _save(setup, results, student, len(unlabeled_ids), dev_data, parallel.world, log,
                  started)
+
+
+def unseen_entries(vocab_size: int, train_ids: list) -> np.ndarray:
+    """Whether each vocabulary entry is absent from the labelled texts ``train_ids``."""
+    unseen = np.ones(vocab_size, dtype=bool)
+    unseen[[PAD_ID, UNK_ID]] = False
+    for ids in train_ids:
+        unseen[ids] = False
+    return unseen
+
+
+def unknown_as_unk(weights: dict, unseen: np.ndarray) -> dict:
+    """A member's ``weights`` with the embedding rows of the ``unseen`` entries set to its
+    ``[UNK]`` row, so it reads them as it did in training."""
+    embedding = weights[EMBEDDING].copy()
+    embedding[unseen] = embedding[UNK_ID]
+    return {**weights, EMBEDDING: embedding}
 
 
 def _summary(result: MemberResult, has_dev: bool) -> dict:
