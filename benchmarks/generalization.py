@@ -92,6 +92,12 @@ def build_task(name: str, classes: list[str], train: LabelledData, dev: Labelled
     raise SystemExit(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
 
 
+def undrawn_texts(train: LabelledData, drawn: LabelledData) -> list[str]:
+    """The texts of ``train`` not in ``drawn`` (none equal to a drawn one), in their order."""
+    taken = set(drawn.texts)
+    return [text for text in train.texts if text not in taken]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=THUCNEWS)
@@ -123,9 +129,9 @@ def main() -> None:
                     f"{ours['dev_accuracy']:>11.4f} {ours['dev_macro_f1']:>7.4f} "
                     f"{ours['train_seconds']:>6.0f} {svm['dev_accuracy']:>8.4f} "
                     f"{svm['dev_macro_f1']:>7.4f} {svm['train_seconds']:>5.1f} {gap:>+6.2f}")
-            drawn = set(task_train.texts)
-            undrawn = [text for text in train.texts if text not in drawn]
-            if args.unlabeled and name.startswith("size-") and undrawn:
+            undrawn = (undrawn_texts(train, task_train)
+                       if args.unlabeled and name.startswith("size-") else [])
+            if undrawn:
                 more = run_newsclf(config, task_classes, task_train, task_dev,
                                    Path(tmp) / f"{name}-unlabeled", f"{name} +unlabelled",
                                    unlabeled_texts=undrawn)

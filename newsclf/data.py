@@ -1,4 +1,4 @@
-"""Batching encoded texts for the model (padding, masks, length-sorted batches) and encoding
+"""Batching encoded texts for the model (padding, masks, length-sorted batches, token dropout) and encoding
 texts to ids. Reading data files is :mod:`newsclf.datafiles`; its main functions are re-exported
 here."""
 
@@ -10,11 +10,11 @@ import numpy as np
 
 from newsclf.datafiles import (LabelledData, decode_bytes, detect_encoding, iter_input_chunks,
                                read_class_names, read_file_text, read_labelled)
-from newsclf.vocab import PAD_ID
+from newsclf.vocab import PAD_ID, UNK_ID
 
-__all__ = ["LabelledData", "decode_bytes", "detect_encoding", "encode_texts", "iter_input_chunks",
-           "length_sorted_batches", "pad_batch", "padding_mask", "read_class_names",
-           "read_file_text", "read_labelled"]
+__all__ = ["LabelledData", "decode_bytes", "detect_encoding", "drop_tokens", "encode_texts",
+           "iter_input_chunks", "length_sorted_batches", "pad_batch", "padding_mask",
+           "read_class_names", "read_file_text", "read_labelled"]
 
 
 def pad_batch(encoded: Sequence[np.ndarray]) -> np.ndarray:
@@ -25,6 +25,14 @@ def pad_batch(encoded: Sequence[np.ndarray]) -> np.ndarray:
     for row, ids in enumerate(encoded):
         batch[row, :len(ids)] = ids
     return batch
+
+
+def drop_tokens(ids: np.ndarray, rng: np.random.RandomState, rate: float) -> None:
+    """Turn each real token of the padded batch ``ids`` into ``[UNK]`` with probability
+    ``rate``, in place (training's token dropout; no draw at rate 0)."""
+    if rate:
+        dropped = (rng.random_sample(ids.shape) < rate) & (ids != PAD_ID)
+        ids[dropped] = UNK_ID
 
 
 def padding_mask(batch: np.ndarray) -> np.ndarray:

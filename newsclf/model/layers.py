@@ -20,7 +20,7 @@ import numpy as np
 
 from newsclf.runtime import configure_paddle
 from newsclf.spec import RELATIVE_DISTANCE
-from newsclf.vocab import PAD_ID
+from newsclf.vocab import PAD_ID, UNK_ID
 
 paddle = configure_paddle()  # this module is the network: Paddle runs with newsclf's flags
 import paddle.nn as nn  # noqa: E402
@@ -308,3 +308,11 @@ def load_weights(model: nn.Layer, weights: dict) -> None:
     """Set the model's parameters from numpy arrays by state-dict name (the inverse of
     :func:`weights_of`)."""
     model.set_state_dict({name: paddle.to_tensor(value) for name, value in weights.items()})
+
+
+def embedding_rows_as_unk(weights: dict, rows: np.ndarray) -> dict:
+    """A single model's ``weights`` with the token embedding rows ``rows`` (a mask over the
+    vocabulary) set to its ``[UNK]`` row, so the model reads those entries as ``[UNK]``."""
+    embedding = weights["embedding.weight"].copy()
+    embedding[rows] = embedding[UNK_ID]
+    return {**weights, "embedding.weight": embedding}

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from newsclf.config import TrainConfig
-from newsclf.data import pad_batch
+from newsclf.data import drop_tokens, pad_batch
 from newsclf.errors import NewsclfError
 from newsclf.modeldir import save_model_dir
 from newsclf.spec import USER_DICT_FILE
@@ -30,7 +30,7 @@ from newsclf.training.checkpoint import (CHECKPOINT_DIR, CHECKPOINT_STATE, load_
                                          optimizer_tensors, restore_optimizer, save_checkpoint)
 from newsclf.training.distributed import Parallel
 from newsclf.training.report import EpochReport, encoder_name
-from newsclf.vocab import PAD_ID, UNK_ID, Vocab
+from newsclf.vocab import Vocab
 
 
 def seed_everything(seed: int) -> None:
@@ -282,9 +282,8 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
                     spliced, teacher_ids = vary_batch(ids, train_ids, rng,
                                                       config.distill_splice,
                                                       config.distill_token_dropout)
-                elif config.token_dropout:
-                    drop = (rng.random_sample(ids.shape) < config.token_dropout) & (ids != PAD_ID)
-                    ids[drop] = UNK_ID
+                else:
+                    drop_tokens(ids, rng, config.token_dropout)
                 ids = paddle.to_tensor(ids)
                 logits = network(ids)
                 if setup.student:

@@ -37,8 +37,6 @@ from newsclf.training.loop import MemberResult, RunSetup, train_member
 from newsclf.training.report import Reporter
 from newsclf.vocab import PAD_ID, UNK_ID, Vocab
 
-EMBEDDING = "embedding.weight"  # the token embedding table among a member's weights
-
 
 @dataclass
 class TrainResult:
@@ -90,8 +88,9 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     ``config.distill`` (the default), one student encoder learns what the members predict
     together, on varied batches of the training texts and ``unlabeled_texts`` (blank ones
     skipped; their words join the vocabulary, the members read those they never trained on as
-    ``[UNK]``, and the student learns them from the teacher), and the model directory predicts with it alone, unless its dev accuracy is more
-    than half a point below the ensemble's (see :mod:`.distill`).
+    ``[UNK]``, and the student learns them from the teacher), and the model directory predicts
+    with it alone, unless its dev accuracy is more than half a point below the ensemble's (see
+    :mod:`.distill`).
     """
     from newsclf.runtime import configure_paddle
 
@@ -213,7 +212,10 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
             results = [train_member(member, setup, reporter, parallel)
                        for member in range(n_members)]
         if unseen is not None:
-            results = [dataclasses.replace(result, weights=unknown_as_unk(result.weights, unseen))
+            from newsclf.model.layers import embedding_rows_as_unk
+
+            results = [dataclasses.replace(result,
+                                           weights=embedding_rows_as_unk(result.weights, unseen))
                        for result in results]
         student = (train_student(dataclasses.replace(setup, dev_ids=dev_ids), results,
                                  unlabeled_ids, reporter, parallel)
@@ -233,14 +235,6 @@ def unseen_entries(vocab_size: int, train_ids: list) -> np.ndarray:
     for ids in train_ids:
         unseen[ids] = False
     return unseen
-
-
-def unknown_as_unk(weights: dict, unseen: np.ndarray) -> dict:
-    """A member's ``weights`` with the embedding rows of the ``unseen`` entries set to its
-    ``[UNK]`` row, so it reads them as it did in training."""
-    embedding = weights[EMBEDDING].copy()
-    embedding[unseen] = embedding[UNK_ID]
-    return {**weights, EMBEDDING: embedding}
 
 
 def _summary(result: MemberResult, has_dev: bool) -> dict:

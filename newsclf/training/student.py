@@ -7,7 +7,8 @@ import dataclasses
 
 import numpy as np
 
-from newsclf.vocab import PAD_ID, UNK_ID
+from newsclf.data import drop_tokens
+from newsclf.vocab import PAD_ID
 
 
 def vary_batch(ids: np.ndarray, texts: list, rng: np.random.RandomState, splice: float,
@@ -27,9 +28,7 @@ def vary_batch(ids: np.ndarray, texts: list, rng: np.random.RandomState, splice:
         ids[row, cut:] = PAD_ID
         ids[row, cut:cut + len(tail)] = tail
     whole_tokens = ids.copy()
-    if token_dropout:
-        dropped = (rng.random_sample(ids.shape) < token_dropout) & (ids != PAD_ID)
-        ids[dropped] = UNK_ID
+    drop_tokens(ids, rng, token_dropout)
     return spliced, whole_tokens
 
 
