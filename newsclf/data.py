@@ -1,5 +1,5 @@
-"""Batching encoded texts for the model (padding, masks, length-sorted batches, token dropout) and encoding
-texts to ids. Reading data files is :mod:`newsclf.datafiles`; its main functions are re-exported
+"""Batching encoded texts for the model (padding, masks, length-sorted batches, token dropout)
+and encoding texts to ids. Reading data files is :mod:`newsclf.datafiles`; its main functions are re-exported
 here."""
 
 from __future__ import annotations
