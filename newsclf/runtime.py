@@ -11,7 +11,8 @@
 - :func:`math_threads` runs a block with Paddle's CPU math on more than one thread (Paddle's
   default is one); the number changes a result's last bits, so training fixes it per model.
 - :func:`signals_held_back` defers SIGINT and SIGTERM over a block of code that must not be
-  cut short (that import, ONNX Runtime's; starting a worker process).
+  cut short (that import, ONNX Runtime's; starting a worker process). :class:`Terminated` is
+  how SIGTERM stops newsclf: raised like Ctrl-C's KeyboardInterrupt.
 - :func:`tune_allocator` raises glibc's malloc thresholds. Paddle's CPU tensors come from malloc,
   and glibc serves blocks over 128 KiB with fresh mmaps, so every activation costs page faults
   (about half the run time of a small encoder). Keeping freed blocks in the process removes
@@ -59,6 +60,14 @@ def configure_paddle():
 
 
 HELD_BACK_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt, so whatever cleans up after Ctrl-C
+    (partial output removed, checkpoints kept, worker processes stopped) runs for it too. The
+    ``newsclf`` command raises it for its own SIGTERM; worker pools raise it when their workers
+    ended by SIGTERM (a signal to the process group reaches them too, and may end them before
+    this process has handled its own)."""
 
 
 @contextmanager

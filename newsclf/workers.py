@@ -9,7 +9,8 @@ including the ones a pool makes later, on demand.
 
 Workers ignore SIGINT from their first instruction on: a terminal's Ctrl-C reaches the whole
 process group, and the process that started the workers decides how they stop. SIGTERM keeps its
-default action, so a worker it reaches ends at once and quietly. Neither signal cuts a process
+default action, so a worker it reaches ends at once and quietly (and the process that started
+it stops as terminated: :class:`~newsclf.runtime.Terminated`). Neither signal cuts a process
 start in half: the starting process handles them once the start is over.
 """
 
@@ -25,7 +26,7 @@ from contextlib import contextmanager
 from multiprocessing.context import SpawnContext, SpawnProcess
 
 from newsclf.errors import NewsclfError
-from newsclf.runtime import HELD_BACK_SIGNALS, signals_held_back
+from newsclf.runtime import HELD_BACK_SIGNALS, Terminated, signals_held_back
 
 
 def available_cores() -> int:
@@ -103,8 +104,9 @@ class WorkerPool:
     submitted), each set up once by ``initializer(*initargs)``.
 
     :meth:`result` turns the death of a worker (killed by the kernel when memory runs out, say)
-    into a :class:`~newsclf.errors.NewsclfError`. End with :meth:`close` (the workers exit once
-    their calls are done) or :meth:`stop` (they are killed at once); both may be repeated.
+    into a :class:`~newsclf.errors.NewsclfError` (:class:`~newsclf.runtime.Terminated` for
+    SIGTERM). End with :meth:`close` (the workers exit once their calls are done) or
+    :meth:`stop` (they are killed at once); both may be repeated.
     """
 
     def __init__(self, workers: int, initializer, initargs: tuple = ()):
@@ -145,13 +147,17 @@ class WorkerPool:
             result_queue._writer.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def _worker_died(self) -> NewsclfError:
-        """The error to raise once the pool has found a worker dead."""
+    def _worker_died(self) -> BaseException:
+        """The error to raise once the pool has found a worker dead: :class:`Terminated` if
+        SIGTERM ended it (sent to the process group, it ends the workers and this process
+        alike, and the pool may find them dead before this process has handled its own)."""
         self._executor.shutdown(wait=True)  # every worker has ended: every exit code is known
         # When one worker dies the pool terminates the others (SIGTERM): their ends say nothing.
         codes = [process.exitcode for process in self._context.processes]
         code = next((c for c in codes if c not in (None, -signal.SIGTERM)),
                     -signal.SIGTERM if -signal.SIGTERM in codes else None)
+        if code == -signal.SIGTERM:
+            return Terminated()
         if code is None or code >= 0:
             return NewsclfError(f"a worker process stopped unexpectedly (exit code {code})")
         try:

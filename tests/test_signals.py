@@ -182,6 +182,24 @@ def test_a_signal_to_the_group_stops_predict_with_workers_in_one_line(
     assert still_running(workers) == []
 
 
+
+def test_sigterm_to_one_worker_stops_predict_as_terminated(tmp_path, started, sample_model,
+                                                           big_csv):
+    """The pool may find its workers ended by a signal to the process group before this
+    process has handled its own SIGTERM: a worker ended by SIGTERM stops the command as
+    terminated, whichever comes first."""
+    folder = tmp_path / "out"
+    process = start_labelling(started, sample_model, big_csv, folder, "working")
+    workers = worker_processes(process.pid)
+    assert len(workers) == 2
+    os.kill(min(workers), signal.SIGTERM)  # this worker only: the command never receives one
+    stdout, stderr = finish(process)
+    assert process.returncode == 143, stderr[-3000:]
+    assert without_read_lines(stderr) == "newsclf predict: terminated\n"
+    assert stdout == ""
+    assert list(folder.iterdir()) == []
+    assert still_running(workers) == []
+
 def test_sigterm_while_writing_to_stdout_leaves_only_csv_rows(tmp_path, started, sample_model,
                                                               big_csv):
     stdout_path = tmp_path / "stdout.csv"
@@ -246,6 +264,27 @@ def test_sigterm_stops_training_and_keeps_the_checkpoint(tmp_path, started, memb
     assert still_running(workers) == []
     assert not list(out.rglob("*.tmp"))
 
+
+
+def test_sigterm_to_one_member_stops_training_as_terminated(tmp_path, started):
+    out = tmp_path / "m"
+    process = started("train", "--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv",
+                      "--output", out, "--ensemble-size", 2, "--workers", 2, *TRAIN)
+    states = [out / "checkpoint" / f"member-{m}" / "state.json" for m in (1, 2)]
+    for state in states:
+        wait_until(state.exists, process, f"{state} written")
+    workers = worker_processes(process.pid)
+    assert len(workers) == 2
+    os.kill(min(workers), signal.SIGTERM)
+    stdout, stderr = finish(process)
+    assert process.returncode == 143, stderr[-3000:]
+    assert stdout == ""
+    assert_no_noise(stdout, stderr)
+    *_, kept, last = stderr.splitlines()
+    assert last == "newsclf train: terminated"
+    assert kept == ("interrupted: every member's last finished epoch is kept in its "
+                    "checkpoint; continue with --resume")
+    assert still_running(workers) == []
 
 def test_importing_paddle_through_newsclf_keeps_the_signal_handlers():
     """Paddle's import replaces SIGTERM's handler (and with it Python's) by one that prints a

@@ -16,14 +16,10 @@ import warnings
 from newsclf import __version__
 from newsclf.cli import baseline, evaluate, explain, export, info, predict, serve, train
 from newsclf.errors import NewsclfError
+from newsclf.runtime import Terminated, tune_allocator
 
 COMMANDS = {module.__name__.rsplit(".", 1)[1]: module
             for module in (train, evaluate, predict, explain, export, baseline, serve, info)}
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt, so whatever cleans up after Ctrl-C
-    (partial output removed, checkpoints kept, worker processes stopped) runs for it too."""
 
 
 def _raise_terminated(signum, frame):
@@ -50,8 +46,6 @@ def _one_line_warnings(command: str):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from newsclf.runtime import tune_allocator
-
     tune_allocator()  # this process is newsclf's own
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
     try:

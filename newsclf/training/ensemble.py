@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import pickle
 import queue as queue_module
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
-from newsclf.runtime import tune_allocator
+from newsclf.runtime import Terminated, tune_allocator
 from newsclf.training.checkpoint import load_checkpoint
 from newsclf.training.distributed import Parallel
 from newsclf.training.loop import MemberResult, RunSetup, member_seed, train_member
@@ -62,6 +63,8 @@ def train_members_in_processes(setup: RunSetup, report, workers: int) -> list[Me
                     pump(1.0)
                     if member in errors:
                         raise NewsclfError(errors[member])
+                    if process.exitcode == -signal.SIGTERM:  # as this process (see Terminated)
+                        raise Terminated()
                     raise RuntimeError(f"training ensemble member {member + 1} failed (exit "
                                        f"code {process.exitcode}); its error is printed above")
         pump(0.5)
