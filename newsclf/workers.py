@@ -148,23 +148,30 @@ class WorkerPool:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _worker_died(self) -> BaseException:
-        """The error to raise once the pool has found a worker dead: :class:`Terminated` if
-        SIGTERM ended it (sent to the process group, it ends the workers and this process
-        alike, and the pool may find them dead before this process has handled its own)."""
+        """The error to raise once the pool has found a worker dead (see :func:`ended_by`)."""
         self._executor.shutdown(wait=True)  # every worker has ended: every exit code is known
         # When one worker dies the pool terminates the others (SIGTERM): their ends say nothing.
         codes = [process.exitcode for process in self._context.processes]
         code = next((c for c in codes if c not in (None, -signal.SIGTERM)),
                     -signal.SIGTERM if -signal.SIGTERM in codes else None)
-        if code == -signal.SIGTERM:
-            return Terminated()
         if code is None or code >= 0:
             return NewsclfError(f"a worker process stopped unexpectedly (exit code {code})")
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = "unknown signal"
-        if -code == signal.SIGKILL:
-            return NewsclfError(f"a worker process died (killed by signal {-code}, {name}; "
-                                "perhaps out of memory); try fewer --workers")
-        return NewsclfError(f"a worker process died (killed by signal {-code}, {name})")
+        return ended_by(-code, "a worker process")
+
+
+def ended_by(signum: int, what: str, then: str = "") -> BaseException:
+    """The error to raise when the worker process ``what`` was ended by signal ``signum``:
+    :class:`~newsclf.runtime.Terminated` for SIGTERM (sent to the process group, it ends the
+    workers and this process alike, and this process may find a worker dead before it has
+    handled its own), else a :class:`~newsclf.errors.NewsclfError` (the kernel kills with
+    SIGKILL when memory runs out); ``then`` ends its message."""
+    if signum == signal.SIGTERM:
+        return Terminated()
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = "unknown signal"
+    if signum == signal.SIGKILL:
+        return NewsclfError(f"{what} died (killed by signal {signum}, {name}; perhaps out of "
+                            f"memory); try fewer --workers{then}")
+    return NewsclfError(f"{what} died (killed by signal {signum}, {name}){then}")

@@ -200,6 +200,7 @@ def test_sigterm_to_one_worker_stops_predict_as_terminated(tmp_path, started, sa
     assert list(folder.iterdir()) == []
     assert still_running(workers) == []
 
+
 def test_sigterm_while_writing_to_stdout_leaves_only_csv_rows(tmp_path, started, sample_model,
                                                               big_csv):
     stdout_path = tmp_path / "stdout.csv"
@@ -266,7 +267,10 @@ def test_sigterm_stops_training_and_keeps_the_checkpoint(tmp_path, started, memb
 
 
 
-def test_sigterm_to_one_member_stops_training_as_terminated(tmp_path, started):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_member_ended_by_a_signal_stops_training_in_one_line(tmp_path, started, signum):
+    """SIGTERM to one member stops the run as SIGTERM to the command does; SIGKILL (the
+    kernel's out-of-memory killer) is one clear error. Either way the checkpoints stay."""
     out = tmp_path / "m"
     process = started("train", "--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv",
                       "--output", out, "--ensemble-size", 2, "--workers", 2, *TRAIN)
@@ -275,16 +279,26 @@ def test_sigterm_to_one_member_stops_training_as_terminated(tmp_path, started):
         wait_until(state.exists, process, f"{state} written")
     workers = worker_processes(process.pid)
     assert len(workers) == 2
-    os.kill(min(workers), signal.SIGTERM)
+    killed = min(workers)
+    member = 1 + sorted(workers).index(killed)  # started in member order
+    os.kill(killed, signum)
     stdout, stderr = finish(process)
-    assert process.returncode == 143, stderr[-3000:]
     assert stdout == ""
     assert_no_noise(stdout, stderr)
-    *_, kept, last = stderr.splitlines()
-    assert last == "newsclf train: terminated"
-    assert kept == ("interrupted: every member's last finished epoch is kept in its "
-                    "checkpoint; continue with --resume")
+    kept = "every member's last finished epoch is kept in its checkpoint"
+    if signum == signal.SIGTERM:
+        assert process.returncode == 143, stderr[-3000:]
+        assert stderr.splitlines()[-2:] == [f"interrupted: {kept}; continue with --resume",
+                                           "newsclf train: terminated"]
+    else:
+        assert process.returncode == 2, stderr[-3000:]
+        assert stderr.splitlines()[-1] == (
+            f"newsclf train: error: training ensemble member {member} died (killed by signal "
+            f"9, SIGKILL; perhaps out of memory); try fewer --workers; {kept}: continue with "
+            "--resume")
     assert still_running(workers) == []
+    assert all(json.loads(state.read_text(encoding="utf-8"))["epoch"] >= 1 for state in states)
+
 
 def test_importing_paddle_through_newsclf_keeps_the_signal_handlers():
     """Paddle's import replaces SIGTERM's handler (and with it Python's) by one that prints a

@@ -10,17 +10,16 @@ from __future__ import annotations
 import os
 import pickle
 import queue as queue_module
-import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
-from newsclf.runtime import Terminated, tune_allocator
+from newsclf.runtime import tune_allocator
 from newsclf.training.checkpoint import load_checkpoint
 from newsclf.training.distributed import Parallel
 from newsclf.training.loop import MemberResult, RunSetup, member_seed, train_member
-from newsclf.workers import message_queue, start_process
+from newsclf.workers import ended_by, message_queue, start_process
 
 
 def train_members_in_processes(setup: RunSetup, report, workers: int) -> list[MemberResult]:
@@ -63,8 +62,10 @@ def train_members_in_processes(setup: RunSetup, report, workers: int) -> list[Me
                     pump(1.0)
                     if member in errors:
                         raise NewsclfError(errors[member])
-                    if process.exitcode == -signal.SIGTERM:  # as this process (see Terminated)
-                        raise Terminated()
+                    if process.exitcode < 0:
+                        raise ended_by(-process.exitcode, f"training ensemble member {member + 1}",
+                                       "; every member's last finished epoch is kept in its "
+                                       "checkpoint: continue with --resume")
                     raise RuntimeError(f"training ensemble member {member + 1} failed (exit "
                                        f"code {process.exitcode}); its error is printed above")
         pump(0.5)
