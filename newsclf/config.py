@@ -19,13 +19,13 @@ from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS, USER_DICT_FILE, ModelS
 
 # Settings that may be left to TrainConfig.for_training_size (None); training.json records the
 # values used and names these under "automatic".
-AUTOMATIC = ("epochs", "patience")
+AUTOMATIC = ("epochs", "patience", "distill_rounds")
 TEXTS_PER_ENCODER = 180_000
 # a student sees each text in many variations (training.distill): it learns longer
 TEXTS_PER_STUDENT = 360_000
 EPOCH_RANGE = (4, 100)
 # the value types of the settings whose default None means "decided at training time"
-_TYPES_OF_UNSET = {"epochs": int, "patience": int}
+_TYPES_OF_UNSET = {"epochs": int, "patience": int, "distill_rounds": int}
 
 
 @dataclass
@@ -59,6 +59,9 @@ class TrainConfig:
     distill_temperature: float = 2.0
     distill_splice: float = 0.5  # the share of the student's texts given another text's tail
     distill_token_dropout: float = 0.2
+    # students trained one after the other, each the next one's teacher; None: chosen at
+    # training time (see for_training_size)
+    distill_rounds: int | None = None
     # optimisation; None: chosen from the number of training texts (see for_training_size)
     epochs: int | None = None
     batch_size: int = 64
@@ -84,7 +87,7 @@ class TrainConfig:
         need(self.pooling in POOLINGS, f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}")
         need(self.position in POSITIONS, f"position must be one of {', '.join(POSITIONS)}, not {self.position!r}")
         for name in ("min_freq", "max_vocab", "max_len", "d_model", "n_heads", "n_layers", "d_ff",
-                     "epochs", "batch_size", "ensemble_size", "patience"):
+                     "epochs", "batch_size", "ensemble_size", "patience", "distill_rounds"):
             value = getattr(self, name)
             need(value is None and name in AUTOMATIC or isinstance(value, int) and value >= 1,
                  f"{name} must be at least 1, got {value}")
@@ -102,23 +105,27 @@ class TrainConfig:
         need(self.lr > 0, f"lr must be positive, got {self.lr}")
         return self
 
-    def for_training_size(self, n_train: int,
-                          texts_per_model: int = TEXTS_PER_ENCODER) -> "TrainConfig":
-        """These settings with the automatic ones (None) chosen for ``n_train`` training texts.
+    def for_training_size(self, n_train: int, texts_per_model: int = TEXTS_PER_ENCODER,
+                          n_unlabeled: int = 0) -> "TrainConfig":
+        """These settings with the automatic ones (None) chosen for ``n_train`` training texts
+        and ``n_unlabeled`` unlabelled ones.
 
         Epochs: enough for the model to see about ``texts_per_model`` texts, within
         :data:`EPOCH_RANGE`. On THUCNews dev, 4 epochs of the 45,000 headlines were best, while
         the same 4 epochs of 1,000 headlines (64 optimizer steps) left the model 23 points below
         TF-IDF + LinearSVC. Patience: a tenth of the epochs, at least 3, so a small set's short,
-        noisy epochs do not stop its training at the first plateau.
+        noisy epochs do not stop its training at the first plateau. Distillation rounds: 2 with
+        unlabelled texts, else 1 (see :mod:`newsclf.training.distill`).
         """
-        epochs, patience = self.epochs, self.patience
+        epochs, patience, rounds = self.epochs, self.patience, self.distill_rounds
         if epochs is None:
             wanted = math.ceil(texts_per_model / max(1, n_train))
             epochs = min(EPOCH_RANGE[1], max(EPOCH_RANGE[0], wanted))
         if patience is None:
             patience = max(3, math.ceil(epochs / 10))
-        return dataclasses.replace(self, epochs=epochs, patience=patience)
+        if rounds is None:
+            rounds = 2 if n_unlabeled else 1
+        return dataclasses.replace(self, epochs=epochs, patience=patience, distill_rounds=rounds)
 
     def automatic(self) -> list[str]:
         """The names of the settings left for :meth:`for_training_size` to choose."""

@@ -77,7 +77,10 @@ def _installed_versions() -> dict:
 def _predicts_with(files: ModelFiles, metrics: dict) -> str:
     members = files.spec.ensemble_size
     if metrics.get("predicts_with") == "student":
-        return f"one student encoder distilled from an ensemble of {len(metrics['members'])}"
+        rounds = len(metrics.get("student_rounds", [])) or 1
+        which = f" (round {metrics['kept_round']} of {rounds})" if rounds > 1 else ""
+        return (f"one student encoder{which} distilled from an ensemble of "
+                f"{len(metrics['members'])}")
     return f"an ensemble of {members} encoders" if members > 1 else "one encoder"
 
 

@@ -42,7 +42,15 @@ def test_bad_settings_are_named(values, message):
 def test_epochs_and_patience_follow_the_training_size(n_train, epochs, patience):
     chosen = TrainConfig().for_training_size(n_train)
     assert (chosen.epochs, chosen.patience) == (epochs, patience)
-    assert chosen.automatic() == [] and TrainConfig().automatic() == ["epochs", "patience"]
+    assert chosen.automatic() == []
+    assert TrainConfig().automatic() == ["epochs", "patience", "distill_rounds"]
+
+
+def test_two_distillation_rounds_with_unlabelled_texts_one_without_unless_given():
+    assert TrainConfig().for_training_size(1000).distill_rounds == 1
+    assert TrainConfig().for_training_size(1000, n_unlabeled=1).distill_rounds == 2
+    assert TrainConfig(distill_rounds=3).for_training_size(1000).distill_rounds == 3
+    assert TrainConfig(distill_rounds=1).for_training_size(10, n_unlabeled=9).distill_rounds == 1
 
 
 def test_settings_given_are_never_chosen_for_the_data():

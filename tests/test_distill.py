@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from newsclf.errors import NewsclfError
 from newsclf.files import CRASH_ENV, CRASH_EXIT_STATUS
 from newsclf.modeldir import load_model_dir
 from newsclf.training import distill, student
+from newsclf.training.loop import MemberResult
 
 from conftest import ROOT, SAMPLE, assert_user_error, run_cli
 
@@ -98,8 +100,8 @@ def test_the_directory_predicts_with_the_student(distilled):
     assert read_json(out / "training.json")["distillation"] == {
         "members": 2, "alpha": 0.0, "temperature": 2.0, "splice": 0.5, "token_dropout": 0.2,
         "n_unlabeled": 0, "student_seed": student["seed"], "student_start": "random",
-        "student_epochs": 12,
-        "student_patience": 12, "predicts_with": "student"}
+        "student_epochs": 12, "student_patience": 12, "rounds": 1, "kept_round": 1,
+        "predicts_with": "student"}
     assert (f"student dev accuracy {student['dev_accuracy']:.4f} (ensemble "
             f"{teacher['dev_accuracy']:.4f}): the model predicts with the student") in log
     records = log_records(out)
@@ -238,17 +240,17 @@ def test_the_teacher_scores_the_students_texts_before_their_token_dropout(tmp_pa
 @pytest.mark.parametrize("epochs, start", [(4, "member 1"), (5, "random")])
 def test_the_student_starts_from_the_first_member_only_after_few_epochs(tmp_path, monkeypatch,
                                                                           epochs, start):
-    import newsclf.training.run
+    import newsclf.training.distill
 
     seen = []
-    original = newsclf.training.run.train_student
+    original = newsclf.training.distill.train_student
 
     def recording(setup, members, *args):
         result = original(setup, members, *args)
         seen.append(([member.weights for member in members], result.weights))
         return result
 
-    monkeypatch.setattr(newsclf.training.run, "train_student", recording)
+    monkeypatch.setattr(newsclf.training.distill, "train_student", recording)
     # so small a learning rate that the student's weights stay where they started
     out = tmp_path / "m"
     train_here("--train", SAMPLE / "train.tsv", "--output", out, *TINY, "--epochs", epochs,
@@ -391,9 +393,23 @@ def test_distillation_is_on_by_default_and_learns_unlabeled_texts(tmp_path, data
     out = tmp_path / "m"
     log = train_here("--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv", "--output", out,
                      *TINY, "--unlabeled", data["txt"], "--epochs", "2", "--workers", "1")
-    assert "distilling the 2 members into one student encoder" in log
-    assert read_json(out / "training.json")["settings"]["distill"] is True
-    assert read_json(out / "training.json")["distillation"]["n_unlabeled"] == data["n_txt"]
+    assert "distilling the 2 members into one student encoder (round 1 of 2)" in log
+    assert "distilling the round 1 student into one student encoder (round 2 of 2)" in log
+    training = read_json(out / "training.json")
+    assert training["settings"]["distill"] is True
+    assert training["settings"]["distill_rounds"] == 2
+    assert "distill_rounds" in training["automatic"]
+    distillation = training["distillation"]
+    assert distillation["n_unlabeled"] == data["n_txt"] and distillation["rounds"] == 2
+    metrics = read_json(out / "metrics.json")
+    rounds = metrics["student_rounds"]
+    assert len(rounds) == 2 and rounds[0]["seed"] != rounds[1]["seed"]
+    kept = 2 if rounds[1]["dev_macro_f1"] >= rounds[0]["dev_macro_f1"] else 1
+    assert distillation["kept_round"] == metrics["kept_round"] == kept
+    assert metrics["student"] == rounds[kept - 1]
+    records = [json.loads(line) for line in
+               (out / "train_log.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["epoch"] for r in records if r.get("round") == 2] == [1, 2]  # --epochs 2
     assert TrainConfig().distill
     assert TrainConfig(distill=None).distill
     assert not TrainConfig(distill=False).distill
@@ -403,24 +419,27 @@ def test_distillation_is_on_by_default_and_learns_unlabeled_texts(tmp_path, data
 
 def test_unlabelled_texts_widen_the_vocabulary_and_the_members_read_their_entries_as_unk(
         tmp_path, monkeypatch):
-    import newsclf.training.run
+    import newsclf.training.distill
     from newsclf.tokenize import Tokenizer
 
     seen = []
-    original = newsclf.training.run.train_student
+    original = newsclf.training.distill.train_student
 
     def recording(setup, members, *args):
-        seen.append((setup, [member.weights for member in members]))
-        return original(setup, members, *args)
+        result = original(setup, members, *args)
+        seen.append((setup, [member.weights for member in members], result.weights))
+        return result
 
-    monkeypatch.setattr(newsclf.training.run, "train_student", recording)
+    monkeypatch.setattr(newsclf.training.distill, "train_student", recording)
     rare = "龘鱻靐齉"  # in no training or dev text
     unlabeled = tmp_path / "more.txt"
     unlabeled.write_text(f"{rare}\n" * 3 + "沪指放量上涨\n", encoding="utf-8")
     out = tmp_path / "m"
     train_here("--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv", "--output", out,
                *TINY, "--unlabeled", unlabeled, "--epochs", "1", "--workers", "1")
-    [(setup, members)] = seen
+    # two rounds (the default with unlabelled texts): the second student learns from the first
+    [(setup, members, first_student), (_, second_teacher, _)] = seen
+    assert len(second_teacher) == 1 and second_teacher[0] is first_student
     vocab = load_model_dir(out).vocab
     new_ids = [vocab.index[feature] for [feature] in Tokenizer("char").features(rare)]
     assert new_ids and all(setup.vocab.index[vocab.tokens[i]] == i for i in new_ids)
@@ -430,6 +449,28 @@ def test_unlabelled_texts_widen_the_vocabulary_and_the_members_read_their_entrie
         assert not (embedding[2] == embedding[1]).all()
     assert len(members) == 2
 
+
+
+def test_each_round_learns_from_the_student_before_it_and_the_best_on_dev_is_kept(monkeypatch):
+    members = [MemberResult(1, [], 0, {"w": 1}, None), MemberResult(2, [], 0, {"w": 2}, None)]
+    macro_f1 = {1: 0.5, 2: 0.7, 3: 0.7}  # rounds 2 and 3 tie: the later is kept
+    calls = []
+
+    def fake_student(setup, teachers, unlabeled_ids, report, parallel, round_number):
+        calls.append((teachers, round_number))
+        history = [{"epoch": 1, "dev_macro_f1": macro_f1[round_number]}]
+        return MemberResult(100 + round_number, history, 1, {"w": round_number}, None)
+
+    monkeypatch.setattr(distill, "train_student", fake_student)
+    setup = SimpleNamespace(student_settings=TrainConfig(distill_rounds=3))
+    students = distill.train_students(setup, members, [], None, None)
+    assert [round_number for _, round_number in calls] == [1, 2, 3]
+    assert calls[0][0] is members
+    assert calls[1][0] == [students[0]] and calls[2][0] == [students[1]]
+    assert distill.best_round(students) is students[2]
+    assert distill.best_round(students[:2]) is students[1]
+    without_dev = [MemberResult(s.seed, [{"epoch": 1}], 1, s.weights, None) for s in students]
+    assert distill.best_round(without_dev) is without_dev[-1]
 
 def test_the_student_loss_is_the_kl_to_its_teacher_and_alpha_of_the_label():
     import types

@@ -44,6 +44,9 @@ _HELP = {
                            "the student's loss",
     "distill_splice": "share of the student's texts whose tail is replaced by another text's",
     "distill_token_dropout": "probability of replacing a token by [UNK] in the student's texts",
+    "distill_rounds": "students trained one after the other, each learning from the one before "
+                      "(the first from the ensemble); the best on dev is kept (default: 2 with "
+                      "--unlabeled, else 1)",
     "epochs": "maximum epochs (default: enough for each member to see about 180,000 texts "
               "and the student 360,000, 4 to 100: members 4 for 45,000 texts, 36 for 5,000)",
     "batch_size": "texts per training step",
@@ -231,7 +234,9 @@ def _kept(metrics: dict) -> str:
     """What the model directory predicts with, for the closing line."""
     if metrics.get("predicts_with") == "student":
         teacher = metrics["teacher"]
-        return (f"student of an ensemble of {len(metrics['members'])}, best epoch "
+        rounds = len(metrics.get("student_rounds", [])) or 1
+        which = f"round {metrics['kept_round']} student" if rounds > 1 else "student"
+        return (f"{which} of an ensemble of {len(metrics['members'])}, best epoch "
                 f"{metrics['best_epoch']} of {metrics['epochs_run']}; the ensemble: accuracy "
                 f"{teacher['dev_accuracy']:.4f}, macro-F1 {teacher['dev_macro_f1']:.4f}")
     if "members" in metrics:

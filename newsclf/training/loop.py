@@ -111,11 +111,17 @@ class RunSetup:
     def student(self) -> bool:
         return self.teacher is not None
 
+    def student_round(self, member: int) -> int:
+        """The distillation round of the student trained as ``member`` (from 1)."""
+        return member - self.config.ensemble_size + 1
+
     def checkpoint_dir(self, member: int) -> Path:
         if self.config.ensemble_size == 1:
             return self.output_dir / CHECKPOINT_DIR
         if self.student:
-            return self.output_dir / CHECKPOINT_DIR / "student"
+            round_number = self.student_round(member)
+            return self.output_dir / CHECKPOINT_DIR / (
+                "student" if round_number == 1 else f"student-{round_number}")
         return self.output_dir / CHECKPOINT_DIR / f"member-{member + 1}"
 
     def model_name(self, member: int) -> str:
@@ -125,7 +131,8 @@ class RunSetup:
     def record_tag(self, member: int) -> dict:
         """What tells the model's lines of ``train_log.jsonl`` apart."""
         if self.student:
-            return {"student": True}
+            round_number = self.student_round(member)
+            return {"student": True, **({"round": round_number} if round_number > 1 else {})}
         return {"member": member + 1} if self.config.ensemble_size > 1 else {}
 
     def model_spec(self):

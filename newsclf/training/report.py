@@ -19,9 +19,10 @@ STOPPED = "-"  # the column of a member that stopped early
 
 
 def encoder_name(member: int, n_members: int, student: bool) -> str:
-    """How log lines name the encoder ``member`` trains ("" for the only one)."""
+    """How log lines name the encoder ``member`` trains ("" for the only one); the students
+    of the distillation rounds after the first are members ``n_members + 1`` and on."""
     if student:
-        return "student "
+        return "student " if member == n_members else f"round {member - n_members + 1} student "
     return "" if n_members == 1 else f"member {member + 1} "
 
 
@@ -114,9 +115,10 @@ class Reporter:
         self.members = EpochTable([encoder_name(m, n_members, False) for m in range(n_members)],
                                   config.epochs, config.patience, "", self._show)
         student_config = student_config or config
-        self.student = EpochTable([encoder_name(n_members, n_members, True)],
-                                  student_config.epochs, student_config.patience, "student ",
-                                  self._show)
+        self.students = [EpochTable([name], student_config.epochs, student_config.patience,
+                                    name, self._show)
+                         for name in (encoder_name(n_members + r, n_members, True)
+                                      for r in range(student_config.distill_rounds or 1))]
 
     def __call__(self, kind: str, payload) -> None:
         if kind == "texts":
@@ -129,7 +131,7 @@ class Reporter:
                 with open(self.train_log, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(payload.record, ensure_ascii=False) + "\n")
             if payload.student:
-                self.student.add(0, payload)
+                self.students[payload.member - len(self.members.names)].add(0, payload)
             else:
                 self.members.add(payload.member, payload)
         elif kind == "log":

@@ -27,8 +27,8 @@ from newsclf.files import write_json
 from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
 from newsclf.tokenize import Tokenizer
 from newsclf.training.checkpoint import checkpoint_settings
-from newsclf.training.distill import (check_unlabeled_allowed, student_config,
-                                      student_replaces_ensemble, student_start, train_student,
+from newsclf.training.distill import (best_round, check_unlabeled_allowed, student_config,
+                                      student_replaces_ensemble, student_start, train_students,
                                       unlabeled_text_list)
 from newsclf.training.distributed import Parallel
 from newsclf.training.ensemble import train_members_in_processes
@@ -150,8 +150,9 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     model there; returns the metrics ({} on the processes that do not write). ``resume_flags``
     are the options that continue the run if it is interrupted."""
     started = time.perf_counter()
-    automatic = config.automatic()
-    config = config.for_training_size(len(train_data))
+    automatic = [name for name in config.automatic()
+                 if config.distilling or name != "distill_rounds"]
+    config = config.for_training_size(len(train_data), n_unlabeled=len(unlabeled_texts))
     saved = checkpoint_settings(work_dir) if resume else {}
     # a run started before these settings followed the data size resumes as it was
     kept = any(name in saved and saved[name] != getattr(config, name) for name in automatic)
@@ -161,8 +162,9 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     if automatic:
         log(", ".join(f"{name} {getattr(config, name)}" for name in automatic)
             + (" (as the interrupted run had them)" if kept else
-               f" (chosen for {len(train_data)} training texts; give "
-               + " / ".join(f"--{name}" for name in automatic)
+               f" (chosen for {len(train_data)} training texts"
+               + (f" and {len(unlabeled_texts)} unlabelled ones" if unlabeled_texts else "")
+               + "; give " + " / ".join("--" + name.replace("_", "-") for name in automatic)
                + (" to set it)" if len(automatic) == 1 else " to set them)")))
     if kept:
         automatic = []
@@ -217,14 +219,14 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
             results = [dataclasses.replace(result,
                                            weights=embedding_rows_as_unk(result.weights, unseen))
                        for result in results]
-        student = (train_student(dataclasses.replace(setup, dev_ids=dev_ids), results,
-                                 unlabeled_ids, reporter, parallel)
-                   if config.distilling else None)
+        students = (train_students(dataclasses.replace(setup, dev_ids=dev_ids), results,
+                                   unlabeled_ids, reporter, parallel)
+                    if config.distilling else [])
     finally:
         reporter.close()
     if not parallel.writer:
         return {}
-    return _save(setup, results, student, len(unlabeled_ids), dev_data, parallel.world, log,
+    return _save(setup, results, students, len(unlabeled_ids), dev_data, parallel.world, log,
                  started)
 
 
@@ -245,10 +247,10 @@ def _summary(result: MemberResult, has_dev: bool) -> dict:
             **{k: best[k] for k in ("dev_accuracy", "dev_macro_f1") if has_dev}}
 
 
-def _save(setup: RunSetup, results: list[MemberResult], student: MemberResult | None,
+def _save(setup: RunSetup, results: list[MemberResult], students: list[MemberResult],
           n_unlabeled: int, dev_data, world_size: int, log, started: float) -> dict:
     """Write the model directory (the one encoder, the ensemble, or the student distilled from
-    it), its dev evaluation and metrics; returns the metrics."""
+    it: the best round's), its dev evaluation and metrics; returns the metrics."""
     from newsclf.evaluation import EvaluationResult
     from newsclf.evaluation.metrics import accuracy_and_macro_f1
 
@@ -259,6 +261,10 @@ def _save(setup: RunSetup, results: list[MemberResult], student: MemberResult | 
     # the one encoder the directory predicts with; None: the ensemble
     kept = results[0] if n_members == 1 else None
     distillation = None
+    student = best_round(students) if students else None
+    if len(students) > 1:
+        log(f"of the {len(students)} rounds' students, round {students.index(student) + 1}'s "
+            "did best on dev: it is the student kept")
     if student is not None:
         taught = setup.student_settings
         student_scores, teacher_scores = _summary(student, has_dev), {}
@@ -276,8 +282,12 @@ def _save(setup: RunSetup, results: list[MemberResult], student: MemberResult | 
                         "n_unlabeled": n_unlabeled, "student_seed": student.seed,
                         "student_start": student_start(setup.config),
                         "student_epochs": taught.epochs, "student_patience": taught.patience,
+                        "rounds": len(students), "kept_round": students.index(student) + 1,
                         "predicts_with": predicts_with}
         metrics.update(n_unlabeled=n_unlabeled, predicts_with=predicts_with)
+        if len(students) > 1:
+            metrics.update(student_rounds=[_summary(each, has_dev) for each in students],
+                           kept_round=students.index(student) + 1)
 
     if kept is not None:
         weights, probabilities = kept.weights, kept.probabilities
