@@ -2,8 +2,9 @@
 directory predicts with one encoder instead of all the members.
 
 The teacher is the members (their best epochs' weights) averaging their class probabilities.
-The student has a member's architecture, starts from the first member's weights on large
-training sets and from its own random initialization on small ones (:func:`student_start`),
+The student has a member's architecture, starts from the first member's weights (a later
+round's student: from its teacher's) on large training sets and from its own random
+initialization on small ones (:func:`student_start`),
 draws its randomness from its own seed, and trains with the members' loop
 (:func:`~newsclf.training.loop.train_member`: schedule, early stopping on dev, checkpoint in
 ``checkpoint/student``) on the training texts and the unlabelled texts given, if any. Each

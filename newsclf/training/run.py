@@ -204,7 +204,7 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     n_members = config.ensemble_size
     total_texts = len(train_ids) * n_members * config.epochs
     if setup.student_settings is not None:
-        total_texts += n_student * setup.student_settings.epochs
+        total_texts += n_student * setup.student_settings.epochs * config.distill_rounds
     reporter = Reporter(log, progress, config, total_texts,
                         work_dir / TRAIN_LOG if parallel.writer else None, setup.student_settings)
     try:
