@@ -103,6 +103,9 @@ class TrainConfig:
         need(self.distill_temperature > 0,
              f"distill_temperature must be positive, got {self.distill_temperature}")
         need(self.lr > 0, f"lr must be positive, got {self.lr}")
+        need(self.distill_rounds in (None, 1) or self.distilling,
+             f"distill_rounds {self.distill_rounds} needs a distilled student: give "
+             "--ensemble-size 2 or more without --no-distill, or leave out --distill-rounds")
         return self
 
     def for_training_size(self, n_train: int, texts_per_model: int = TEXTS_PER_ENCODER,
@@ -124,7 +127,7 @@ class TrainConfig:
         if patience is None:
             patience = max(3, math.ceil(epochs / 10))
         if rounds is None:
-            rounds = 2 if n_unlabeled else 1
+            rounds = 2 if n_unlabeled and self.distilling else 1
         return dataclasses.replace(self, epochs=epochs, patience=patience, distill_rounds=rounds)
 
     def automatic(self) -> list[str]:

@@ -311,10 +311,24 @@ def test_a_teacher_of_two_members_averages_their_probabilities():
     ("distill_alpha", 1.5, r"distill_alpha must be in \[0, 1\]"),
     ("distill_splice", -0.1, r"distill_splice must be in \[0, 1\]"),
     ("distill_token_dropout", 1.0, r"distill_token_dropout must be in \[0, 1\)"),
-    ("distill_temperature", 0.0, "distill_temperature must be positive")])
+    ("distill_temperature", 0.0, "distill_temperature must be positive"),
+    ("distill_rounds", 0, "distill_rounds must be at least 1, got 0")])
 def test_distillation_settings_are_checked(setting, value, message):
     with pytest.raises(NewsclfError, match=message):
         TrainConfig(**{setting: value}).validate()
+
+
+@pytest.mark.parametrize("extra", [["--no-distill"], ["--ensemble-size", "1"]],
+                         ids=["no-distill", "one-encoder"])
+def test_rounds_without_a_student_are_one_line_before_training(tmp_path, extra):
+    out = tmp_path / "m"
+    result = run_cli("train", "--train", SAMPLE / "train.tsv", "--output", out, *TINY,
+                     "--distill-rounds", "2", *extra)
+    assert_user_error(result, "distill_rounds 2 needs a distilled student",
+                      "leave out --distill-rounds")
+    assert not out.exists()
+    assert TrainConfig(ensemble_size=1, distill_rounds=1).validate().distill_rounds == 1
+    assert TrainConfig(distill=False).for_training_size(10, n_unlabeled=5).distill_rounds == 1
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "blank", "no-column", "directory",
