@@ -21,7 +21,8 @@ def test_train_and_predict_end_to_end(tmp_path):
                      "--d-ff", "64", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert "dev accuracy" in result.stdout
-    assert "patience 3 (chosen for 400 training texts; give --patience to set it)" in result.stderr
+    assert ("patience 3, distill_rounds 1 (chosen for 400 training texts; give --patience / "
+            "--distill-rounds to set them)") in result.stderr
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert config["model"]["d_model"] == 32
     training = json.loads((out / "training.json").read_text(encoding="utf-8"))
