@@ -11,6 +11,7 @@ from dataclasses import fields
 from newsclf.cli.common import add_data_options, layout_help, log_to_stderr, read_labelled_files
 from newsclf.config import TrainConfig, setting_type
 from newsclf.errors import DataError, NewsclfError
+from newsclf.info import student_round
 from newsclf.modeldir import METRICS
 from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS
 
@@ -234,9 +235,9 @@ def _kept(metrics: dict) -> str:
     """What the model directory predicts with, for the closing line."""
     if metrics.get("predicts_with") == "student":
         teacher = metrics["teacher"]
-        rounds = len(metrics.get("student_rounds", [])) or 1
-        which = f"round {metrics['kept_round']} student" if rounds > 1 else "student"
-        return (f"{which} of an ensemble of {len(metrics['members'])}, best epoch "
+        which = student_round(metrics)
+        return (f"student{f' ({which})' if which else ''} of an ensemble of "
+                f"{len(metrics['members'])}, best epoch "
                 f"{metrics['best_epoch']} of {metrics['epochs_run']}; the ensemble: accuracy "
                 f"{teacher['dev_accuracy']:.4f}, macro-F1 {teacher['dev_macro_f1']:.4f}")
     if "members" in metrics:
