@@ -131,8 +131,10 @@ class TrainConfig:
         return dataclasses.replace(self, epochs=epochs, patience=patience, distill_rounds=rounds)
 
     def automatic(self) -> list[str]:
-        """The names of the settings left for :meth:`for_training_size` to choose."""
-        return [name for name in AUTOMATIC if getattr(self, name) is None]
+        """The names of the settings left for :meth:`for_training_size` to choose (not
+        ``distill_rounds`` when the run has no student)."""
+        return [name for name in AUTOMATIC if getattr(self, name) is None
+                and (self.distilling or name != "distill_rounds")]
 
     @property
     def distilling(self) -> bool:

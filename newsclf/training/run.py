@@ -150,8 +150,7 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     model there; returns the metrics ({} on the processes that do not write). ``resume_flags``
     are the options that continue the run if it is interrupted."""
     started = time.perf_counter()
-    automatic = [name for name in config.automatic()
-                 if config.distilling or name != "distill_rounds"]
+    automatic = config.automatic()
     config = config.for_training_size(len(train_data), n_unlabeled=len(unlabeled_texts))
     saved = checkpoint_settings(work_dir) if resume else {}
     # a run started before these settings followed the data size resumes as it was
@@ -262,9 +261,10 @@ def _save(setup: RunSetup, results: list[MemberResult], students: list[MemberRes
     kept = results[0] if n_members == 1 else None
     distillation = None
     student = best_round(students) if students else None
+    kept_round = students.index(student) + 1 if students else None
     if len(students) > 1:
-        log(f"of the {len(students)} rounds' students, round {students.index(student) + 1}'s "
-            "did best on dev: it is the student kept")
+        log(f"of the {len(students)} rounds' students, round {kept_round}'s did best on dev: "
+            "it is the student kept")
     if student is not None:
         taught = setup.student_settings
         student_scores, teacher_scores = _summary(student, has_dev), {}
@@ -282,12 +282,12 @@ def _save(setup: RunSetup, results: list[MemberResult], students: list[MemberRes
                         "n_unlabeled": n_unlabeled, "student_seed": student.seed,
                         "student_start": student_start(setup.config),
                         "student_epochs": taught.epochs, "student_patience": taught.patience,
-                        "rounds": len(students), "kept_round": students.index(student) + 1,
+                        "rounds": len(students), "kept_round": kept_round,
                         "predicts_with": predicts_with}
         metrics.update(n_unlabeled=n_unlabeled, predicts_with=predicts_with)
         if len(students) > 1:
             metrics.update(student_rounds=[_summary(each, has_dev) for each in students],
-                           kept_round=students.index(student) + 1)
+                           kept_round=kept_round)
 
     if kept is not None:
         weights, probabilities = kept.weights, kept.probabilities
