@@ -29,6 +29,16 @@ def run_cli(*args, cwd=None, timeout=600):
                           text=True, cwd=cwd or ROOT, timeout=timeout)
 
 
+def sample_head(folder: Path, name: str, lines: int) -> Path:
+    """A file in ``folder`` holding the first ``lines`` lines of the sample file ``name``: its
+    first edition had 400 training and 120 dev headlines, and the tests whose settings were
+    chosen for what they do on those (an early stop, a student kept...) train on them."""
+    text = (SAMPLE / name).read_text(encoding="utf-8").splitlines(keepends=True)
+    path = folder / f"{lines}-{name}"
+    path.write_text("".join(text[:lines]), encoding="utf-8")
+    return path
+
+
 def assert_user_error(result, *fragments):
     """A one-line error on stderr (exit 2, no traceback) holding every fragment; the only other
     lines allowed are those saying how a data file was read."""

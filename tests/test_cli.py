@@ -21,7 +21,7 @@ def test_train_and_predict_end_to_end(tmp_path):
                      "--d-ff", "64", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert "dev accuracy" in result.stdout
-    assert ("patience 3, distill_rounds 1 (chosen for 400 training texts; give --patience / "
+    assert ("patience 3, distill_rounds 1 (chosen for 1000 training texts; give --patience / "
             "--distill-rounds to set them)") in result.stderr
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert config["model"]["d_model"] == 32
@@ -91,7 +91,7 @@ def test_evaluate_writes_reports_that_agree(tmp_path, sample_model):
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     matrix = pd.read_csv(out / "confusion_matrix.csv", index_col=0, encoding="utf-8-sig")
     wrong = pd.read_csv(out / "misclassified.csv", encoding="utf-8-sig")
-    assert matrix.values.sum() == metrics["n"] == 120
+    assert matrix.values.sum() == metrics["n"] == 420
     assert abs(matrix.values.trace() / matrix.values.sum() - metrics["accuracy"]) < 1e-12
     assert len(wrong) == metrics["n"] - matrix.values.trace()
     assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -109,7 +109,7 @@ def test_evaluate_on_labels_the_model_does_not_know(tmp_path, sample_model):
 def test_training_saves_dev_evaluation_in_the_model_directory(sample_model):
     metrics = json.loads((sample_model / "metrics.json").read_text(encoding="utf-8"))
     dev = json.loads((sample_model / "eval_dev" / "metrics.json").read_text(encoding="utf-8"))
-    assert dev["accuracy"] == metrics["dev_accuracy"] and dev["n"] == 120
+    assert dev["accuracy"] == metrics["dev_accuracy"] and dev["n"] == 420
     assert (sample_model / "eval_dev" / "confusion_matrix.png").is_file()
 
 

@@ -85,7 +85,7 @@ def test_current_format_keeps_settings_apart_from_the_model(sample_model):
     assert "patience" not in json.dumps(config["model"])
     training = json.loads((sample_model / "training.json").read_text(encoding="utf-8"))
     # the fixture gives epochs, not patience: training.json has the patience used, named
-    assert training["settings"]["patience"] == TrainConfig(epochs=6).for_training_size(400).patience
+    assert training["settings"]["patience"] == TrainConfig(epochs=6).for_training_size(1000).patience
     assert training["automatic"] == ["patience"]
 
 

@@ -11,26 +11,36 @@ import sys
 
 from newsclf.files import CRASH_ENV, CRASH_EXIT_STATUS
 
-from conftest import ROOT, SAMPLE
+import pytest
 
-SMALL = ["--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv", "--d-model", "32",
-         "--ensemble-size", "2", "--no-export", "--no-progress"]
+from conftest import ROOT, sample_head
+
+SMALL = ["--d-model", "32", "--ensemble-size", "2", "--no-export", "--no-progress"]
 EPOCH_LINE = re.compile(r"^(student )?epoch +(\d+)/(\d+)  (.*)$")
 FIELD = re.compile(r"(loss|dev acc|macro-F1) +([\d.-]+(?: \| +[\d.-]+)*)")
 STOPPED = "-"
 
 
-def train_cli(out, *args, crash_at=None):
-    """``newsclf train`` in a subprocess writing ``out``; returns its CompletedProcess."""
-    env = {key: value for key, value in os.environ.items() if key != CRASH_ENV}
-    if crash_at is not None:
-        env[CRASH_ENV] = str(crash_at)
-    result = subprocess.run([sys.executable, "-m", "newsclf", "train", *map(str, SMALL),
-                             "--output", str(out), *map(str, args)],
-                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
-    if crash_at is None:
-        assert result.returncode == 0, result.stderr
-    return result
+@pytest.fixture(scope="module")
+def train_cli(tmp_path_factory):
+    """``train_cli(out, *args, crash_at=None)``: ``newsclf train`` on the sample's first 400
+    training and 120 dev headlines in a subprocess writing ``out``; returns its
+    CompletedProcess."""
+    folder = tmp_path_factory.mktemp("data")
+    data = ["--train", sample_head(folder, "train.tsv", 400),
+            "--dev", sample_head(folder, "dev.tsv", 120)]
+
+    def run(out, *args, crash_at=None):
+        env = {key: value for key, value in os.environ.items() if key != CRASH_ENV}
+        if crash_at is not None:
+            env[CRASH_ENV] = str(crash_at)
+        result = subprocess.run([sys.executable, "-m", "newsclf", "train", *map(str, data + SMALL),
+                                 "--output", str(out), *map(str, args)],
+                                capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+        if crash_at is None:
+            assert result.returncode == 0, result.stderr
+        return result
+    return run
 
 
 def epoch_lines(stderr, student=False):
@@ -61,7 +71,8 @@ def without_timing(stderr):
             if EPOCH_LINE.match(line) or "stopped early" in line]
 
 
-def test_one_line_per_epoch_with_the_members_side_by_side_whatever_the_workers(tmp_path):
+def test_one_line_per_epoch_with_the_members_side_by_side_whatever_the_workers(tmp_path,
+                                                                              train_cli):
     runs = {workers: train_cli(tmp_path / f"workers-{workers}", "--epochs", 3, "--distill",
                                "--workers", workers) for workers in (1, 2)}
     stderr = runs[1].stderr
@@ -83,7 +94,7 @@ def test_one_line_per_epoch_with_the_members_side_by_side_whatever_the_workers(t
     assert without_timing(runs[2].stderr) == without_timing(stderr)
 
 
-def test_no_early_stop_line_when_patience_runs_out_at_the_last_epoch(tmp_path):
+def test_no_early_stop_line_when_patience_runs_out_at_the_last_epoch(tmp_path, train_cli):
     out = tmp_path / "m"
     stderr = train_cli(out, "--epochs", 2, "--patience", 1).stderr
     records = log_records(out)
@@ -95,7 +106,7 @@ def test_no_early_stop_line_when_patience_runs_out_at_the_last_epoch(tmp_path):
     assert "stopped early" not in stderr and "stopping early" not in stderr
 
 
-def test_an_early_stop_says_which_member_and_after_which_epoch(tmp_path):
+def test_an_early_stop_says_which_member_and_after_which_epoch(tmp_path, train_cli):
     out, epochs = tmp_path / "m", 8
     stderr = train_cli(out, "--epochs", epochs, "--patience", 1).stderr
     members = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["members"]
@@ -118,7 +129,7 @@ def test_an_early_stop_says_which_member_and_after_which_epoch(tmp_path):
                                                               for last in last_epochs], stderr
 
 
-def test_one_encoder_has_one_column(tmp_path):
+def test_one_encoder_has_one_column(tmp_path, train_cli):
     stderr = train_cli(tmp_path / "m", "--epochs", 2, "--ensemble-size", 1).stderr
     lines = epoch_lines(stderr)
     assert [epoch for epoch, _, _ in lines] == [1, 2], stderr
@@ -126,7 +137,7 @@ def test_one_encoder_has_one_column(tmp_path):
     assert "|" not in stderr
 
 
-def test_after_a_resume_the_lines_start_at_the_resumed_epoch(tmp_path):
+def test_after_a_resume_the_lines_start_at_the_resumed_epoch(tmp_path, train_cli):
     out = tmp_path / "m"
     # members one after another, two writes (tensors, state) per epoch checkpoint: the crash
     # comes at member 2's second checkpoint, member 1 having finished
