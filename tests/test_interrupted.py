@@ -72,8 +72,8 @@ def cli(*args, crash_at=None, timeout=600):
                           text=True, cwd=ROOT, env=env, timeout=timeout)
 
 
-def start(args):
-    env = {key: value for key, value in os.environ.items() if key != CRASH_ENV}
+def start(args, **env_changes):
+    env = {key: value for key, value in os.environ.items() if key != CRASH_ENV} | env_changes
     return subprocess.Popen([sys.executable, "-m", "newsclf", *map(str, args)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -487,7 +487,9 @@ def test_ensemble_stops_with_its_parent_and_resumes(tmp_path, campaign, train_ar
     assert wait_until_stopped(members, timeout=10) == []  # the parent stopped its members
     stopped_at = [read_json(path)["epoch"] if path.exists() else 0 for path in states]
 
-    process = start(train_args(out, *parallel, "--resume"))
+    scratch = tmp_path / "tmp"  # the system's temporary folder, for this run
+    scratch.mkdir()
+    process = start(train_args(out, *parallel, "--resume"), TMPDIR=str(scratch))
     deadline = time.monotonic() + 300
     while not any(path.exists() and read_json(path)["epoch"] > before
                   for path, before in zip(states, stopped_at)):
@@ -499,11 +501,14 @@ def test_ensemble_stops_with_its_parent_and_resumes(tmp_path, campaign, train_ar
     process.send_signal(signal.SIGKILL)  # the parent only: its members must stop by themselves
     process.wait()
     assert wait_until_stopped(members, timeout=60) == []
+    assert list(scratch.iterdir()) == []  # what it wrote is in the output directory
 
     result = cli(*train_args(out, *parallel, "--resume"))
     assert result.returncode == 0, result.stderr
     # as the members trained one after another (the result does not depend on --workers)
     assert_same_result(out, campaign.ensemble_reference)
+    assert sorted(path.name for path in out.iterdir()) == sorted(
+        path.name for path in campaign.ensemble_reference.iterdir())
 
 
 # --- the output lock ---------------------------------------------------------------------------

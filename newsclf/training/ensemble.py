@@ -11,7 +11,6 @@ import os
 import pickle
 import queue as queue_module
 import sys
-import tempfile
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
@@ -20,6 +19,8 @@ from newsclf.training.checkpoint import load_checkpoint
 from newsclf.training.distributed import Parallel
 from newsclf.training.loop import MemberResult, RunSetup, member_seed, train_member
 from newsclf.workers import ended_by, message_queue, start_process
+
+MEMBERS_SETUP_FILE = ".members-setup.tmp"  # in the output directory while the members train
 
 
 def train_members_in_processes(setup: RunSetup, report, workers: int) -> list[MemberResult]:
@@ -31,8 +32,10 @@ def train_members_in_processes(setup: RunSetup, report, workers: int) -> list[Me
     # The setup (every encoded text) reaches the members through a file, not as a process
     # argument: multiprocessing writes arguments into a pipe whose read end it keeps open itself,
     # so a member dying while it starts would leave this process blocked on that write forever.
-    scratch = tempfile.TemporaryDirectory(prefix="newsclf-train-")
-    setup_path = Path(scratch.name) / "setup.pickle"
+    # It is written in the output directory, not a temporary one: if this process is killed
+    # outright (the OOM killer), it stays there as a stray temporary file of the run (replaced
+    # by the next --resume, discarded by --overwrite), not in the system's temporary folder.
+    setup_path = setup.output_dir / MEMBERS_SETUP_FILE
     setup_path.write_bytes(pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL))
 
     def pump(timeout: float) -> None:
@@ -78,7 +81,7 @@ def train_members_in_processes(setup: RunSetup, report, workers: int) -> list[Me
                           "its checkpoint; continue with --resume")
         raise
     finally:
-        scratch.cleanup()
+        setup_path.unlink(missing_ok=True)
     results = []
     for member in range(setup.config.ensemble_size):
         state, tensors = load_checkpoint(setup.checkpoint_dir(member), setup.output_dir)
