@@ -245,6 +245,27 @@ def test_an_interrupted_run_without_a_model_needs_resume_or_overwrite(tmp_path, 
     Predictor.from_dir(out)
 
 
+def test_a_killed_runs_temporary_files_neither_block_the_next_run_nor_stay(tmp_path):
+    out = tmp_path / "m"
+    out.mkdir()
+    # what a run killed while writing leaves: a file being written, the members' setup
+    stray = [".weights.safetensors.4242-0a1b2c3d.tmp", ".members-setup-k2j4x_9q.tmp"]
+    for name in stray:
+        (out / name).write_bytes(b"partial")
+    result = train_cli(out, "--no-export")
+    assert result.returncode == 0, result.stderr
+    assert not set(stray) & set(os.listdir(out))
+    Predictor.from_dir(out)
+    # a hidden file of the user's is not newsclf's: a folder holding one is refused
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / ".draft.tmp").write_text("keep me", encoding="utf-8")
+    for flags in ([], ["--overwrite"]):
+        assert "holds files that are not a newsclf model (.draft.tmp)" in refusal(
+            train_cli(notes, *flags))
+    assert os.listdir(notes) == [".draft.tmp"]
+
+
 def test_a_crash_during_the_swap_is_completed_by_the_next_run(tmp_path, old_model,
                                                              new_reference):
     models = tmp_path / "models"

@@ -11,6 +11,7 @@ import os
 import pickle
 import queue as queue_module
 import sys
+import tempfile
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
@@ -19,8 +20,6 @@ from newsclf.training.checkpoint import load_checkpoint
 from newsclf.training.distributed import Parallel
 from newsclf.training.loop import MemberResult, RunSetup, member_seed, train_member
 from newsclf.workers import ended_by, message_queue, start_process
-
-MEMBERS_SETUP_FILE = ".members-setup.tmp"  # in the output directory while the members train
 
 
 def train_members_in_processes(setup: RunSetup, report, workers: int) -> list[MemberResult]:
@@ -32,11 +31,12 @@ def train_members_in_processes(setup: RunSetup, report, workers: int) -> list[Me
     # The setup (every encoded text) reaches the members through a file, not as a process
     # argument: multiprocessing writes arguments into a pipe whose read end it keeps open itself,
     # so a member dying while it starts would leave this process blocked on that write forever.
-    # It is written in the output directory, not a temporary one: if this process is killed
-    # outright (the OOM killer), it stays there as a stray temporary file of the run (replaced
-    # by the next --resume, discarded by --overwrite), not in the system's temporary folder.
-    setup_path = setup.output_dir / MEMBERS_SETUP_FILE
-    setup_path.write_bytes(pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL))
+    # It is a temporary file of the output directory, not of the system's temporary folder: if
+    # this process is killed outright (the OOM killer), it stays beside the checkpoints, and the
+    # run that completes the directory removes it (newsclf.training.lock).
+    handle, name = tempfile.mkstemp(prefix=".members-setup-", suffix=".tmp",
+                                    dir=setup.output_dir)  # readable by this user only
+    setup_path = Path(name)
 
     def pump(timeout: float) -> None:
         try:
@@ -51,6 +51,8 @@ def train_members_in_processes(setup: RunSetup, report, workers: int) -> list[Me
             pass
 
     try:
+        with os.fdopen(handle, "wb") as file:
+            pickle.dump(setup, file, protocol=pickle.HIGHEST_PROTOCOL)
         while waiting or running:
             while waiting and len(running) < workers:
                 member = waiting.pop(0)

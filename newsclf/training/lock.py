@@ -25,6 +25,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -41,6 +42,10 @@ INNER_LOCK_FILE = ".newsclf-train.lock"
 # What a training run writes into its directory besides config.json (and temporary files).
 RUN_FILES = {VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING, METRICS, TRAIN_LOG, EVAL_DEV,
              EXPORT_DIR, CHECKPOINT_DIR}
+
+# The names of a file being written (newsclf.files.write_atomic: .NAME.PID-8 hex digits.tmp)
+# and of the ensemble members' setup (newsclf.training.ensemble, tempfile.mkstemp)
+_TEMPORARY = re.compile(r"\.(.+\.\d+-[0-9a-f]{8}|members-setup-\w+)\.tmp")
 
 
 class OutputLock:
@@ -166,8 +171,12 @@ class OutputDirectory:
         return "--overwrite --resume" if work_dir == self.staging else "--resume"
 
     def finish(self, work_dir: Path) -> None:
-        """End a complete run: swap a staged model in, then remove the checkpoint (kept until
-        now so that a run interrupted while exporting or swapping can still be resumed)."""
+        """End a complete run: remove the temporary files of earlier runs killed while writing
+        this directory, swap a staged model in, then remove the checkpoint (kept until now so
+        that a run interrupted while exporting or swapping can still be resumed)."""
+        for path in work_dir.iterdir():
+            if _temporary(path.name) and path.is_file():
+                path.unlink(missing_ok=True)
         if work_dir == self.staging:
             # rename(2) cannot replace a non-empty directory, so the old model is renamed
             # aside first and the new one renamed in after it: the name never holds a mix of
@@ -197,7 +206,8 @@ class OutputDirectory:
         except OSError as exc:
             raise NewsclfError(f"{target}: cannot read the output directory "
                                f"({exc.strerror})") from None
-        names = [name for name in names if name != INNER_LOCK_FILE]
+        # a killed run's temporary files alone do not make the directory hold anything
+        names = [name for name in names if name != INNER_LOCK_FILE and not _temporary(name)]
         model = _is_model(target)
         checkpoint = (target / CHECKPOINT_DIR).is_dir()
         staged = self.staging.is_dir()
@@ -254,5 +264,10 @@ def _is_model(directory: Path) -> bool:
 def _written_by_training(name: str) -> bool:
     """Whether a directory entry is one a training run writes: its files, or the temporary
     files of a write or export it was killed in."""
-    return (name in RUN_FILES or (name.startswith(".") and name.endswith(".tmp"))
-            or name.startswith(f".{EXPORT_DIR}-"))
+    return name in RUN_FILES or _temporary(name) or name.startswith(f".{EXPORT_DIR}-")
+
+
+def _temporary(name: str) -> bool:
+    """Whether a directory entry is a temporary file of a training run, left there only by a
+    run killed while it existed."""
+    return _TEMPORARY.fullmatch(name) is not None
