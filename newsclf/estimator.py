@@ -34,7 +34,6 @@ TRAINING_DEFAULTS = TrainConfig().to_dict()
 # Options of a run that leave the trained model unchanged.
 RUN_OPTIONS = {"workers": None, "verbose": False}
 DEFAULTS = {**TRAINING_DEFAULTS, **RUN_OPTIONS}
-CLASS_VALUES_FILE = "estimator.json"
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
@@ -163,7 +162,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         predict --model`` and :meth:`load` read it). An existing non-empty ``directory`` is
         refused unless ``overwrite=True``, which replaces it if it holds a newsclf model."""
         from newsclf.files import write_json
-        from newsclf.modeldir import CONFIG
+        from newsclf.modeldir import CLASS_VALUES_FILE, CONFIG
+        from newsclf.training.lock import refuse_to_delete_foreign_files
 
         self._predictor()
         target = Path(directory)
@@ -177,6 +177,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             raise NewsclfError(f"{target}: holds files but no newsclf model; not replacing it")
         if occupied and target.resolve() == self._model_dir.resolve():
             return target
+        if occupied:
+            refuse_to_delete_foreign_files(target, "saving")
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.parent / f".{target.name}.saving-{secrets.token_hex(4)}"
         try:
@@ -311,6 +313,8 @@ def _names_of(labels: np.ndarray, names: dict) -> list[str]:
 def _recorded_classes(predictor) -> np.ndarray:
     """The class values :meth:`TextClassifier.save` recorded beside the model, else its class
     names."""
+    from newsclf.modeldir import CLASS_VALUES_FILE
+
     names = [str(name) for name in predictor.classes_]
     path = Path(predictor.files.path) / CLASS_VALUES_FILE
     if not path.is_file():

@@ -36,6 +36,8 @@ CONFIG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING = (
     "config.json", "vocab.json", "labels.json", "model.safetensors", USER_DICT_FILE,
     "training.json")
 METRICS, TRAIN_LOG, EVAL_DEV = "metrics.json", "train_log.jsonl", "eval_dev"
+# the original class values of a model saved by newsclf.estimator (when they are not strings)
+CLASS_VALUES_FILE = "estimator.json"
 
 
 def library_versions() -> dict:

@@ -134,6 +134,10 @@ def test_saved_directory_is_the_predictor_code_path(fitted, sample, tmp_path):
     with pytest.raises(NewsclfError, match="no newsclf model"):
         fitted.save(tmp_path / "notes", overwrite=True)
     assert fitted.save(saved, overwrite=True) == saved
+    (saved / "notes.txt").write_text("mine")  # the user's, beside the model: never deleted
+    with pytest.raises(NewsclfError, match=r"holds files newsclf did not write \(notes.txt\)"):
+        fitted.save(saved, overwrite=True)
+    assert (saved / "notes.txt").read_text() == "mine"
 
 
 def test_pickled_estimator_predicts_identically_and_owns_its_files(fitted, sample):

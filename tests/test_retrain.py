@@ -245,6 +245,21 @@ def test_an_interrupted_run_without_a_model_needs_resume_or_overwrite(tmp_path, 
     Predictor.from_dir(out)
 
 
+def test_overwrite_never_deletes_a_file_newsclf_did_not_write(target):
+    (target / "notes.txt").write_text("mine", encoding="utf-8")
+    (target / "eval_test").mkdir()  # e.g. newsclf evaluate --output inside the model
+    (target / "eval_test" / "metrics.json").write_text("{}", encoding="utf-8")
+    before = snapshot(target)
+    for flags in (["--overwrite"], ["--overwrite", "--resume"]):
+        assert refusal(train_cli(target, *NEW, *flags)) == (
+            f"newsclf train: error: {target}: holds files newsclf did not write (eval_test, "
+            "notes.txt), and --overwrite replaces the whole directory: move them out first, "
+            "or choose another output directory"), flags
+    with pytest.raises(NewsclfError, match="holds files newsclf did not write"):
+        python_train(target, overwrite=True)
+    assert snapshot(target) == before
+
+
 def test_a_killed_runs_temporary_files_neither_block_the_next_run_nor_stay(tmp_path):
     out = tmp_path / "m"
     out.mkdir()

@@ -31,8 +31,8 @@ from pathlib import Path
 
 from newsclf.errors import NewsclfError
 from newsclf.model.export import EXPORT_DIR
-from newsclf.modeldir import (CONFIG, EVAL_DEV, FORMAT, LABELS, METRICS, TRAIN_LOG, TRAINING,
-                              USER_DICT, VOCAB, WEIGHTS)
+from newsclf.modeldir import (CLASS_VALUES_FILE, CONFIG, EVAL_DEV, FORMAT, LABELS, METRICS,
+                              TRAIN_LOG, TRAINING, USER_DICT, VOCAB, WEIGHTS)
 from newsclf.training.checkpoint import CHECKPOINT_DIR
 
 STAGING_SUFFIX, REPLACED_SUFFIX, LOCK_SUFFIX = (".newsclf-staging", ".newsclf-replaced",
@@ -209,6 +209,8 @@ class OutputDirectory:
         # a killed run's temporary files alone do not make the directory hold anything
         names = [name for name in names if name != INNER_LOCK_FILE and not _temporary(name)]
         model = _is_model(target)
+        if model and self.overwrite:
+            refuse_to_delete_foreign_files(target, "--overwrite")
         checkpoint = (target / CHECKPOINT_DIR).is_dir()
         staged = self.staging.is_dir()
         if names and not model and not all(map(_written_by_training, names)):
@@ -259,6 +261,19 @@ def _is_model(directory: Path) -> bool:
     except (OSError, ValueError, UnicodeDecodeError):
         return False
     return isinstance(info, dict) and info.get("format") == FORMAT
+
+
+def refuse_to_delete_foreign_files(directory: Path, replacing: str) -> None:
+    """Refuse, naming them, to replace the model in ``directory`` (by ``replacing``) while it
+    holds files newsclf did not write there: they would be deleted with the old model."""
+    foreign = sorted(name for name in os.listdir(directory)
+                     if name not in (CONFIG, CLASS_VALUES_FILE, INNER_LOCK_FILE)
+                     and not _written_by_training(name))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise NewsclfError(f"{directory}: holds files newsclf did not write ({shown}), and "
+                           f"{replacing} replaces the whole directory: move them out first, or "
+                           "choose another output directory")
 
 
 def _written_by_training(name: str) -> bool:
