@@ -38,6 +38,8 @@ CONFIG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING = (
 METRICS, TRAIN_LOG, EVAL_DEV = "metrics.json", "train_log.jsonl", "eval_dev"
 # the original class values of a model saved by newsclf.estimator (when they are not strings)
 CLASS_VALUES_FILE = "estimator.json"
+# newsclf evaluate's reports, by default in the model directory: DIR/eval-<data file name>
+EVAL_REPORTS_PREFIX = "eval-"
 
 
 def library_versions() -> dict:

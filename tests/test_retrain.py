@@ -245,19 +245,29 @@ def test_an_interrupted_run_without_a_model_needs_resume_or_overwrite(tmp_path, 
     Predictor.from_dir(out)
 
 
-def test_overwrite_never_deletes_a_file_newsclf_did_not_write(target):
+def test_overwrite_never_deletes_a_file_newsclf_did_not_write(target, new_reference):
+    # the reports of newsclf evaluate on the old model (by default inside it) go with it
+    evaluated = run_cli("evaluate", "--model", target, "--data", SAMPLE / "dev.tsv")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert (target / "eval-dev" / "metrics.json").is_file()
     (target / "notes.txt").write_text("mine", encoding="utf-8")
-    (target / "eval_test").mkdir()  # e.g. newsclf evaluate --output inside the model
-    (target / "eval_test" / "metrics.json").write_text("{}", encoding="utf-8")
+    (target / "analysis").mkdir()
+    (target / "analysis" / "errors.csv").write_text("text,label\n", encoding="utf-8")
     before = snapshot(target)
     for flags in (["--overwrite"], ["--overwrite", "--resume"]):
         assert refusal(train_cli(target, *NEW, *flags)) == (
-            f"newsclf train: error: {target}: holds files newsclf did not write (eval_test, "
+            f"newsclf train: error: {target}: holds files newsclf did not write (analysis, "
             "notes.txt), and --overwrite replaces the whole directory: move them out first, "
             "or choose another output directory"), flags
     with pytest.raises(NewsclfError, match="holds files newsclf did not write"):
         python_train(target, overwrite=True)
     assert snapshot(target) == before
+
+    (target / "notes.txt").unlink()
+    shutil.rmtree(target / "analysis")
+    result = train_cli(target, *NEW, "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert model_files(target) == model_files(new_reference)
 
 
 def test_a_killed_runs_temporary_files_neither_block_the_next_run_nor_stay(tmp_path):

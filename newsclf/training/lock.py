@@ -31,8 +31,8 @@ from pathlib import Path
 
 from newsclf.errors import NewsclfError
 from newsclf.model.export import EXPORT_DIR
-from newsclf.modeldir import (CLASS_VALUES_FILE, CONFIG, EVAL_DEV, FORMAT, LABELS, METRICS,
-                              TRAIN_LOG, TRAINING, USER_DICT, VOCAB, WEIGHTS)
+from newsclf.modeldir import (CLASS_VALUES_FILE, CONFIG, EVAL_DEV, EVAL_REPORTS_PREFIX, FORMAT,
+                              LABELS, METRICS, TRAIN_LOG, TRAINING, USER_DICT, VOCAB, WEIGHTS)
 from newsclf.training.checkpoint import CHECKPOINT_DIR
 
 STAGING_SUFFIX, REPLACED_SUFFIX, LOCK_SUFFIX = (".newsclf-staging", ".newsclf-replaced",
@@ -265,9 +265,11 @@ def _is_model(directory: Path) -> bool:
 
 def refuse_to_delete_foreign_files(directory: Path, replacing: str) -> None:
     """Refuse, naming them, to replace the model in ``directory`` (by ``replacing``) while it
-    holds files newsclf did not write there: they would be deleted with the old model."""
+    holds files newsclf did not write there: they would be deleted with the old model. Its
+    own files go with it, ``newsclf evaluate``'s reports on the old model too."""
     foreign = sorted(name for name in os.listdir(directory)
                      if name not in (CONFIG, CLASS_VALUES_FILE, INNER_LOCK_FILE)
+                     and not name.startswith(EVAL_REPORTS_PREFIX)
                      and not _written_by_training(name))
     if foreign:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
