@@ -265,6 +265,7 @@ def test_overwrite_never_deletes_a_file_newsclf_did_not_write(target, new_refere
 
     (target / "notes.txt").unlink()
     shutil.rmtree(target / "analysis")
+    (target / ".DS_Store").write_bytes(b"\0")  # a file browser's, not the user's work
     result = train_cli(target, *NEW, "--overwrite")
     assert result.returncode == 0, result.stderr
     assert model_files(target) == model_files(new_reference)

@@ -43,6 +43,8 @@ INNER_LOCK_FILE = ".newsclf-train.lock"
 RUN_FILES = {VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING, METRICS, TRAIN_LOG, EVAL_DEV,
              EXPORT_DIR, CHECKPOINT_DIR}
 
+# What file browsers leave in a folder they showed (macOS Finder, Windows Explorer)
+FOLDER_METADATA = (".DS_Store", "Thumbs.db", "desktop.ini")
 # The names of a file being written (newsclf.files.write_atomic: .NAME.PID-8 hex digits.tmp)
 # and of the ensemble members' setup (newsclf.training.ensemble, tempfile.mkstemp)
 _TEMPORARY = re.compile(r"\.(.+\.\d+-[0-9a-f]{8}|members-setup-\w+)\.tmp")
@@ -268,7 +270,7 @@ def refuse_to_delete_foreign_files(directory: Path, replacing: str) -> None:
     holds files newsclf did not write there: they would be deleted with the old model. Its
     own files go with it, ``newsclf evaluate``'s reports on the old model too."""
     foreign = sorted(name for name in os.listdir(directory)
-                     if name not in (CONFIG, CLASS_VALUES_FILE, INNER_LOCK_FILE)
+                     if name not in (CONFIG, CLASS_VALUES_FILE, INNER_LOCK_FILE, *FOLDER_METADATA)
                      and not name.startswith(EVAL_REPORTS_PREFIX)
                      and not _written_by_training(name))
     if foreign:
