@@ -278,9 +278,10 @@ def test_a_killed_runs_temporary_files_neither_block_the_next_run_nor_stay(tmp_p
     stray = [".weights.safetensors.4242-0a1b2c3d.tmp", ".members-setup-k2j4x_9q.tmp"]
     for name in stray:
         (out / name).write_bytes(b"partial")
+    (out / ".DS_Store").write_bytes(b"\0")  # a file browser's: kept, and no obstacle either
     result = train_cli(out, "--no-export")
     assert result.returncode == 0, result.stderr
-    assert not set(stray) & set(os.listdir(out))
+    assert not set(stray) & set(os.listdir(out)) and (out / ".DS_Store").is_file()
     Predictor.from_dir(out)
     # a hidden file of the user's is not newsclf's: a folder holding one is refused
     notes = tmp_path / "notes"

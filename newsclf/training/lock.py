@@ -208,8 +208,10 @@ class OutputDirectory:
         except OSError as exc:
             raise NewsclfError(f"{target}: cannot read the output directory "
                                f"({exc.strerror})") from None
-        # a killed run's temporary files alone do not make the directory hold anything
-        names = [name for name in names if name != INNER_LOCK_FILE and not _temporary(name)]
+        # a killed run's temporary files or a file browser's alone do not make the directory
+        # hold anything
+        names = [name for name in names if name != INNER_LOCK_FILE and not _temporary(name)
+                 and name not in FOLDER_METADATA]
         model = _is_model(target)
         if model and self.overwrite:
             refuse_to_delete_foreign_files(target, "--overwrite")
