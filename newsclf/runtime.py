@@ -70,6 +70,11 @@ class Terminated(KeyboardInterrupt):
     this process has handled its own)."""
 
 
+def raise_terminated(signum, frame):
+    """A SIGTERM handler: raise :class:`Terminated`."""
+    raise Terminated()
+
+
 @contextmanager
 def math_threads(threads: int):
     """Run the block with Paddle's CPU math (matrix products, oneDNN kernels) on ``threads``

@@ -16,14 +16,10 @@ import warnings
 from newsclf import __version__
 from newsclf.cli import baseline, evaluate, explain, export, info, predict, serve, train
 from newsclf.errors import NewsclfError
-from newsclf.runtime import Terminated, tune_allocator
+from newsclf.runtime import Terminated, raise_terminated, tune_allocator
 
 COMMANDS = {module.__name__.rsplit(".", 1)[1]: module
             for module in (train, evaluate, predict, explain, export, baseline, serve, info)}
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +43,7 @@ def _one_line_warnings(command: str):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tune_allocator()  # this process is newsclf's own
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous_sigterm = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings(args.command)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import pickle
 import queue as queue_module
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
-from newsclf.runtime import tune_allocator
+from newsclf.runtime import Terminated, raise_terminated, tune_allocator
 from newsclf.training.checkpoint import load_checkpoint
 from newsclf.training.distributed import Parallel
 from newsclf.training.loop import MemberResult, RunSetup, member_seed, train_member
@@ -76,8 +77,12 @@ def train_members_in_processes(setup: RunSetup, report, workers: int) -> list[Me
         pump(0.5)
     except BaseException as exc:
         for process in running.values():
-            process.kill()
-            process.join()
+            process.terminate()  # a member stops between two writes (see _member_process)
+        for process in running.values():
+            process.join(timeout=10)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
         if isinstance(exc, KeyboardInterrupt):
             report("log", "interrupted: every member's last finished epoch is kept in "
                           "its checkpoint; continue with --resume")
@@ -95,6 +100,18 @@ def train_members_in_processes(setup: RunSetup, report, workers: int) -> list[Me
 def _member_process(member: int, setup_path: str, messages, parent_pid: int) -> None:
     """A worker process's body: train one member, reporting through ``messages``."""
     tune_allocator()  # a process of newsclf's own; it ignores SIGINT (see newsclf.workers)
+    # SIGTERM (to the process group, or from the parent stopping) ends the member between two
+    # statements, not inside a checkpoint write whose temporary file would stay; it still
+    # ends by that signal, which the parent reads as "terminated"
+    signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        _train_member_here(member, setup_path, messages, parent_pid)
+    except Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _train_member_here(member: int, setup_path: str, messages, parent_pid: int) -> None:
     setup = pickle.loads(Path(setup_path).read_bytes())  # written by this run's parent
 
     def report(kind, payload):
