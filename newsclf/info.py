@@ -75,18 +75,17 @@ def _installed_versions() -> dict:
 
 
 def student_round(metrics: dict) -> str:
-    """Which distillation round's student a model's ``metrics`` describe: "round K of N", or
-    "" for a run of one round."""
+    """Which distillation round's student a model's ``metrics`` describe, to follow the word
+    "student": " (round K of N)", or "" for a run of one round."""
     rounds = len(metrics.get("student_rounds", []))
-    return f"round {metrics['kept_round']} of {rounds}" if rounds > 1 else ""
+    return f" (round {metrics['kept_round']} of {rounds})" if rounds > 1 else ""
 
 
 def _predicts_with(files: ModelFiles, metrics: dict) -> str:
     members = files.spec.ensemble_size
     if metrics.get("predicts_with") == "student":
-        which = student_round(metrics)
-        return (f"one student encoder{f' ({which})' if which else ''} distilled from an "
-                f"ensemble of {len(metrics['members'])}")
+        return (f"one student encoder{student_round(metrics)} distilled from an ensemble of "
+                f"{len(metrics['members'])}")
     return f"an ensemble of {members} encoders" if members > 1 else "one encoder"
 
 

@@ -235,8 +235,7 @@ def _kept(metrics: dict) -> str:
     """What the model directory predicts with, for the closing line."""
     if metrics.get("predicts_with") == "student":
         teacher = metrics["teacher"]
-        which = student_round(metrics)
-        return (f"student{f' ({which})' if which else ''} of an ensemble of "
+        return (f"student{student_round(metrics)} of an ensemble of "
                 f"{len(metrics['members'])}, best epoch "
                 f"{metrics['best_epoch']} of {metrics['epochs_run']}; the ensemble: accuracy "
                 f"{teacher['dev_accuracy']:.4f}, macro-F1 {teacher['dev_macro_f1']:.4f}")

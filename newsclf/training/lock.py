@@ -204,25 +204,21 @@ class OutputDirectory:
         if target.exists() and not target.is_dir():
             raise NewsclfError(f"{target}: exists and is not a directory; choose another --output")
         try:
-            names = sorted(p.name for p in target.iterdir()) if target.is_dir() else []
+            names = [p.name for p in target.iterdir()] if target.is_dir() else []
         except OSError as exc:
             raise NewsclfError(f"{target}: cannot read the output directory "
                                f"({exc.strerror})") from None
-        # a killed run's temporary files or a file browser's alone do not make the directory
-        # hold anything
-        names = [name for name in names if name != INNER_LOCK_FILE and not _temporary(name)
-                 and name not in FOLDER_METADATA]
+        names = _content(names)
         model = _is_model(target)
         if model and self.overwrite:
-            refuse_to_delete_foreign_files(target, "--overwrite")
+            _refuse_foreign_files(target, names, "--overwrite")
         checkpoint = (target / CHECKPOINT_DIR).is_dir()
         staged = self.staging.is_dir()
         if names and not model and not all(map(_written_by_training, names)):
-            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
             raise NewsclfError(
                 f"{target}: {'no checkpoint to resume from: it ' if self.resume else ''}holds "
-                f"files that are not a newsclf model ({shown}); training never writes into or "
-                "replaces such a folder: choose another --output")
+                f"files that are not a newsclf model ({_shown(names)}); training never writes "
+                "into or replaces such a folder: choose another --output")
         if self.resume:
             if self.overwrite and staged:
                 return self.staging
@@ -271,21 +267,36 @@ def refuse_to_delete_foreign_files(directory: Path, replacing: str) -> None:
     """Refuse, naming them, to replace the model in ``directory`` (by ``replacing``) while it
     holds files newsclf did not write there: they would be deleted with the old model. Its
     own files go with it, ``newsclf evaluate``'s reports on the old model too."""
-    foreign = sorted(name for name in os.listdir(directory)
-                     if name not in (CONFIG, CLASS_VALUES_FILE, INNER_LOCK_FILE, *FOLDER_METADATA)
-                     and not name.startswith(EVAL_REPORTS_PREFIX)
-                     and not _written_by_training(name))
+    _refuse_foreign_files(directory, _content(os.listdir(directory)), replacing)
+
+
+def _refuse_foreign_files(directory: Path, names: list[str], replacing: str) -> None:
+    """:func:`refuse_to_delete_foreign_files` for the :func:`_content` ``names`` of
+    ``directory``."""
+    foreign = [name for name in names if name not in (CONFIG, CLASS_VALUES_FILE)
+               and not name.startswith(EVAL_REPORTS_PREFIX) and not _written_by_training(name)]
     if foreign:
-        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        raise NewsclfError(f"{directory}: holds files newsclf did not write ({shown}), and "
-                           f"{replacing} replaces the whole directory: move them out first, or "
-                           "choose another output directory")
+        raise NewsclfError(f"{directory}: holds files newsclf did not write ({_shown(foreign)}), "
+                           f"and {replacing} replaces the whole directory: move them out first, "
+                           "or choose another output directory")
+
+
+def _content(names) -> list[str]:
+    """The entries among ``names`` that count as a directory's content (sorted): not the lock
+    file earlier releases kept inside, a killed run's temporary files or a file browser's."""
+    return sorted(name for name in names if name != INNER_LOCK_FILE and not _temporary(name)
+                  and name not in FOLDER_METADATA)
+
+
+def _shown(names: list[str]) -> str:
+    """The first few of ``names``, for an error message."""
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def _written_by_training(name: str) -> bool:
-    """Whether a directory entry is one a training run writes: its files, or the temporary
-    files of a write or export it was killed in."""
-    return name in RUN_FILES or _temporary(name) or name.startswith(f".{EXPORT_DIR}-")
+    """Whether a directory entry (other than ``config.json`` and temporary files) is one a
+    training run writes: its files, or an export it was killed in."""
+    return name in RUN_FILES or name.startswith(f".{EXPORT_DIR}-")
 
 
 def _temporary(name: str) -> bool:
