@@ -207,15 +207,17 @@ def test_sigterm_while_writing_to_stdout_leaves_only_csv_rows(tmp_path, started,
     with open(stdout_path, "w", encoding="utf-8") as stdout:
         process = started("predict", "--model", sample_model, "--input", big_csv, "--output", "-",
                           "--no-progress", stdout=stdout)
-        wait_until(lambda: stdout_path.read_text(encoding="utf-8").count("\n") > 1000, process,
+        # bytes, not text: the file is read while being written, possibly mid-character
+        wait_until(lambda: stdout_path.read_bytes().count(b"\n") > 1000, process,
                    "rows on standard output")
         process.send_signal(signal.SIGTERM)  # as `kill` sends it: to this process only
         _, stderr = finish(process)
     assert process.returncode == 143, stderr[-3000:]
     assert without_read_lines(stderr) == "newsclf predict: terminated\n"
-    lines = stdout_path.read_text(encoding="utf-8").splitlines()
+    *whole_lines, _ = stdout_path.read_bytes().split(b"\n")  # the last one may be cut short
+    lines = [line.decode("utf-8") for line in whole_lines]
     assert_no_noise("\n".join(lines))
-    header, *rows = list(csv.reader(lines[:-1]))  # the last line may have been cut short
+    header, *rows = list(csv.reader(lines))
     assert header == ["id", "text", "pred_label", "pred_score", "error"]
     assert all(len(row) == len(header) for row in rows)
 
