@@ -313,12 +313,25 @@ def choose_backend(files: ModelFiles, backend: str = "auto",
     return "dynamic"
 
 
-def _engine(files: ModelFiles, backend: str, threads: int):
+def _engine(files: ModelFiles, backend: str, threads: int, retry: bool = True):
     """The chosen backend's name and its callable from an int64 batch to scores (None: the
-    dynamic graph, the network itself)."""
+    dynamic graph, the network itself). An engine that fails to start is chosen and started
+    once more before its error stands."""
+    try:
+        return _started_engine(files, choose_backend(files, backend), threads)
+    except NewsclfError:
+        raise
+    except Exception:
+        if not retry:
+            raise
+        # `newsclf export` may have replaced the export between its check and its loading:
+        # decide again on what the directory holds now
+        return _engine(files, backend, threads, retry=False)
+
+
+def _started_engine(files: ModelFiles, backend: str, threads: int):
     from newsclf.model.export import EXPORT_DIR, EXPORT_PREFIX, ONNX_FILE
 
-    backend = choose_backend(files, backend)
     if backend == "onnx":
         from newsclf.model.inference import OnnxEngine
 

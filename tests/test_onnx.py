@@ -132,3 +132,36 @@ def test_backend_onnx_on_the_command_line_errors_cleanly(model_copy):
     (model_copy / "inference" / "model.onnx").unlink()
     result = run_cli("predict", "--model", model_copy, "--backend", "onnx", "--text", "股市大涨")
     assert_user_error(result, "cannot run on ONNX Runtime", "newsclf export --model")
+
+
+
+def test_an_export_removed_while_its_engine_starts_is_looked_at_again(model_copy, sample_model,
+                                                                      monkeypatch):
+    import newsclf.model.inference as inference
+
+    export = model_copy / "inference"
+
+    class RemovedMeanwhile(inference.OnnxEngine):
+        def __init__(self, path, threads=1):
+            shutil.rmtree(export, ignore_errors=True)  # after the checks, before the loading
+            super().__init__(path, threads)
+
+    monkeypatch.setattr(inference, "OnnxEngine", RemovedMeanwhile)
+    predictor = Predictor.from_dir(model_copy)
+    assert predictor.backend == "dynamic"
+    texts = ["股市大涨", "球队夺冠"]
+    expected = Predictor.from_dir(sample_model, backend="dynamic").predict_proba(texts)
+    np.testing.assert_allclose(predictor.predict_proba(texts), expected, atol=1e-6)
+    shutil.copytree(sample_model / "inference", export)
+    with pytest.raises(ModelDirError, match="cannot run on ONNX Runtime: it has no inference "
+                                            "export; run 'newsclf export --model"):
+        Predictor.from_dir(model_copy, backend="onnx")
+
+
+def test_exporting_again_replaces_the_export_whole(model_copy):
+    from newsclf.model.export import export_model
+
+    before = sorted(path.name for path in model_copy.iterdir())
+    export_model(model_copy)
+    assert sorted(path.name for path in model_copy.iterdir()) == before
+    assert Predictor.from_dir(model_copy).backend == "onnx"

@@ -50,7 +50,11 @@ def export_problem(files: ModelFiles) -> str | None:
     if made_from != files.fingerprint:
         return "its inference export is from another model (stale)"
     for name, digest in (info.get("files") or {}).items():
-        if not (directory / name).is_file() or sha256_file(directory / name) != digest:
+        try:
+            intact = sha256_file(directory / name) == digest
+        except OSError:  # missing, or replaced while being read
+            intact = False
+        if not intact:
             return f"its inference export file {name} is missing or damaged"
     return None
 
@@ -173,7 +177,7 @@ def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
     probe = [rng.randint(2, spec.vocab_size, size=(length, spec.n_features)).astype(np.int64)
              for length in range(1, spec.max_len + 1)]
     target = files.path / EXPORT_DIR
-    staging = files.path / f".inference-{secrets.token_hex(4)}"
+    staging, retired = (files.path / f".{EXPORT_DIR}-{secrets.token_hex(4)}" for _ in range(2))
     staging.mkdir(0o777)  # the umask applies, as to every file newsclf writes
     try:
         prefix = str(staging / EXPORT_PREFIX)
@@ -203,11 +207,14 @@ def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
                 "max_abs_logit_difference": difference, "checked_lengths": len(probe),
                 "onnx_max_abs_logit_difference": onnx_difference, "onnx_skipped": onnx_skipped}
         write_json(staging / EXPORT_INFO, info)
+        # renamed away whole, not deleted in place: a process loading the directory meanwhile
+        # finds the old export whole, no export, or the new one whole
         if target.exists():
-            shutil.rmtree(target)
+            target.rename(retired)
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(retired, ignore_errors=True)
     return info
 
 
