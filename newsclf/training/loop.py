@@ -29,7 +29,7 @@ from newsclf.spec import USER_DICT_FILE
 from newsclf.training.checkpoint import (CHECKPOINT_DIR, CHECKPOINT_STATE, load_checkpoint,
                                          optimizer_tensors, restore_optimizer, save_checkpoint)
 from newsclf.training.distributed import Parallel
-from newsclf.training.report import EpochReport, encoder_name
+from newsclf.training.report import EpochReport, distill_round, encoder_name
 from newsclf.vocab import Vocab
 
 
@@ -113,7 +113,7 @@ class RunSetup:
 
     def student_round(self, member: int) -> int:
         """The distillation round of the student trained as ``member`` (from 1)."""
-        return member - self.config.ensemble_size + 1
+        return distill_round(member, self.config.ensemble_size)
 
     def checkpoint_dir(self, member: int) -> Path:
         if self.config.ensemble_size == 1:

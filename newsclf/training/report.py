@@ -18,11 +18,17 @@ from pathlib import Path
 STOPPED = "-"  # the column of a member that stopped early
 
 
+def distill_round(member: int, n_members: int) -> int:
+    """The distillation round (from 1) of the student trained as encoder ``member``: the
+    students of the rounds are encoders ``n_members``, ``n_members + 1`` and on."""
+    return member - n_members + 1
+
+
 def encoder_name(member: int, n_members: int, student: bool) -> str:
-    """How log lines name the encoder ``member`` trains ("" for the only one); the students
-    of the distillation rounds after the first are members ``n_members + 1`` and on."""
+    """How log lines name the encoder ``member`` trains ("" for the only one)."""
     if student:
-        return "student " if member == n_members else f"round {member - n_members + 1} student "
+        round_number = distill_round(member, n_members)
+        return "student " if round_number == 1 else f"round {round_number} student "
     return "" if n_members == 1 else f"member {member + 1} "
 
 
