@@ -177,6 +177,16 @@ def _migrate_1_to_2(info: dict, source: str) -> dict:
 MIGRATIONS = {1: _migrate_1_to_2}  # format version -> function to the next version
 
 
+def is_model_dir(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a newsclf model (a newsclf ``config.json``; whether the
+    model loads does not matter here)."""
+    try:
+        info = json.loads((Path(directory) / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(info, dict) and info.get("format") == FORMAT
+
+
 def load_model_dir(path: str | Path) -> ModelFiles:
     """Read and check a model directory of any format version; any missing, damaged, edited or
     mismatched file raises :class:`ModelDirError` naming it."""

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -14,7 +15,7 @@ from newsclf.evaluation import EvaluationResult, MissingFontWarning, evaluate, f
 from newsclf.evaluation import plot as evaluation_plot
 from newsclf.evaluation.metrics import accuracy_and_macro_f1
 
-from conftest import SAMPLE
+from conftest import SAMPLE, assert_user_error, run_cli
 
 CLASSES = ["体育", "财经", "科技"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -325,3 +326,16 @@ def test_system_font_for_characters_beyond_the_shipped_font_survives_a_stale_cac
         assert found is not None and os.path.realpath(found) in drawing
     finally:
         fonts.find_system_cjk_font.cache_clear()
+
+
+def test_reports_are_never_written_over_a_model(tmp_path, sample_model, predictor):
+    model = tmp_path / "model"
+    shutil.copytree(sample_model, model)
+    before = {path: path.read_bytes() for path in model.rglob("*") if path.is_file()}
+    result = run_cli("evaluate", "--model", model, "--data", SAMPLE / "dev.tsv",
+                     "--output", model)
+    assert_user_error(result, f"{model}: is a newsclf model directory, and the reports would "
+                              "replace its own metrics.json")
+    with pytest.raises(NewsclfError, match="is a newsclf model directory"):
+        evaluate(predictor, ["股市大涨"], [predictor.classes_[0]]).save(model)
+    assert {path: path.read_bytes() for path in model.rglob("*") if path.is_file()} == before

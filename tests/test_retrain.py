@@ -129,12 +129,27 @@ def test_a_folder_of_other_files_is_never_written_even_with_overwrite(tmp_path):
         assert line == (f"newsclf train: error: {notes}: {prefix}holds files that are not a "
                         "newsclf model (drafts, todo.txt); training never writes into or "
                         "replaces such a folder: choose another --output"), flags
+    # files named as newsclf names its own, in a folder that holds no model nor checkpoint
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("vocab.json", "metrics.json"):
+        (mine / name).write_text("[]", encoding="utf-8")
+    # a folder named as newsclf's checkpoints, holding something else
+    started = tmp_path / "started"
+    (started / "checkpoint").mkdir(parents=True)
+    (started / "checkpoint" / "notes.txt").write_text("keep me", encoding="utf-8")
+    before.update({folder: snapshot(folder) for folder in (mine, started)})
     assert "holds files that are not a newsclf model (config.json, vocab.json)" in refusal(
         train_cli(other, *NEW, "--overwrite"))
+    for flags in ([], ["--overwrite"]):
+        assert "holds files that are not a newsclf model (metrics.json, vocab.json)" in refusal(
+            train_cli(mine, *NEW, *flags))
+        assert "holds files that are not a newsclf model (checkpoint/notes.txt)" in refusal(
+            train_cli(started, *NEW, *flags))
     with pytest.raises(NewsclfError, match="holds files that are not a newsclf model"):
         python_train(notes, overwrite=True)
-    assert {folder: snapshot(folder) for folder in (notes, other)} == before
-    assert sorted(os.listdir(tmp_path)) == ["notes", "other"]
+    assert {folder: snapshot(folder) for folder in before} == before
+    assert sorted(os.listdir(tmp_path)) == ["mine", "notes", "other", "started"]
 
 
 def test_overwrite_leaves_exactly_the_new_model(target, new_reference):
@@ -269,6 +284,43 @@ def test_overwrite_never_deletes_a_file_newsclf_did_not_write(target, new_refere
     result = train_cli(target, *NEW, "--overwrite")
     assert result.returncode == 0, result.stderr
     assert model_files(target) == model_files(new_reference)
+
+
+def test_a_run_stopped_before_its_first_checkpoint_is_discarded_by_overwrite(tmp_path):
+    out = tmp_path / "m"
+    out.mkdir()
+    # what a run killed between its first epoch's log line and its checkpoint leaves
+    (out / "train_log.jsonl").write_text('{"member": 1, "epoch": 1, "loss": 1.9}\n',
+                                         encoding="utf-8")
+    (out / "vocab.json").write_text('{"tokens": ["[PAD]", "[UNK]"]}', encoding="utf-8")
+    assert refusal(train_cli(out, *NEW)) == (
+        f"newsclf train: error: {out}: holds the files of a run stopped before its first epoch "
+        "was saved; pass --overwrite to discard them, or choose another --output")
+    result = train_cli(out, *NEW, "--overwrite")
+    assert result.returncode == 0, result.stderr
+    Predictor.from_dir(out)
+
+
+def test_overwrite_looks_inside_the_folders_newsclf_writes(target):
+    evaluated = run_cli("evaluate", "--model", target, "--data", SAMPLE / "dev.tsv")
+    assert evaluated.returncode == 0, evaluated.stderr
+    # each a file of the user's where newsclf keeps its own, or named like newsclf's
+    for path, shown in (("eval-dev/my_findings.md", "eval-dev/my_findings.md"),
+                        ("eval_dev/notes.txt", "eval_dev/notes.txt"),
+                        ("inference/mine.txt", "inference/mine.txt"),
+                        ("eval-notes.txt", "eval-notes.txt"),
+                        (".inference-backup/model.json", ".inference-backup")):
+        (target / path).parent.mkdir(exist_ok=True)
+        (target / path).write_text("keep me", encoding="utf-8")
+        before = snapshot(target)
+        assert refusal(train_cli(target, *NEW, "--overwrite")) == (
+            f"newsclf train: error: {target}: holds files newsclf did not write ({shown}), and "
+            "--overwrite replaces the whole directory: move them out first, or choose another "
+            "output directory"), path
+        assert snapshot(target) == before
+        (target / path).unlink()
+    shutil.rmtree(target / ".inference-backup")
+    assert train_cli(target, *NEW, "--overwrite").returncode == 0
 
 
 def test_a_killed_runs_temporary_files_neither_block_the_next_run_nor_stay(tmp_path):

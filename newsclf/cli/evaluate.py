@@ -27,14 +27,16 @@ def run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from newsclf.evaluation import evaluate
+    from newsclf.evaluation.report import check_report_dir
     from newsclf.modeldir import EVAL_REPORTS_PREFIX
     from newsclf.predictor import Predictor
 
+    output = (Path(args.output) if args.output
+              else Path(args.model) / f"{EVAL_REPORTS_PREFIX}{Path(args.data).stem}")
+    check_report_dir(output)  # before the predictions, not after
     predictor = Predictor.from_dir(args.model)
     _, data = read_labelled_files(args, args.data)
     result = evaluate(predictor, data.texts, data.labels, batch_size=args.batch_size)
-    output = (Path(args.output) if args.output
-              else Path(args.model) / f"{EVAL_REPORTS_PREFIX}{Path(args.data).stem}")
     result.save(output)
     print(result.summary())
     print(f"reports written to {output}")

@@ -25,7 +25,21 @@ CONFUSION_CSV = "confusion_matrix.csv"
 CONFUSION_NORMALIZED_CSV = "confusion_matrix_normalized.csv"
 MISCLASSIFIED_CSV = "misclassified.csv"
 CONFUSION_PNG = "confusion_matrix.png"
+# every file a saved report holds
+REPORT_FILES = (METRICS_JSON, REPORT_TXT, CONFUSION_CSV, CONFUSION_NORMALIZED_CSV,
+                MISCLASSIFIED_CSV, CONFUSION_PNG)
 MATRIX_CORNER = "true\\predicted"  # header of the first column of the confusion-matrix CSVs
+
+
+def check_report_dir(directory: Path) -> None:
+    """Refuse a folder reports may not be written into: a model directory (they would replace
+    its own metrics.json)."""
+    from newsclf.modeldir import EVAL_REPORTS_PREFIX, is_model_dir
+
+    if is_model_dir(directory):
+        raise NewsclfError(f"{directory}: is a newsclf model directory, and the reports would "
+                           "replace its own metrics.json; write them to another folder (by "
+                           f"default a folder inside the model: {EVAL_REPORTS_PREFIX}<data>)")
 
 
 class EvaluationResult:
@@ -162,6 +176,7 @@ class EvaluationResult:
         from newsclf.files import write_atomic, write_json
 
         directory = Path(directory)
+        check_report_dir(directory)
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

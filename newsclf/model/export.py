@@ -29,6 +29,10 @@ from newsclf.modeldir import ModelFiles, load_model_dir
 
 EXPORT_DIR, EXPORT_PREFIX, EXPORT_INFO = "inference", "model", "export.json"
 ONNX_FILE = EXPORT_PREFIX + ".onnx"
+# every file an export holds (the ONNX graph only with the onnx extra)
+EXPORT_FILES = (EXPORT_INFO, EXPORT_PREFIX + ".json", EXPORT_PREFIX + ".pdiparams", ONNX_FILE)
+CONVERTED_ONNX = "converted.onnx"
+EXPORT_TOKEN_BYTES = 4  # an export is staged in DIR/.inference-<8 hex digits>  # paddle2onnx's graph, before constant folding
 ONNX_EXTRA = 'pip install "newsclf[onnx]"'
 ONNX_RUNTIME_MISSING = f"ONNX Runtime is not installed; {ONNX_EXTRA}"
 ONNX_OPSET = 17
@@ -111,7 +115,7 @@ def _export_onnx(prefix: str, onnx_path: Path) -> str | None:
     done)."""
     if importlib.util.find_spec("paddle2onnx") is None:
         return f"paddle2onnx is not installed ({ONNX_EXTRA})"
-    converted = onnx_path.with_name("converted.onnx")
+    converted = onnx_path.with_name(CONVERTED_ONNX)
     try:
         with _output_captured() as captured:
             import paddle2onnx
@@ -177,7 +181,8 @@ def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
     probe = [rng.randint(2, spec.vocab_size, size=(length, spec.n_features)).astype(np.int64)
              for length in range(1, spec.max_len + 1)]
     target = files.path / EXPORT_DIR
-    staging, retired = (files.path / f".{EXPORT_DIR}-{secrets.token_hex(4)}" for _ in range(2))
+    staging, retired = (files.path / f".{EXPORT_DIR}-{secrets.token_hex(EXPORT_TOKEN_BYTES)}"
+                        for _ in range(2))
     staging.mkdir(0o777)  # the umask applies, as to every file newsclf writes
     try:
         prefix = str(staging / EXPORT_PREFIX)

@@ -30,19 +30,43 @@ import shutil
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
-from newsclf.model.export import EXPORT_DIR
-from newsclf.modeldir import (CLASS_VALUES_FILE, CONFIG, EVAL_DEV, EVAL_REPORTS_PREFIX, FORMAT,
-                              LABELS, METRICS, TRAIN_LOG, TRAINING, USER_DICT, VOCAB, WEIGHTS)
-from newsclf.training.checkpoint import CHECKPOINT_DIR
+from newsclf.evaluation.report import REPORT_FILES
+from newsclf.model.export import CONVERTED_ONNX, EXPORT_DIR, EXPORT_FILES, EXPORT_TOKEN_BYTES
+from newsclf.modeldir import (CLASS_VALUES_FILE, CONFIG, EVAL_DEV, EVAL_REPORTS_PREFIX, LABELS,
+                              METRICS, TRAIN_LOG, TRAINING, USER_DICT, VOCAB, WEIGHTS,
+                              is_model_dir)
+from newsclf.training.checkpoint import CHECKPOINT_DIR, CHECKPOINT_STATE
 
 STAGING_SUFFIX, REPLACED_SUFFIX, LOCK_SUFFIX = (".newsclf-staging", ".newsclf-replaced",
                                                 ".newsclf-train.lock")
 # Earlier releases kept the lock file inside the output directory; a killed run left it there.
 INNER_LOCK_FILE = ".newsclf-train.lock"
-# What a training run writes into its directory besides config.json (and temporary files).
-RUN_FILES = {VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING, METRICS, TRAIN_LOG, EVAL_DEV,
-             EXPORT_DIR, CHECKPOINT_DIR}
 
+
+def _names(*names: str) -> re.Pattern:
+    return re.compile("|".join(map(re.escape, names)))
+
+
+# What newsclf writes into a model directory, as (the names of its files, (the names of its
+# folders, what such a folder holds)...): the model's files, a training run's checkpoints,
+# `newsclf evaluate`'s default reports (DIR/eval-<data>), the inference export and the folder a
+# killed export was staged in.
+# what a run writes before its first checkpoint: the epoch's log line, then (one encoder) the
+# model of that epoch, config.json last
+_BEFORE_THE_FIRST_CHECKPOINT = {TRAIN_LOG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING}
+_CHECKPOINT_FILES = re.compile(rf"{re.escape(CHECKPOINT_STATE)}|state-epoch\d+\.safetensors")
+_REPORT = (_names(*REPORT_FILES), ())
+_OWN_LAYOUT = (
+    _names(CONFIG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING, METRICS, TRAIN_LOG,
+           CLASS_VALUES_FILE),
+    ((_names(EXPORT_DIR), (_names(*EXPORT_FILES), ())),
+     (re.compile(rf"\.{EXPORT_DIR}-[0-9a-f]{{{2 * EXPORT_TOKEN_BYTES}}}"),
+      (_names(*EXPORT_FILES, CONVERTED_ONNX), ())),
+     (_names(EVAL_DEV), _REPORT),
+     (re.compile(re.escape(EVAL_REPORTS_PREFIX) + ".+"), _REPORT),
+     (_names(CHECKPOINT_DIR), (_CHECKPOINT_FILES,
+                               ((re.compile(r"member-\d+|student(-\d+)?"),
+                                 (_CHECKPOINT_FILES, ())),)))))
 # What file browsers leave in a folder they showed (macOS Finder, Windows Explorer)
 FOLDER_METADATA = (".DS_Store", "Thumbs.db", "desktop.ini")
 # The names of a file being written (newsclf.files.write_atomic: .NAME.PID-8 hex digits.tmp)
@@ -209,16 +233,19 @@ class OutputDirectory:
             raise NewsclfError(f"{target}: cannot read the output directory "
                                f"({exc.strerror})") from None
         names = _content(names)
-        model = _is_model(target)
+        model = is_model_dir(target)
         if model and self.overwrite:
             _refuse_foreign_files(target, names, "--overwrite")
         checkpoint = (target / CHECKPOINT_DIR).is_dir()
         staged = self.staging.is_dir()
-        if names and not model and not all(map(_written_by_training, names)):
+        # a folder that is no model is newsclf's only as an interrupted run
+        foreign = _foreign(target, names) if names and not model else []
+        if names and not model and (foreign or not (CHECKPOINT_DIR in names
+                                                    or _stopped_before_saving(target, names))):
             raise NewsclfError(
                 f"{target}: {'no checkpoint to resume from: it ' if self.resume else ''}holds "
-                f"files that are not a newsclf model ({_shown(names)}); training never writes "
-                "into or replaces such a folder: choose another --output")
+                f"files that are not a newsclf model ({_shown(foreign or names)}); training "
+                "never writes into or replaces such a folder: choose another --output")
         if self.resume:
             if self.overwrite and staged:
                 return self.staging
@@ -253,14 +280,18 @@ def _what_to_do(model: bool, checkpoint: bool, staged: bool) -> str:
     return options
 
 
-def _is_model(directory: Path) -> bool:
-    """Whether ``directory`` holds a newsclf model (a newsclf ``config.json``; whether the
-    model loads does not matter here)."""
-    try:
-        info = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+def _stopped_before_saving(directory: Path, names: list[str]) -> bool:
+    """Whether ``directory`` (no model, no checkpoint) holds what a run stopped before its
+    first checkpoint leaves: its training log (one epoch's record per line) and the model files
+    it was writing, if any."""
+    if TRAIN_LOG not in names or not set(names) <= _BEFORE_THE_FIRST_CHECKPOINT:
         return False
-    return isinstance(info, dict) and info.get("format") == FORMAT
+    try:
+        with open(directory / TRAIN_LOG, encoding="utf-8") as log:
+            record = json.loads(log.readline())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "epoch" in record
 
 
 def refuse_to_delete_foreign_files(directory: Path, replacing: str) -> None:
@@ -273,12 +304,35 @@ def refuse_to_delete_foreign_files(directory: Path, replacing: str) -> None:
 def _refuse_foreign_files(directory: Path, names: list[str], replacing: str) -> None:
     """:func:`refuse_to_delete_foreign_files` for the :func:`_content` ``names`` of
     ``directory``."""
-    foreign = [name for name in names if name not in (CONFIG, CLASS_VALUES_FILE)
-               and not name.startswith(EVAL_REPORTS_PREFIX) and not _written_by_training(name)]
+    foreign = _foreign(directory, names)
     if foreign:
         raise NewsclfError(f"{directory}: holds files newsclf did not write ({_shown(foreign)}), "
                            f"and {replacing} replaces the whole directory: move them out first, "
                            "or choose another output directory")
+
+
+def _foreign(directory: Path, names: list[str], layout=_OWN_LAYOUT) -> list[str]:
+    """The entries among ``names`` (of ``directory``) that newsclf did not write there, by
+    ``layout`` (see ``_OWN_LAYOUT``); what a folder of newsclf's holds besides its own files is
+    named by its path (``inference/notes.txt``). A symbolic link is never newsclf's."""
+    files, folders = layout
+    foreign = []
+    for name in names:
+        path = directory / name
+        if path.is_symlink() or not path.is_dir():
+            if path.is_symlink() or not files.fullmatch(name):
+                foreign.append(name)
+            continue
+        inner = next((held for pattern, held in folders if pattern.fullmatch(name)), None)
+        try:
+            listing = _content(os.listdir(path)) if inner is not None else None
+        except OSError:
+            listing = None
+        if listing is None:
+            foreign.append(name)
+        else:
+            foreign += [f"{name}/{entry}" for entry in _foreign(path, listing, inner)]
+    return foreign
 
 
 def _content(names) -> list[str]:
@@ -291,12 +345,6 @@ def _content(names) -> list[str]:
 def _shown(names: list[str]) -> str:
     """The first few of ``names``, for an error message."""
     return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-
-
-def _written_by_training(name: str) -> bool:
-    """Whether a directory entry (other than ``config.json`` and temporary files) is one a
-    training run writes: its files, or an export it was killed in."""
-    return name in RUN_FILES or name.startswith(f".{EXPORT_DIR}-")
 
 
 def _temporary(name: str) -> bool:
