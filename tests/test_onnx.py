@@ -165,3 +165,17 @@ def test_exporting_again_replaces_the_export_whole(model_copy):
     export_model(model_copy)
     assert sorted(path.name for path in model_copy.iterdir()) == before
     assert Predictor.from_dir(model_copy).backend == "onnx"
+
+
+def test_an_export_folder_replaced_by_a_file_is_no_export_and_is_repaired(model_copy):
+    from newsclf.model.export import export_model
+
+    before = sorted(path.name for path in model_copy.iterdir())
+    shutil.rmtree(model_copy / "inference")
+    (model_copy / "inference").write_text("x", encoding="utf-8")
+    assert Predictor.from_dir(model_copy).backend == "dynamic"
+    result = run_cli("info", model_copy)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    export_model(model_copy)
+    assert sorted(path.name for path in model_copy.iterdir()) == before
+    assert Predictor.from_dir(model_copy).backend == "onnx"

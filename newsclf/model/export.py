@@ -43,8 +43,10 @@ def export_problem(files: ModelFiles) -> str | None:
     directory = files.path / EXPORT_DIR
     try:
         info = json.loads((directory / EXPORT_INFO).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return "it has no inference export"
+    except OSError as exc:
+        return f"{directory / EXPORT_INFO} cannot be read ({exc.strerror})"
     except (ValueError, UnicodeDecodeError):
         return f"{directory / EXPORT_INFO} is damaged"
     if not isinstance(info, dict):
@@ -183,7 +185,11 @@ def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
     target = files.path / EXPORT_DIR
     staging, retired = (files.path / f".{EXPORT_DIR}-{secrets.token_hex(EXPORT_TOKEN_BYTES)}"
                         for _ in range(2))
-    staging.mkdir(0o777)  # the umask applies, as to every file newsclf writes
+    try:
+        staging.mkdir(0o777)  # the umask applies, as to every file newsclf writes
+    except OSError as exc:
+        raise ModelDirError(f"{files.path}: cannot write the inference export into it "
+                            f"({exc.strerror}); the model directory must be writable") from None
     try:
         prefix = str(staging / EXPORT_PREFIX)
         _export_static(network, prefix, spec.n_features)
@@ -218,8 +224,11 @@ def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
             target.rename(retired)
         staging.rename(target)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(retired, ignore_errors=True)
+        for leftover in (staging, retired):  # the old export may have been a file or a link
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
     return info
 
 
