@@ -135,6 +135,18 @@ def test_existing_output_survives_a_failed_run(tmp_path, predictor):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
 
 
+@pytest.mark.parametrize("name", ["out.csv", "out.xlsx"])
+def test_a_replaced_output_keeps_its_permissions(tmp_path, predictor, name):
+    src = tmp_path / "in.csv"
+    src.write_text("text\n股市大涨\n", encoding="utf-8")
+    out = tmp_path / name
+    out.write_text("previous results\n", encoding="utf-8")
+    out.chmod(0o640)
+    predict_file(predictor, str(src), str(out), progress=False)
+    assert out.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.csv", name])
+
+
 def test_cli_file_prediction_with_workers_and_stdin(tmp_path, sample_model):
     src = write_csv(tmp_path / "in.csv", "gb18030")
     one = tmp_path / "one.csv"

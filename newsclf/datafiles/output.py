@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 
@@ -50,14 +51,18 @@ class LabelledWriter:
         _refuse_writing_over_input(input_path, target)
         self.target = target
         self.tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        try:  # now, not after labelling the whole input (an .xlsx file is written at the end)
+            self.handle = open(self.tmp, "w", encoding="utf-8-sig" if excel else "utf-8",
+                               newline="")
+        except OSError as exc:
+            raise NewsclfError(f"{target.parent}: cannot write the output there "
+                               f"({exc.strerror}); choose a folder you can write to") from None
         if self.format == "xlsx":
             from newsclf.datafiles.excel import SheetWriter
 
-            self._sheet = SheetWriter(self.tmp, self.source)
+            self.handle.close()
             self.handle = None
-        else:
-            self.handle = open(self.tmp, "w", encoding="utf-8-sig" if excel else "utf-8",
-                               newline="")
+            self._sheet = SheetWriter(self.tmp, self.source)
 
     def write(self, frame) -> None:
         header = not self.header_written
@@ -88,6 +93,8 @@ class LabelledWriter:
             self._sheet.close()
         else:
             self.handle.close()
+        if self.target.is_file():  # a file replaced keeps its permissions
+            os.chmod(self.tmp, stat.S_IMODE(self.target.stat().st_mode))
         self.tmp.replace(self.target)
 
     def abort(self) -> None:
