@@ -22,11 +22,15 @@ FAST_BACKEND = "onnx" if _onnx_extra_installed() else "inference"
 
 
 def run_cli(*args, cwd=None, timeout=600):
-    """Run the real ``newsclf`` command in a subprocess; returns CompletedProcess."""
+    """Run the real ``newsclf`` command in a subprocess (this checkout's, from any ``cwd``);
+    returns CompletedProcess."""
+    import os
     import subprocess
 
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "newsclf", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd or ROOT, timeout=timeout)
+                          text=True, cwd=cwd or ROOT, timeout=timeout, env=env)
 
 
 def sample_head(folder: Path, name: str, lines: int) -> Path:

@@ -362,3 +362,14 @@ def test_a_crash_during_the_swap_is_completed_by_the_next_run(tmp_path, old_mode
     assert os.listdir(models) == ["m"]
     training = json.loads((models / "m" / "training.json").read_text(encoding="utf-8"))
     assert training["settings"]["epochs"] == 1  # the model of that run
+
+
+def test_overwrite_refuses_to_replace_the_current_folder(target):
+    before = snapshot(target)
+    for output, cwd in ((".", target), (target, target / "inference")):
+        result = run_cli("train", "--train", SAMPLE / "train.tsv", "--output", output, *TINY,
+                         *NEW, "--overwrite", cwd=cwd)
+        assert refusal(result) == (
+            f"newsclf train: error: {output}: --overwrite replaces this directory, and the "
+            "current folder is inside it; run from another folder")
+    assert snapshot(target) == before

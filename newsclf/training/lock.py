@@ -214,6 +214,18 @@ class OutputDirectory:
             shutil.rmtree(self.replaced, ignore_errors=True)
         shutil.rmtree(self.real / CHECKPOINT_DIR, ignore_errors=True)
 
+    def _refuse_unswappable(self) -> None:
+        """Refuse an ``overwrite`` whose swap (see :meth:`finish`) cannot rename the directory,
+        or would take the current folder away from under the user's shell."""
+        if os.path.ismount(self.real):
+            raise NewsclfError(f"{self.path}: is a mount point, which --overwrite cannot "
+                               "replace (it renames the directory); train into a new folder "
+                               "instead")
+        cwd = Path(os.getcwd()).resolve()
+        if cwd == self.real or self.real in cwd.parents:
+            raise NewsclfError(f"{self.path}: --overwrite replaces this directory, and the "
+                               "current folder is inside it; run from another folder")
+
     def _finish_interrupted_swap(self) -> None:
         """Complete the swap of a run killed in :meth:`finish`, if any."""
         if not self.replaced.exists():
@@ -248,6 +260,7 @@ class OutputDirectory:
                 "never writes into or replaces such a folder: choose another --output")
         if self.resume:
             if self.overwrite and staged:
+                self._refuse_unswappable()
                 return self.staging
             if staged and not checkpoint:
                 raise NewsclfError(f"{target}: its interrupted run is an --overwrite run; "
@@ -259,6 +272,7 @@ class OutputDirectory:
         if not names:
             return target
         if self.overwrite:
+            self._refuse_unswappable()
             return self.staging
         raise NewsclfError(f"{target}: {_what_to_do(model, checkpoint, staged)}")
 
