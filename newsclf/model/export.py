@@ -39,7 +39,27 @@ ONNX_OPSET = 17
 
 
 def export_problem(files: ModelFiles) -> str | None:
-    """Why the directory's inference export cannot be used (None: it can)."""
+    """Why the directory's inference export cannot be used on Paddle Inference (None: it can;
+    its ONNX graph is checked by :func:`onnx_problem`)."""
+    info = _export_info(files)
+    if isinstance(info, str):
+        return info
+    for name, digest in info.items():
+        if name != ONNX_FILE and not _intact(files.path / EXPORT_DIR / name, digest):
+            return f"its inference export file {name} is missing or damaged"
+    return None
+
+
+def _intact(path: Path, digest: str) -> bool:
+    try:
+        return sha256_file(path) == digest
+    except OSError:  # missing, or replaced while being read
+        return False
+
+
+def _export_info(files: ModelFiles) -> dict | str:
+    """The digests of the export's files, by name, if the export is one of this model (else
+    why not)."""
     directory = files.path / EXPORT_DIR
     try:
         info = json.loads((directory / EXPORT_INFO).read_text(encoding="utf-8"))
@@ -55,14 +75,8 @@ def export_problem(files: ModelFiles) -> str | None:
     made_from = info.get("model_fingerprint", info.get("weights_sha256"))
     if made_from != files.fingerprint:
         return "its inference export is from another model (stale)"
-    for name, digest in (info.get("files") or {}).items():
-        try:
-            intact = sha256_file(directory / name) == digest
-        except OSError:  # missing, or replaced while being read
-            intact = False
-        if not intact:
-            return f"its inference export file {name} is missing or damaged"
-    return None
+    digests = info.get("files") or {}
+    return digests if isinstance(digests, dict) else f"{directory / EXPORT_INFO} is damaged"
 
 
 def _export_static(network, prefix: str, n_features: int) -> None:
@@ -85,9 +99,15 @@ def onnx_problem(files: ModelFiles) -> str | None:
 
     if not onnx_runtime_installed():
         return ONNX_RUNTIME_MISSING
-    if not (files.path / EXPORT_DIR / ONNX_FILE).is_file():
+    digests = _export_info(files)
+    if isinstance(digests, str):
+        return digests
+    if ONNX_FILE not in digests:
         return (f"its inference export has no ONNX graph; with the onnx extra installed "
                 f"({ONNX_EXTRA}) run 'newsclf export --model {files.path}'")
+    if not _intact(files.path / EXPORT_DIR / ONNX_FILE, digests[ONNX_FILE]):
+        return (f"its inference export file {ONNX_FILE} is missing or damaged; run "
+                f"'newsclf export --model {files.path}'")
     return None
 
 
