@@ -52,3 +52,11 @@ def test_predictor_repr_names_the_model_and_its_dev_accuracy(predictor, sample_m
     assert text.startswith(f"Predictor({str(sample_model)!r}, classes=10, tokenizer='mixed'")
     assert f"backend={predictor.backend!r}" in text
     assert text.endswith(f"dev_accuracy={metrics['dev_accuracy']:.4f})")
+
+
+def test_info_takes_the_model_as_the_other_commands_do(sample_model):
+    positional = run_cli("info", sample_model)
+    option = run_cli("info", "--model", sample_model)
+    assert positional.returncode == option.returncode == 0, option.stderr
+    assert option.stdout == positional.stdout
+    assert_user_error(run_cli("info"), "give one model directory: newsclf info DIR")

@@ -176,3 +176,12 @@ def test_cli_unknown_column_is_one_line(tmp_path, sample_model):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "columns are 'id', 'text', 'note'" in result.stderr
+
+
+def test_cli_summary_counts_rows_in_words(tmp_path, sample_model):
+    src = tmp_path / "one.csv"
+    src.write_text("text\n股市大涨\n", encoding="utf-8")
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output",
+                     tmp_path / "o.csv", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "1 row labelled (0 without a label" in result.stderr

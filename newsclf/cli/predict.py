@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> None:
         workers=args.workers, progress=not args.no_progress, backend=args.backend,
         log=log_to_stderr)
     if args.output != "-":
-        print(f"{summary['rows']} rows labelled ({summary['empty']} without a label, see the "
+        rows = f"{summary['rows']} row{'' if summary['rows'] == 1 else 's'}"
+        print(f"{rows} labelled ({summary['empty']} without a label, see the "
               f"error column) in {summary['seconds']:.1f}s -> {args.output}", file=sys.stderr)
 
 
