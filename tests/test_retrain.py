@@ -373,3 +373,21 @@ def test_overwrite_refuses_to_replace_the_current_folder(target):
             f"newsclf train: error: {output}: --overwrite replaces this directory, and the "
             "current folder is inside it; run from another folder")
     assert snapshot(target) == before
+
+
+def test_overwrite_refuses_a_mount_point_before_training(tmp_path, old_model):
+    source, point = tmp_path / "source", tmp_path / "mounted model"
+    shutil.copytree(old_model, source)
+    point.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(source), str(point)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("a bind mount needs mount privileges this machine does not give")
+    try:
+        before = snapshot(point)
+        assert refusal(train_cli(point, *NEW, "--overwrite")) == (
+            f"newsclf train: error: {point}: is a mount point, which --overwrite cannot "
+            "replace (it renames the directory); train into a new folder instead")
+        assert snapshot(point) == before
+    finally:
+        subprocess.run(["umount", str(point)], check=True)
+    assert sorted(os.listdir(tmp_path)) == ["mounted model", "source"]

@@ -217,7 +217,7 @@ class OutputDirectory:
     def _refuse_unswappable(self) -> None:
         """Refuse an ``overwrite`` whose swap (see :meth:`finish`) cannot rename the directory,
         or would take the current folder away from under the user's shell."""
-        if os.path.ismount(self.real):
+        if _is_mount_point(self.real):
             raise NewsclfError(f"{self.path}: is a mount point, which --overwrite cannot "
                                "replace (it renames the directory); train into a new folder "
                                "instead")
@@ -292,6 +292,21 @@ def _what_to_do(model: bool, checkpoint: bool, staged: bool) -> str:
     if staged:
         options += "; its interrupted --overwrite run continues with --overwrite --resume"
     return options
+
+
+def _is_mount_point(path: Path) -> bool:
+    """Whether ``path`` is a mount point, a bind mount of a folder of the same file system
+    included (which :func:`os.path.ismount` cannot tell: Linux lists them in mountinfo)."""
+    if os.path.ismount(path):
+        return True
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as mounts:
+            points = {line.split()[4] for line in mounts if len(line.split()) > 4}
+    except OSError:
+        return False
+    # mountinfo writes a space, tab, newline and backslash of a path as octal escapes
+    escaped = str(path).translate({ord(ch): f"\\{ord(ch):03o}" for ch in " \t\n\\"})
+    return escaped in points
 
 
 def _stopped_before_saving(directory: Path, names: list[str]) -> bool:
