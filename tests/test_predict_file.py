@@ -7,7 +7,7 @@ import pytest
 from newsclf.errors import DataError, NewsclfError
 from newsclf.predict import predict_file
 
-from conftest import run_cli
+from conftest import assert_user_error, run_cli
 
 HOSTILE = [
     "沪指放量上涨 券商板块集体走强",
@@ -176,6 +176,11 @@ def test_cli_unknown_column_is_one_line(tmp_path, sample_model):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "columns are 'id', 'text', 'note'" in result.stderr
+    counted_from_zero = run_cli("predict", "--model", sample_model, "--input", src, "--output",
+                                tmp_path / "o.csv", "--text-column", "0")
+    assert_user_error(counted_from_zero, "no column '0' for the text; the columns are 'id', "
+                                         "'text', 'note' (positions start at 1)")
+    assert not (tmp_path / "o.csv").exists()
 
 
 def test_cli_summary_counts_rows_in_words(tmp_path, sample_model):

@@ -363,8 +363,9 @@ def _named_columns(columns, data, source, labelled, text_choice, label_choice, k
         matches = [i for i, name in enumerate(columns) if name == choice] or \
                   [i for i, name in enumerate(columns) if name.strip().lower() == choice.lower()]
         if not matches:
+            from_one = " (positions start at 1)" if choice.strip() == "0" else ""
             raise DataError(f"{source}: no {key} {choice!r} for the {role}; the {key}s are "
-                            f"{column_list(columns)}")
+                            f"{column_list(columns)}{from_one}")
         return matches[0]
 
     def usual(names, role, flag, exclude=None):
