@@ -47,13 +47,13 @@ def _names(*names: str) -> re.Pattern:
     return re.compile("|".join(map(re.escape, names)))
 
 
+# What a run writes before its first checkpoint: the epoch's log line, then (one encoder) the
+# model of that epoch, config.json last
+_BEFORE_THE_FIRST_CHECKPOINT = {TRAIN_LOG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING}
 # What newsclf writes into a model directory, as (the names of its files, (the names of its
 # folders, what such a folder holds)...): the model's files, a training run's checkpoints,
 # `newsclf evaluate`'s default reports (DIR/eval-<data>), the inference export and the folder a
 # killed export was staged in.
-# what a run writes before its first checkpoint: the epoch's log line, then (one encoder) the
-# model of that epoch, config.json last
-_BEFORE_THE_FIRST_CHECKPOINT = {TRAIN_LOG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING}
 _CHECKPOINT_FILES = re.compile(rf"{re.escape(CHECKPOINT_STATE)}|state-epoch\d+\.safetensors")
 _REPORT = (_names(*REPORT_FILES), ())
 _OWN_LAYOUT = (
