@@ -147,6 +147,20 @@ def test_a_replaced_output_keeps_its_permissions(tmp_path, predictor, name):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.csv", name])
 
 
+def test_an_output_given_as_a_link_writes_the_file_it_points_to(tmp_path, predictor):
+    src = tmp_path / "in.csv"
+    src.write_text("text\n股市大涨\n", encoding="utf-8")
+    (tmp_path / "results").mkdir()
+    real = tmp_path / "results" / "today.csv"
+    real.write_text("previous results\n", encoding="utf-8")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(real)
+    predict_file(predictor, str(src), str(link), progress=False)
+    assert link.is_symlink() and link.resolve() == real
+    assert real.read_text(encoding="utf-8").startswith("text,pred_label")
+    assert sorted(p.name for p in real.parent.iterdir()) == ["today.csv"]
+
+
 def test_cli_file_prediction_with_workers_and_stdin(tmp_path, sample_model):
     src = write_csv(tmp_path / "in.csv", "gb18030")
     one = tmp_path / "one.csv"
