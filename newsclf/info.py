@@ -22,7 +22,8 @@ def backend_status(files: ModelFiles) -> tuple[dict[str, str | None], str]:
     """For each engine (``onnx``, ``inference``, ``dynamic``): None if it can run the model on
     this machine, else why not; and the engine ``backend="auto"`` picks. The export is checked
     once for both."""
-    from newsclf.predictor import choose_backend, export_problems
+    from newsclf.model.export import export_problems
+    from newsclf.predictor import choose_backend
 
     paddle_missing = None if importlib.util.find_spec("paddle") else \
         "PaddlePaddle is not installed; pip install paddlepaddle"

@@ -280,24 +280,17 @@ def check_prediction_options(*, top_k=1, long_text: str = "truncate", batch_size
         raise NewsclfError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
 
 
-def export_problems(files: ModelFiles) -> tuple[str | None, str | None]:
-    """Why the directory's inference export cannot run (None: it is current) and why its ONNX
-    graph cannot (None: it can, on the installed ONNX Runtime)."""
-    from newsclf.model.export import export_problem, onnx_problem
-
-    problem = export_problem(files)
-    return problem, problem or onnx_problem(files)
-
-
 def choose_backend(files: ModelFiles, backend: str = "auto",
                    problems: tuple[str | None, str | None] | None = None) -> str:
     """The engine a model directory runs on for a requested ``backend`` (see
     :meth:`Predictor.from_dir`), decided without starting it; a required engine the directory
-    cannot run is refused with what to do. ``problems``: :func:`export_problems` of ``files``,
-    if already known."""
+    cannot run is refused with what to do. ``problems``:
+    :func:`~newsclf.model.export.export_problems` of ``files``, if already known."""
     check_prediction_options(backend=backend)
     if backend == "dynamic":
         return "dynamic"
+    from newsclf.model.export import export_problems
+
     problem, problem_of_onnx = problems or export_problems(files)
     if backend in ("auto", "onnx"):
         if problem_of_onnx is None:

@@ -31,23 +31,25 @@ EXPORT_DIR, EXPORT_PREFIX, EXPORT_INFO = "inference", "model", "export.json"
 ONNX_FILE = EXPORT_PREFIX + ".onnx"
 # every file an export holds (the ONNX graph only with the onnx extra)
 EXPORT_FILES = (EXPORT_INFO, EXPORT_PREFIX + ".json", EXPORT_PREFIX + ".pdiparams", ONNX_FILE)
-CONVERTED_ONNX = "converted.onnx"
-EXPORT_TOKEN_BYTES = 4  # an export is staged in DIR/.inference-<8 hex digits>  # paddle2onnx's graph, before constant folding
+CONVERTED_ONNX = "converted.onnx"  # paddle2onnx's graph, before constant folding
+EXPORT_TOKEN_BYTES = 4  # an export is staged in DIR/.inference-<8 hex digits>
 ONNX_EXTRA = 'pip install "newsclf[onnx]"'
 ONNX_RUNTIME_MISSING = f"ONNX Runtime is not installed; {ONNX_EXTRA}"
 ONNX_OPSET = 17
 
 
-def export_problem(files: ModelFiles) -> str | None:
-    """Why the directory's inference export cannot be used on Paddle Inference (None: it can;
-    its ONNX graph is checked by :func:`onnx_problem`)."""
-    info = _export_info(files)
-    if isinstance(info, str):
-        return info
-    for name, digest in info.items():
+def export_problems(files: ModelFiles) -> tuple[str | None, str | None]:
+    """Why the directory's inference export cannot run on Paddle Inference (None: it is
+    current) and why its ONNX graph cannot run (None: it can, on the installed ONNX Runtime);
+    ``export.json`` read once, each file hashed once."""
+    digests = _export_info(files)
+    if isinstance(digests, str):
+        return digests, digests
+    for name, digest in digests.items():
         if name != ONNX_FILE and not _intact(files.path / EXPORT_DIR / name, digest):
-            return f"its inference export file {name} is missing or damaged"
-    return None
+            problem = f"its inference export file {name} is missing or damaged"
+            return problem, problem
+    return None, _onnx_problem(files, digests)
 
 
 def _intact(path: Path, digest: str) -> bool:
@@ -92,16 +94,13 @@ def _export_static(network, prefix: str, n_features: int) -> None:
     paddle.jit.save(static, prefix)
 
 
-def onnx_problem(files: ModelFiles) -> str | None:
-    """Why a directory whose export is current (see :func:`export_problem`) cannot run on ONNX
+def _onnx_problem(files: ModelFiles, digests: dict) -> str | None:
+    """Why the ONNX graph of a current export (its files' ``digests``) cannot run on ONNX
     Runtime (None: it can)."""
     from newsclf.model.inference import onnx_runtime_installed
 
     if not onnx_runtime_installed():
         return ONNX_RUNTIME_MISSING
-    digests = _export_info(files)
-    if isinstance(digests, str):
-        return digests
     if ONNX_FILE not in digests:
         return (f"its inference export has no ONNX graph; with the onnx extra installed "
                 f"({ONNX_EXTRA}) run 'newsclf export --model {files.path}'")

@@ -357,10 +357,8 @@ def _foreign(directory: Path, names: list[str], layout=_OWN_LAYOUT) -> list[str]
             listing = _content(os.listdir(path)) if inner is not None else None
         except OSError:
             listing = None
-        if listing is None:
-            foreign.append(name)
-        else:
-            foreign += [f"{name}/{entry}" for entry in _foreign(path, listing, inner)]
+        foreign += ([name] if listing is None
+                    else [f"{name}/{entry}" for entry in _foreign(path, listing, inner)])
     return foreign
 
 
