@@ -343,7 +343,7 @@ def test_bad_unlabeled_input_is_one_line_before_training(tmp_path, data, case):
     unnamed.write_text("编号,新闻正文,来源\n1,央行宣布下调存款准备金率,新华社\n", encoding="utf-8")
     path, extra, fragments = {
         "missing": (tmp_path / "nope.txt", ["--distill"], ["nope.txt: file not found"]),
-        "empty": (empty, ["--distill"], ["empty.txt: no unlabelled texts"]),
+        "empty": (empty, ["--distill"], ["empty.txt: empty file; no texts in it"]),
         "blank": (blank, ["--distill"], ["blank.txt: no unlabelled texts"]),
         "no-column": (unnamed, ["--distill"], ["unnamed.csv: 3 columns and no header row",
                                                "--unlabeled-text-column N"]),

@@ -204,3 +204,53 @@ def test_cli_summary_counts_rows_in_words(tmp_path, sample_model):
                      tmp_path / "o.csv", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert "1 row labelled (0 without a label" in result.stderr
+
+
+@pytest.mark.parametrize("name,content", [("in.txt", b""), ("in.ft", b""), ("in.csv", b"text\n")])
+def test_an_empty_input_is_refused_and_the_previous_output_kept(tmp_path, sample_model, name,
+                                                                content):
+    src = tmp_path / name
+    src.write_bytes(content)
+    out = tmp_path / "out.csv"
+    out.write_text("yesterday's results\n", encoding="utf-8")
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output", out,
+                     "--no-progress", *(["--format", "fasttext"] if name.endswith(".ft") else []))
+    assert_user_error(result, str(src), "no texts in it")
+    assert out.read_text(encoding="utf-8") == "yesterday's results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "out.csv"])
+
+
+def test_empty_standard_input_is_refused(sample_model):
+    import subprocess
+    import sys
+
+    piped = subprocess.run([sys.executable, "-m", "newsclf", "predict", "--model",
+                            str(sample_model), "--input", "-", "--format", "txt", "--output",
+                            "-", "--no-progress"], input=b"", capture_output=True)
+    assert piped.returncode == 2 and piped.stdout == b""
+    assert piped.stderr.decode().strip().split("\n")[-1] == \
+        "newsclf predict: error: <stdin>: empty file; no texts in it"
+
+
+def test_excel_on_standard_output_starts_with_a_bom(sample_model):
+    import subprocess
+    import sys
+
+    piped = subprocess.run([sys.executable, "-m", "newsclf", "predict", "--model",
+                            str(sample_model), "--input", "-", "--format", "txt", "--output",
+                            "-", "--excel", "--no-progress"],
+                           input="股市大涨\n球队夺冠\n".encode(), capture_output=True)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.startswith("\ufefftext,pred_label".encode())
+    assert piped.stdout.count("\ufeff".encode()) == 1
+
+
+def test_excel_with_json_lines_output_is_refused(tmp_path, sample_model):
+    src = tmp_path / "in.csv"
+    src.write_text("text\n股市大涨\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output", out,
+                     "--excel", "--no-progress")
+    assert_user_error(result, "--excel", "leave --excel out for .jsonl output")
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]

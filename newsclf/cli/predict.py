@@ -34,7 +34,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     predict.add_argument("--probabilities", action="store_true",
                          help="add one prob_<class> column per class")
     predict.add_argument("--excel", action="store_true",
-                         help="write UTF-8 with BOM so Excel shows Chinese correctly")
+                         help="CSV or TSV output in UTF-8 with BOM, so Excel shows Chinese "
+                              "correctly")
     predict.add_argument("--long-text", choices=LONG_TEXT_MODES, default="truncate",
                          help="texts longer than the model's max_len: keep the start (truncate, "
                               "the default) or read all of it in windows of max_len, the first "

@@ -284,7 +284,7 @@ def _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice
 
 def _empty(source: str, labelled: bool) -> DataError:
     return DataError(f"{source}: no examples (the file is empty)" if labelled
-                     else f"{source}: empty file; nothing to classify")
+                     else f"{source}: empty file; no texts in it")
 
 
 def _table(source, fmt, records, labelled, header, text_choice, label_choice, *,

@@ -32,12 +32,17 @@ def output_format(output_path: str) -> str:
 class LabelledWriter:
     """Writes chunks of labelled rows (DataFrames indexed by input line) to ``output_path``;
     :meth:`commit` gives the file its name, :meth:`abort` removes what was written.
-    ``excel``: CSV in UTF-8 with a BOM, which Excel opens as UTF-8."""
+    ``excel``: CSV or TSV in UTF-8 with a BOM, which Excel opens as UTF-8 (on standard output
+    too, for a shell that redirects it to a file)."""
 
     def __init__(self, output_path: str, input_path: str, excel: bool = False):
         self.format = output_format(output_path)
+        if excel and self.format == "jsonl":
+            raise NewsclfError(f"{output_path}: --excel starts the file with a byte-order mark, "
+                               "which JSON readers reject; leave --excel out for .jsonl output")
         self.source = "<stdin>" if input_path == "-" else input_path
         self.to_stdout = output_path == "-"
+        self.excel = excel
         self.header_written = False
         self._sheet = None
         if self.to_stdout:
@@ -80,6 +85,8 @@ class LabelledWriter:
                 self.handle.write(frame.to_json(orient="records", lines=True, force_ascii=False)
                                   .rstrip("\n") + "\n")
         else:
+            if header and self.excel and self.to_stdout:
+                self.handle.write("\ufeff")  # a file gets it from its encoding, utf-8-sig
             options = {}
             if self.format == "tsv":
                 _refuse_unwritable_tsv(frame, self.source, header)

@@ -18,12 +18,13 @@ def open_texts(path: str, *, fmt: str | None = None, text_column=None,
 def text_chunks(table: Table, chunk_size: int = 10000):
     """Yield ``(frame, text_column)``: DataFrames of strings (every column, unchanged, indexed
     by the line each row starts on) of ``chunk_size`` rows, and the name of the text column. A
-    table (CSV, TSV, Excel) without rows is refused; a text file without lines gives one empty
-    frame."""
+    file without rows is refused, as any other unreadable input, before anything is written:
+    an empty input is far more often a broken upstream step than zero texts to label."""
     layout = table.layout
     for frame in table.chunks(chunk_size):
-        if frame.empty and layout.header:
-            raise DataError(f"{layout.source}: no rows below the header; nothing to classify")
+        if frame.empty:
+            raise DataError(f"{layout.source}: no rows below the header; no texts in it"
+                            if layout.header else f"{layout.source}: empty file; no texts in it")
         yield frame, layout.text_column
 
 
