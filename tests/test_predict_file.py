@@ -254,3 +254,39 @@ def test_excel_with_json_lines_output_is_refused(tmp_path, sample_model):
     assert_user_error(result, "--excel", "leave --excel out for .jsonl output")
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+@pytest.mark.parametrize("first", ["news_summary", "新闻全文"])
+def test_a_one_column_table_under_an_unusual_name_is_not_labelled_as_a_text(tmp_path,
+                                                                            sample_model, first):
+    headlines = [HOSTILE[0], "央行宣布下调金融机构存款准备金率", "国家队主教练公布世界杯预选赛大名单",
+                 "教育部部署今年高校毕业生就业工作", "新能源汽车销量连续三个月同比增长",
+                 "多地出台政策支持首套住房贷款需求", "研究团队发布新一代量子计算原型机",
+                 "电影节开幕红毯星光熠熠引发热议", "沪深两市成交额突破万亿元大关",
+                 "篮球联赛季后赛首轮主场险胜对手", "高考志愿填报指南发布各地陆续公布分数线"]
+    src = tmp_path / "in.csv"
+    src.write_text("\n".join([first, *headlines]) + "\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output", out,
+                     "--no-progress")
+    assert_user_error(result, f"in.csv:1: the first row ({first!r}) looks like a column name",
+                      "--header", "--no-header")
+    assert not out.exists()
+    for flag, column, texts in (("--header", first, headlines),
+                                ("--no-header", "text", [first, *headlines])):
+        result = run_cli("predict", "--model", sample_model, "--input", src, "--output", out,
+                         "--no-progress", flag)
+        assert result.returncode == 0, result.stderr
+        assert read_out(out)[column].tolist() == texts
+
+
+def test_a_one_column_table_of_texts_alone_reads_every_row(tmp_path, sample_model):
+    texts = ["NBA总决赛第七场今晚开打", "央行宣布下调金融机构存款准备金率", "国家队公布大名单",
+             *[f"第{i}条关于股市行情的新闻标题" for i in range(10)]]
+    src = tmp_path / "in.csv"
+    src.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output", out,
+                     "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert read_out(out)["text"].tolist() == texts

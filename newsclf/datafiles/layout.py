@@ -10,8 +10,9 @@ The rules (the same for training, evaluation and prediction):
 - **Header row** (CSV, TSV, Excel): there is one if the first row holds a column name given by
   ``text_column``/``label_column`` or a usual one (``text``, ``title``, ``标题``, ``label``,
   ``category``, ``类别``, ...). Otherwise there is none, unless the first row looks like one
-  (a label seen nowhere else in the first rows while the others repeat): that is refused as
-  ambiguous. ``header`` overrides.
+  (a label seen nowhere else in the first rows while the others repeat; in a one-column table,
+  no Chinese above Chinese texts, or a word above sentences): that is refused as ambiguous.
+  ``header`` overrides.
 - **Columns** by name or by position from 1. Without a choice: the usual names; with two
   columns, the one holding labels is the one whose values repeat (or are whole numbers; in a
   file of fewer than ten rows, the much shorter one, else the second) and the other holds the
@@ -320,6 +321,8 @@ def _table(source, fmt, records, labelled, header, text_choice, label_choice, *,
                                                       text_choice, label_choice)
         if detected_header and label_index is not None:
             _refuse_header_lookalike(data, label_index, source, first_line, width)
+        elif detected_header and width == 1:
+            _refuse_text_header_lookalike(data, source, first_line)
         columns = [f"column{i + 1}" for i in range(width)]
         columns[text_index] = "text"
         if label_index is not None:
@@ -492,6 +495,26 @@ def _refuse_header_lookalike(data, label_index, source, line, width) -> None:
         names = ", ".join(repr(field) for field in data[0][1])
         raise DataError(f"{source}:{line}: the first row ({names}) looks like a header row: pass "
                         "--header to read it as column names, or --no-header to read it as data")
+
+
+def _refuse_text_header_lookalike(data, source, line) -> None:
+    """A one-column table whose first row has no Chinese character while the rows below it
+    nearly all have some, or is a word while they are sentences (four times its length and
+    more), probably starts with a header of an unusual name (``news``, ``新闻全文``): ambiguous,
+    so refused rather than labelled as a text."""
+    first, below = data[0][1][0].strip(), [fields[0].strip() for _, fields in data[1:]]
+    if not first or len(below) < _FEW_ROWS:
+        return
+    with_chinese = sum(map(_has_chinese, below))
+    lengths = sorted(map(len, below))
+    if (not _has_chinese(first) and with_chinese >= 0.9 * len(below)) \
+            or (len(first) <= 6 and lengths[len(lengths) // 2] >= 4 * len(first)):
+        raise DataError(f"{source}:{line}: the first row ({first!r}) looks like a column name: "
+                        "pass --header to read it as one, or --no-header to read it as a text")
+
+
+def _has_chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" for ch in text)
 
 
 def _fitted(records, width, source, fmt, header, joined):
