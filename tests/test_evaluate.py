@@ -338,4 +338,10 @@ def test_reports_are_never_written_over_a_model(tmp_path, sample_model, predicto
                               "replace its own metrics.json")
     with pytest.raises(NewsclfError, match="is a newsclf model directory"):
         evaluate(predictor, ["股市大涨"], [predictor.classes_[0]]).save(model)
+    for inside in (model / "inference", model / "inference" / "reports"):
+        result = run_cli("evaluate", "--model", model, "--data", SAMPLE / "dev.tsv",
+                         "--output", inside)
+        assert_user_error(result, f"{inside}: is inside the inference folder of the model in "
+                                  f"{model.resolve()}, which newsclf replaces whole")
     assert {path: path.read_bytes() for path in model.rglob("*") if path.is_file()} == before
+    assert not (model / "inference" / "reports").exists()

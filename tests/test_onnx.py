@@ -179,3 +179,17 @@ def test_an_export_folder_replaced_by_a_file_is_no_export_and_is_repaired(model_
     export_model(model_copy)
     assert sorted(path.name for path in model_copy.iterdir()) == before
     assert Predictor.from_dir(model_copy).backend == "onnx"
+
+
+def test_exporting_again_refuses_to_delete_files_of_the_users_in_the_export_folder(model_copy):
+    export = model_copy / "inference"
+    before = {path.name: path.read_bytes() for path in export.iterdir()}
+    (export / "notes.txt").write_text("my notes", encoding="utf-8")
+    (export / "old").mkdir()
+    result = run_cli("export", "--model", model_copy)
+    assert_user_error(result, "holds files newsclf did not write (inference/notes.txt, "
+                              "inference/old)", "move them out first")
+    assert (export / "notes.txt").read_text(encoding="utf-8") == "my notes"
+    assert {path.name: path.read_bytes() for path in export.iterdir()
+            if path.name not in ("notes.txt", "old")} == before
+    assert not [path for path in model_copy.iterdir() if path.name.startswith(".")]

@@ -33,13 +33,24 @@ MATRIX_CORNER = "true\\predicted"  # header of the first column of the confusion
 
 def check_report_dir(directory: Path) -> None:
     """Refuse a folder reports may not be written into: a model directory (they would replace
-    its own metrics.json)."""
+    its own metrics.json), or its export or checkpoint folders (or a folder inside them), which
+    newsclf replaces whole."""
+    from newsclf.model.export import EXPORT_DIR
     from newsclf.modeldir import EVAL_REPORTS_PREFIX, is_model_dir
+    from newsclf.training.checkpoint import CHECKPOINT_DIR
 
+    fix = (f"write them to another folder (by default a folder inside the model: "
+           f"{EVAL_REPORTS_PREFIX}<data>)")
     if is_model_dir(directory):
         raise NewsclfError(f"{directory}: is a newsclf model directory, and the reports would "
-                           "replace its own metrics.json; write them to another folder (by "
-                           f"default a folder inside the model: {EVAL_REPORTS_PREFIX}<data>)")
+                           f"replace its own metrics.json; {fix}")
+    resolved = Path(directory).resolve()
+    model = next((parent for parent in resolved.parents if is_model_dir(parent)), None)
+    if model is not None:
+        folder = resolved.relative_to(model).parts[0]
+        if folder in (EXPORT_DIR, CHECKPOINT_DIR) or folder.startswith(f".{EXPORT_DIR}-"):
+            raise NewsclfError(f"{directory}: is inside the {folder} folder of the model in "
+                               f"{model}, which newsclf replaces whole; {fix}")
 
 
 class EvaluationResult:

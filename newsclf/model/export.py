@@ -195,7 +195,10 @@ def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
     from newsclf.model.inference import (InferenceEngine, OnnxEngine, onnx_runtime_installed,
                                          predict_scores)
 
+    from newsclf.training.lock import refuse_to_delete_foreign_export_files  # lists our files
+
     files = load_model_dir(model_dir)
+    refuse_to_delete_foreign_export_files(files.path)
     network = load_network(files)
     spec = files.spec
     rng = np.random.RandomState(0)

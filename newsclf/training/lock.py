@@ -330,6 +330,18 @@ def refuse_to_delete_foreign_files(directory: Path, replacing: str) -> None:
     _refuse_foreign_files(directory, _content(os.listdir(directory)), replacing)
 
 
+def refuse_to_delete_foreign_export_files(directory: Path) -> None:
+    """Refuse, naming them, to replace the inference export of the model in ``directory`` while
+    its folder holds files newsclf did not write: they would be deleted with the old export."""
+    if (directory / EXPORT_DIR).is_symlink() or not (directory / EXPORT_DIR).is_dir():
+        return  # no export folder to replace (a file or a link in its place is removed)
+    foreign = _foreign(directory, [EXPORT_DIR])
+    if foreign:
+        raise NewsclfError(f"{directory}: holds files newsclf did not write ({_shown(foreign)}), "
+                           f"and newsclf export replaces the whole {EXPORT_DIR} folder: move "
+                           "them out first")
+
+
 def _refuse_foreign_files(directory: Path, names: list[str], replacing: str) -> None:
     """:func:`refuse_to_delete_foreign_files` for the :func:`_content` ``names`` of
     ``directory``."""
