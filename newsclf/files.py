@@ -16,7 +16,10 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
+
+from newsclf.errors import NewsclfError
 
 CRASH_ENV = "NEWSCLF_CRASH_AT_WRITE"
 CRASH_EXIT_STATUS = 86
@@ -49,6 +52,18 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def refuse_read_only(path: Path) -> None:
+    """Refuse, in one line, to replace a file of the user's that nobody may write: renaming a
+    new file over it would replace it all the same (for root, whatever its permissions)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if stat.S_ISREG(mode) and not mode & 0o222:
+        raise NewsclfError(f"{path}: the file is read-only; make it writable (chmod u+w) or "
+                           "write to another file")
 
 
 def write_json(path: str | Path, value) -> None:

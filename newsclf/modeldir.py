@@ -122,6 +122,9 @@ def save_model_dir(path: str | Path, *, spec: ModelSpec, vocab: Vocab, labels: l
 
 def _read_config(path: Path) -> dict:
     config_path = path / CONFIG
+    if path.exists() and not path.is_dir():
+        raise ModelDirError(f"{path}: is a file, not a model directory (the folder "
+                            "'newsclf train --output' wrote)")
     if not path.is_dir():
         raise ModelDirError(f"{path}: model directory not found")
     if not config_path.is_file():

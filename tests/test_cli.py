@@ -73,6 +73,8 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
     assert "multiple of n_heads" in line
     line = one_line_error(run_cli("predict", "--model", tmp_path / "nomodel", "--text", "x"))
     assert "model directory not found" in line
+    line = one_line_error(run_cli("info", bad))
+    assert f"{bad}: is a file, not a model directory" in line
     config_path = tmp_path / "c.json"
     config_path.write_text('{"epoch": 3}', encoding="utf-8")
     line = one_line_error(run_cli("train", "--train", SAMPLE / "train.tsv", "--output",

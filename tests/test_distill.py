@@ -344,7 +344,7 @@ def test_bad_unlabeled_input_is_one_line_before_training(tmp_path, data, case):
     path, extra, fragments = {
         "missing": (tmp_path / "nope.txt", ["--distill"], ["nope.txt: file not found"]),
         "empty": (empty, ["--distill"], ["empty.txt: empty file; no texts in it"]),
-        "blank": (blank, ["--distill"], ["blank.txt: no unlabelled texts"]),
+        "blank": (blank, ["--distill"], ["blank.txt: the text of every row is blank (3 rows)"]),
         "no-column": (unnamed, ["--distill"], ["unnamed.csv: 3 columns and no header row",
                                                "--unlabeled-text-column N"]),
         "directory": (tmp_path, ["--distill"], ["is a directory"]),

@@ -3,11 +3,12 @@
 import argparse
 import html
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import SAMPLE
+from conftest import SAMPLE, assert_user_error, run_cli
 from newsclf.errors import NewsclfError
 from newsclf.cli import explain as explain_command
 from newsclf.explain import explain, explain_batch
@@ -513,6 +514,20 @@ def test_cli_user_errors(sample_model, tmp_path):
         _run(["--model", tmp_path / "missing", "--text", "国足"])
     with pytest.raises(SystemExit):  # --text is required
         _run(["--model", sample_model])
+
+def test_html_output_other_than_a_web_page_is_refused_and_left_unchanged(sample_model,
+                                                                          tmp_path):
+    data = tmp_path / "headlines.txt"
+    data.write_text("央行宣布下调存款准备金率\n", encoding="utf-8")
+    config = Path(sample_model) / "config.json"
+    before = config.read_bytes()
+    for target in (config, data, tmp_path / "page"):
+        result = run_cli("explain", "--model", sample_model, "--text", "国足", "--html", target)
+        assert_user_error(result, str(target), "give a file name ending in .html")
+    assert config.read_bytes() == before
+    assert data.read_text(encoding="utf-8") == "央行宣布下调存款准备金率\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["headlines.txt"]
+
 
 def test_cli_signed_methods(sample_model, tmp_path, capsys):
     text = "沪指放量上涨 券商板块集体走强"

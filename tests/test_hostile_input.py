@@ -27,6 +27,9 @@ def sample_lines(n=60):
     ("nul.tsv", "好新闻\t财经\n".encode() + b"\x00\x00\x01\x02", ["nul.tsv:2", "NUL bytes"]),
     ("junk.tsv", bytes(range(128, 256)) * 50, ["junk.tsv"]),
     ("oneclass.tsv", "股市大涨\t股票\n股市大跌\t股票\n".encode(), ["only one class"]),
+    ("twice.jsonl", '{"text": "股市大涨", "label": "股票"}\n{"text": "球队夺冠", "label": "体育", '
+                    '"text": "央行降息"}\n'.encode(), ["twice.jsonl:2: the key 'text' appears more "
+                                                   "than once in one object"]),
 ])
 def test_bad_training_files(tmp_path, name, content, fragments):
     path = tmp_path / name

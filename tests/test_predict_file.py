@@ -1,6 +1,8 @@
 """Batch prediction on files: every row kept, in order, across formats and encodings."""
 
 
+import io
+
 import pandas as pd
 import pytest
 
@@ -256,14 +258,15 @@ def test_excel_with_json_lines_output_is_refused(tmp_path, sample_model):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
-@pytest.mark.parametrize("first", ["news_summary", "新闻全文"])
-def test_a_one_column_table_under_an_unusual_name_is_not_labelled_as_a_text(tmp_path,
-                                                                            sample_model, first):
+@pytest.mark.parametrize("first,rows", [("news_summary", 11), ("新闻全文内容", 11),
+                                        ("news_summary", 3), ("摘要", 3)])
+def test_a_one_column_table_under_an_unusual_name_is_not_labelled_as_a_text(
+        tmp_path, sample_model, first, rows):
     headlines = [HOSTILE[0], "央行宣布下调金融机构存款准备金率", "国家队主教练公布世界杯预选赛大名单",
                  "教育部部署今年高校毕业生就业工作", "新能源汽车销量连续三个月同比增长",
                  "多地出台政策支持首套住房贷款需求", "研究团队发布新一代量子计算原型机",
                  "电影节开幕红毯星光熠熠引发热议", "沪深两市成交额突破万亿元大关",
-                 "篮球联赛季后赛首轮主场险胜对手", "高考志愿填报指南发布各地陆续公布分数线"]
+                 "篮球联赛季后赛首轮主场险胜对手", "高考志愿填报指南发布各地陆续公布分数线"][:rows]
     src = tmp_path / "in.csv"
     src.write_text("\n".join([first, *headlines]) + "\n", encoding="utf-8")
     out = tmp_path / "out.csv"
@@ -290,3 +293,69 @@ def test_a_one_column_table_of_texts_alone_reads_every_row(tmp_path, sample_mode
                      "--no-progress")
     assert result.returncode == 0, result.stderr
     assert read_out(out)["text"].tolist() == texts
+
+
+def test_a_read_only_output_file_is_refused_and_kept(tmp_path, sample_model):
+    src = tmp_path / "in.csv"
+    src.write_text("text\n股市大涨\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    out.write_text("results I protected\n", encoding="utf-8")
+    out.chmod(0o444)
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output", out,
+                     "--no-progress")
+    assert_user_error(result, "out.csv: the file is read-only", "chmod u+w")
+    assert out.read_text(encoding="utf-8") == "results I protected\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+
+
+def test_a_csv_on_standard_input_is_read_as_csv(sample_model):
+    import subprocess
+    import sys
+
+    piped = subprocess.run([sys.executable, "-m", "newsclf", "predict", "--model",
+                            str(sample_model), "--input", "-", "--output", "-", "--no-progress"],
+                           input="标题,类别\n\"股市大涨, 券商走强\",股票\n球队夺冠,体育\n".encode(),
+                           capture_output=True)
+    assert piped.returncode == 0, piped.stderr
+    assert "<stdin>: read as CSV with a header row" in piped.stderr.decode()
+    result = pd.read_csv(io.StringIO(piped.stdout.decode()), dtype=str, keep_default_na=False)
+    assert result["标题"].tolist() == ["股市大涨, 券商走强", "球队夺冠"]
+    assert result["类别"].tolist() == ["股票", "体育"]
+
+
+@pytest.mark.parametrize("flag", [["--header"], ["--text-column", "news_summary"],
+                                  ["--text-column", "2"]])
+def test_a_table_option_on_a_file_of_lines_is_refused(tmp_path, sample_model, flag):
+    src = tmp_path / "in.txt"
+    src.write_text("news_summary\n股市大涨\n球队夺冠\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output", out,
+                     "--no-progress", *flag)
+    assert_user_error(result, flag[0], "read as one text per line", "--format csv")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name,content,fragment", [
+    ("blank.txt", "\n \n\t\n", "blank.txt: the text of every row is blank (3 rows)"),
+    ("blank.csv", "id,text\n1,\n2,  \n", "blank.csv: the text of every row is blank (2 rows); "
+                                        "no texts in it (--text-column chooses another column)")])
+def test_an_input_whose_texts_are_all_blank_is_refused_and_the_output_kept(
+        tmp_path, sample_model, name, content, fragment):
+    src = tmp_path / name
+    src.write_text(content, encoding="utf-8")
+    out = tmp_path / "out.csv"
+    out.write_text("yesterday's results\n", encoding="utf-8")
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output", out,
+                     "--no-progress")
+    assert_user_error(result, fragment)
+    assert out.read_text(encoding="utf-8") == "yesterday's results\n"
+
+
+def test_an_output_that_is_a_folder_is_told_so(tmp_path, sample_model):
+    src = tmp_path / "in.csv"
+    src.write_text("text\n股市大涨\n", encoding="utf-8")
+    (tmp_path / "results").mkdir()
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output",
+                     tmp_path / "results", "--no-progress")
+    assert_user_error(result, "results: is a directory; give an output file name")
+    assert list((tmp_path / "results").iterdir()) == []

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from newsclf.explain import explain
-    from newsclf.files import write_atomic
+    from newsclf.files import refuse_read_only, write_atomic
     from newsclf.predictor import Predictor
 
     if args.top < 1:
@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> None:
         target = Path(args.html)
         if target.is_dir():
             raise NewsclfError(f"{target}: is a directory; give an HTML file name")
+        if target.suffix.lower() not in (".html", ".htm"):
+            # an existing file is replaced: only a page, never a model's or a data file
+            raise NewsclfError(f"{target}: --html writes a web page; give a file name ending "
+                               "in .html")
+        refuse_read_only(target)
         if not target.parent.is_dir():
             raise NewsclfError(f"{target.parent}: output folder does not exist")
     predictor = Predictor.from_dir(args.model)

@@ -6,7 +6,9 @@ The rules (the same for training, evaluation and prediction):
 - **Format** from the extension: ``.csv`` CSV, ``.tsv`` TSV, ``.xlsx`` Excel, ``.jsonl`` /
   ``.ndjson`` / ``.json`` JSON lines. Any other extension (``.txt``, none): fastText if most lines
   start with ``__label__``, JSON lines if the first line is a JSON object, TSV if at least 90% of
-  the lines hold a tab, else one text per line. ``fmt`` overrides.
+  the lines hold a tab, CSV if the first line is a comma-separated row holding a usual column
+  name (below), else one text per line, which has no header row and no column to choose.
+  ``fmt`` overrides.
 - **Header row** (CSV, TSV, Excel): there is one if the first row holds a column name given by
   ``text_column``/``label_column`` or a usual one (``text``, ``title``, ``标题``, ``label``,
   ``category``, ``类别``, ...). Otherwise there is none, unless the first row looks like one
@@ -21,6 +23,7 @@ The rules (the same for training, evaluation and prediction):
 
 from __future__ import annotations
 
+import csv
 import functools
 import itertools
 import os
@@ -181,8 +184,6 @@ def open_table(path: str | Path, *, labelled: bool, fmt: str | None = None,
     fmt = format_named(fmt) if fmt else _EXTENSIONS.get(Path(source).suffix.lower())
     if Path(source).suffix.lower() == ".xls" and fmt is None:
         raise DataError(f"{source}: an old binary Excel file; save it as .xlsx (or as CSV)")
-    if header and fmt in ("jsonl", "fasttext", "lines"):
-        raise DataError(f"--header: a {FORMAT_NAMES[fmt]} file has no header row")
     text_choice, label_choice = column_choice(text_column), column_choice(label_column)
     if fmt == "xlsx":
         return _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice)
@@ -193,6 +194,10 @@ def open_table(path: str | Path, *, labelled: bool, fmt: str | None = None,
         head = list(itertools.islice(lines, SAMPLE_ROWS))
         lines = itertools.chain(head, lines)
         fmt = fmt or _sniff_format(head)
+        if header and fmt in ("jsonl", "fasttext", "lines"):
+            raise DataError(f"--header: {source} is read as {FORMAT_NAMES[fmt]}, which has no "
+                            "header row; remove its first line, or pass --format csv or "
+                            "--format tsv if it is a table")
         encoding_used = encoding_name(decoder)
         layout, rows = _text_table(source, fmt, lines, head, labelled, header, text_choice,
                                    label_choice, encoding_used)
@@ -224,6 +229,9 @@ def _sniff_format(head: Sequence[str]) -> str:
         return "jsonl"
     if sum("\t" in line for line in lines) >= 0.9 * len(lines):
         return "tsv"
+    first = next(csv.reader([lines[0]]), [])
+    if len(first) > 1 and {field.strip().lower() for field in first} & _USUAL_NAMES:
+        return "csv"  # a CSV header (e.g. on standard input): not a text to label
     return "lines"
 
 
@@ -242,6 +250,11 @@ def _text_table(source, fmt, lines, head, labelled, header, text_choice, label_c
     if fmt == "lines":
         if labelled:
             raise _no_labels(source, head)
+        if text_choice is not None and text_choice != "text" and _position(text_choice) != 1:
+            raise DataError(f"--text-column: {source} is read as one text per line, a single "
+                            f"column, so there is no column {text_choice!r}; leave out "
+                            "--text-column, or pass --format csv or --format tsv if it is a "
+                            "table")
         return Layout(source, fmt, ("text",), 0, None, encoding=encoding), \
             rec.text_line_records(lines)
     if fmt == "fasttext":
@@ -499,16 +512,16 @@ def _refuse_header_lookalike(data, label_index, source, line, width) -> None:
 
 def _refuse_text_header_lookalike(data, source, line) -> None:
     """A one-column table whose first row has no Chinese character while the rows below it
-    nearly all have some, or is a word while they are sentences (four times its length and
-    more), probably starts with a header of an unusual name (``news``, ``新闻全文``): ambiguous,
-    so refused rather than labelled as a text."""
+    nearly all have some, or is a word while they are sentences (2.5 times its length and
+    more), probably starts with a header of an unusual name (``news``, ``新闻全文内容``):
+    ambiguous, so refused rather than labelled as a text."""
     first, below = data[0][1][0].strip(), [fields[0].strip() for _, fields in data[1:]]
-    if not first or len(below) < _FEW_ROWS:
+    if not first or len(below) < 2:
         return
     with_chinese = sum(map(_has_chinese, below))
     lengths = sorted(map(len, below))
     if (not _has_chinese(first) and with_chinese >= 0.9 * len(below)) \
-            or (len(first) <= 6 and lengths[len(lengths) // 2] >= 4 * len(first)):
+            or (len(first) <= 8 and lengths[len(lengths) // 2] >= 2.5 * len(first)):
         raise DataError(f"{source}:{line}: the first row ({first!r}) looks like a column name: "
                         "pass --header to read it as one, or --no-header to read it as a text")
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from newsclf.errors import DataError, NewsclfError
+from newsclf.files import refuse_read_only
 
 OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".xlsx": "xlsx",
                   ".jsonl": "jsonl", ".ndjson": "jsonl"}  # standard output ("-"): CSV
@@ -36,6 +37,8 @@ class LabelledWriter:
     too, for a shell that redirects it to a file)."""
 
     def __init__(self, output_path: str, input_path: str, excel: bool = False):
+        if output_path != "-" and Path(output_path).is_dir():
+            raise NewsclfError(f"{output_path}: is a directory; give an output file name")
         self.format = output_format(output_path)
         if excel and self.format == "jsonl":
             raise NewsclfError(f"{output_path}: --excel starts the file with a byte-order mark, "
@@ -56,6 +59,7 @@ class LabelledWriter:
         if not target.parent.is_dir():
             raise NewsclfError(f"{target.parent}: output folder does not exist")
         _refuse_writing_over_input(input_path, target)
+        refuse_read_only(target)
         self.target = target
         self.tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
         try:  # now, not after labelling the whole input (an .xlsx file is written at the end)

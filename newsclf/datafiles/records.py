@@ -111,7 +111,11 @@ def _json_objects(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = json.loads(line, object_pairs_hook=_object_with_unique_keys)
+        except _RepeatedKey as exc:
+            raise DataError(f"{source}:{number}: the key {exc.args[0]!r} appears more than once "
+                            "in one object, and only one of its values could be kept; give "
+                            "each key once") from None
         except json.JSONDecodeError as exc:
             raise DataError(f"{source}:{number}: not valid JSON ({exc.msg}); each line of a JSON "
                             "lines file must be one object, e.g. {\"text\": \"...\", \"label\": "
@@ -120,6 +124,20 @@ def _json_objects(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict
             raise DataError(f"{source}:{number}: a JSON {type(value).__name__}, not an object; "
                             "each line must be one object, e.g. {\"text\": \"...\"}")
         yield number, value
+
+
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _object_with_unique_keys(pairs: list) -> dict:
+    """A JSON object as a dict; a key given twice (``json.loads`` would keep the last value
+    alone) raises :class:`_RepeatedKey`."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen = set()
+        raise _RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return value
 
 
 def _field(value) -> str:

@@ -19,12 +19,19 @@ def text_chunks(table: Table, chunk_size: int = 10000):
     """Yield ``(frame, text_column)``: DataFrames of strings (every column, unchanged, indexed
     by the line each row starts on) of ``chunk_size`` rows, and the name of the text column. A
     file without rows is refused, as any other unreadable input, before anything is written:
-    an empty input is far more often a broken upstream step than zero texts to label."""
+    an empty input is far more often a broken upstream step than zero texts to label. So is a
+    file of one chunk or less whose texts are all blank (``echo "$EMPTY" | newsclf predict``)."""
     layout = table.layout
-    for frame in table.chunks(chunk_size):
+    for number, frame in enumerate(table.chunks(chunk_size)):
         if frame.empty:
             raise DataError(f"{layout.source}: no rows below the header; no texts in it"
                             if layout.header else f"{layout.source}: empty file; no texts in it")
+        if number == 0 and len(frame) < chunk_size and not any(
+                isinstance(text, str) and text.strip() for text in frame[layout.text_column]):
+            raise DataError(f"{layout.source}: the text of every row is blank ({len(frame)} "
+                            f"row{'s' * (len(frame) > 1)}); no texts in it"
+                            + ("" if len(layout.columns) == 1 else
+                               " (--text-column chooses another column)"))
         yield frame, layout.text_column
 
 
