@@ -194,8 +194,7 @@ def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
     it cannot be made or does not match). Returns the export info."""
     from newsclf.model.inference import (InferenceEngine, OnnxEngine, onnx_runtime_installed,
                                          predict_scores)
-
-    from newsclf.training.lock import refuse_to_delete_foreign_export_files  # lists our files
+    from newsclf.training.lock import refuse_to_delete_foreign_export_files  # imports ours
 
     files = load_model_dir(model_dir)
     refuse_to_delete_foreign_export_files(files.path)
