@@ -145,3 +145,15 @@ def test_damaged_model_directory_is_exit_2_on_every_command(tmp_path, sample_mod
                  ["export", "--model", broken]):
         line = one_line_error(run_cli(*args))
         assert "model.safetensors: does not match config.json" in line
+
+
+def test_usage_errors_are_one_line_naming_the_command(tmp_path):
+    unknown = run_cli("predict", "--model", tmp_path, "--text", "股市", "--bogus")
+    assert_user_error(unknown, "newsclf predict: error: unrecognized arguments: --bogus "
+                               "(see 'newsclf predict --help')")
+    bad_value = run_cli("train", "--train", SAMPLE / "train.tsv", "--output", tmp_path / "m",
+                        "--epochs", "many")
+    assert_user_error(bad_value, "newsclf train: error: argument --epochs: invalid int value")
+    assert not (tmp_path / "m").exists()
+    no_command = run_cli("predic")
+    assert_user_error(no_command, "newsclf: error: argument COMMAND: invalid choice: 'predic'")

@@ -22,14 +22,31 @@ COMMANDS = {module.__name__.rsplit(".", 1)[1]: module
             for module in (train, evaluate, predict, explain, export, baseline, serve, info)}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors in one line, as every other user error, pointing at the
+    command's ``--help`` instead of printing the whole usage (its subcommands' parsers too)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="newsclf", description="Classify Chinese news by topic with a Transformer encoder.")
     parser.add_argument("--version", action="version", version=f"newsclf {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS.values():
         module.add_parser(commands)
+    parser.set_defaults(command_parsers=commands.choices)
     return parser
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line's arguments; one not known to its command is that command's error."""
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        args.command_parsers[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def _one_line_warnings(command: str):
@@ -41,7 +58,7 @@ def _one_line_warnings(command: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     tune_allocator()  # this process is newsclf's own
     previous_sigterm = signal.signal(signal.SIGTERM, raise_terminated)
     try:
