@@ -163,6 +163,16 @@ def test_columns_by_position_header_flags_and_sheets(tmp_path):
     assert read_labelled(tmp_path / "c.xlsx", sheet="2").texts == HEADLINES
     with pytest.raises(DataError, match=r"c\.xlsx: no sheet '3'; its sheets are 'Sheet', '数据'"):
         read_labelled(tmp_path / "c.xlsx", sheet="3")
+    workbook.create_sheet("空")
+    workbook.save(tmp_path / "c.xlsx")
+    with pytest.raises(DataError, match=r"c\.xlsx \(sheet '空'\): no examples \(the sheet is "
+                                        r"empty\)"):
+        read_labelled(tmp_path / "c.xlsx", sheet="空")
+    with pytest.raises(DataError, match=r"--sheet: .*a\.tsv is not an Excel workbook \(\.xlsx\); "
+                                        r"leave out --sheet"):
+        list(iter_input_chunks(str(path), sheet="数据", text_column=2))
+    # training and dev files share the options: one that fits the other file is not refused
+    assert read_labelled(path, sheet="数据", text_column=2, label_column=3).texts == HEADLINES
 
 
 def test_ambiguous_files_are_refused_with_the_flag_that_settles_them(tmp_path):

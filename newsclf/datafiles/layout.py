@@ -187,6 +187,11 @@ def open_table(path: str | Path, *, labelled: bool, fmt: str | None = None,
     text_choice, label_choice = column_choice(text_column), column_choice(label_column)
     if fmt == "xlsx":
         return _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice)
+    # a layout option that cannot apply to the one file of texts is refused; labelled data
+    # comes in several files (training, dev) that the same options are given for
+    if sheet is not None and not labelled:
+        raise DataError(f"--sheet: {source} is not an Excel workbook (.xlsx); leave out --sheet")
+    given_format = fmt
     handle, source = open_binary_input(source)
     try:
         decoder = Decoder(source, encoding)
@@ -194,7 +199,7 @@ def open_table(path: str | Path, *, labelled: bool, fmt: str | None = None,
         head = list(itertools.islice(lines, SAMPLE_ROWS))
         lines = itertools.chain(head, lines)
         fmt = fmt or _sniff_format(head)
-        if header and fmt in ("jsonl", "fasttext", "lines"):
+        if header and fmt in ("jsonl", "fasttext", "lines") and (given_format or not labelled):
             raise DataError(f"--header: {source} is read as {FORMAT_NAMES[fmt]}, which has no "
                             "header row; remove its first line, or pass --format csv or "
                             "--format tsv if it is a table")
@@ -296,9 +301,10 @@ def _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice
     return Table(layout, rows, lambda: rows_in_dimension, workbook.close)
 
 
-def _empty(source: str, labelled: bool) -> DataError:
-    return DataError(f"{source}: no examples (the file is empty)" if labelled
-                     else f"{source}: empty file; no texts in it")
+def _empty(source: str, labelled: bool, sheet: str | None = None) -> DataError:
+    where, what = (source, "file") if sheet is None else (f"{source} (sheet {sheet!r})", "sheet")
+    return DataError(f"{where}: no examples (the {what} is empty)" if labelled
+                     else f"{where}: empty {what}; no texts in it")
 
 
 def _table(source, fmt, records, labelled, header, text_choice, label_choice, *,
@@ -306,7 +312,7 @@ def _table(source, fmt, records, labelled, header, text_choice, label_choice, *,
     """The layout and rows of a CSV, TSV or Excel table (see the module docstring)."""
     sample = list(itertools.islice(records, SAMPLE_ROWS))
     if not sample:
-        raise _empty(source, labelled)
+        raise _empty(source, labelled, sheet)
     first_line, first = sample[0]
     named = [choice for choice in (text_choice, label_choice)
              if isinstance(choice, str) and _position(choice) is None]
