@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from newsclf.datafiles.output import OUTPUT_FORMATS
-from newsclf.errors import DataError, NewsclfError
+from newsclf.errors import DataError, NewsclfError, NoTextsError
 from newsclf.predict import added_column_names, label_frame, refuse_column_clashes
 from newsclf.predictor import check_prediction_options
 
@@ -243,7 +243,8 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
     Files are read here, a few chunks ahead of the workers, so memory stays flat. The parts are
     written under a temporary folder inside ``output_dir`` (which must be new or empty) and
     moved into it at the end: a failed run leaves no part. ``log`` receives a line per file
-    saying how it is read. Returns ``{"rows", "empty", "parts", "files", "seconds"}``.
+    saying how it is read, and one for a file without a text (empty, or its texts all blank),
+    which ends no run: the other files are labelled. Returns ``{"rows", "empty", "parts", "files", "seconds"}``.
     """
     from tqdm.auto import tqdm
 
@@ -293,20 +294,25 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
 
     try:
         for path in paths:
-            with open_texts(path, fmt=fmt, text_column=text_column, header=header,
-                            encoding=encoding, sheet=sheet) as table:
+            try:
+                with open_texts(path, fmt=fmt, text_column=text_column, header=header,
+                                encoding=encoding, sheet=sheet) as table:
+                    if log is not None:
+                        log(table.layout.describe())
+                    bar.total += table.expected_rows or 0
+                    bar.refresh()
+                    for frame, column in text_chunks(table, part_rows):
+                        refuse_column_clashes(frame.columns, added)
+                        name = f"part-{len(parts) + len(pending):05d}.csv"
+                        future = client.submit(label_partition, frame, column, model, top_k,
+                                               probabilities, long_text, batch_size,
+                                               pure=False)
+                        pending.append((name, future, path))
+                        while len(pending) > in_flight:
+                            write_oldest()
+            except NoTextsError as exc:  # one of many files: said, not fatal (a new folder)
                 if log is not None:
-                    log(table.layout.describe())
-                bar.total += table.expected_rows or 0
-                bar.refresh()
-                for frame, column in text_chunks(table, part_rows):
-                    refuse_column_clashes(frame.columns, added)
-                    name = f"part-{len(parts) + len(pending):05d}.csv"
-                    future = client.submit(label_partition, frame, column, model, top_k,
-                                           probabilities, long_text, batch_size, pure=False)
-                    pending.append((name, future, path))
-                    while len(pending) > in_flight:
-                        write_oldest()
+                    log(f"{exc}; going on with the other files")
         while pending:
             write_oldest()
         for name in parts:

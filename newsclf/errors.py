@@ -12,5 +12,9 @@ class DataError(NewsclfError):
     """A data file that cannot be read or has a malformed row."""
 
 
+class NoTextsError(DataError):
+    """A file of texts to label that holds none: no rows, or only blank texts."""
+
+
 class ModelDirError(NewsclfError):
     """A model directory that is missing, incomplete, damaged or from another version."""

@@ -134,6 +134,19 @@ def test_dataframe_is_labelled_as_predict_file_does_with_one_load_per_worker(
                if stats["partitions_labelled"])
 
 
+def test_an_empty_file_among_the_inputs_is_said_and_the_others_labelled(client, sample_model,
+                                                                       inputs, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    said = []
+    out = tmp_path / "labelled"
+    summary = newsclf_dask.predict_files(sample_model, [str(inputs[0]), str(empty)], out,
+                                         client, progress=False, log=said.append)
+    assert summary["rows"] == FILE_ROWS[0] and summary["files"] == 2
+    assert f"{empty}: empty file; no texts in it; going on with the other files" in said
+    assert [p.name for p in parts_of(out)] == ["part-00000.csv"]
+
+
 def test_a_model_written_again_is_loaded_again(client, sample_model, tmp_path):
     import os
     import shutil

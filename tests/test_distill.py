@@ -333,20 +333,27 @@ def test_rounds_without_a_student_are_one_line_before_training(tmp_path, extra):
     assert TrainConfig(distill=False).for_training_size(10, n_unlabeled=5).distill_rounds == 1
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "blank", "no-column", "directory",
-                                  "no-distill", "one-encoder"])
+@pytest.mark.parametrize("case", ["missing", "empty", "blank", "no-column", "named-row",
+                                  "directory", "no-distill", "one-encoder"])
 def test_bad_unlabeled_input_is_one_line_before_training(tmp_path, data, case):
     empty, blank = tmp_path / "empty.txt", tmp_path / "blank.txt"
     empty.write_bytes(b"")
     blank.write_text("\n \n\t\n", encoding="utf-8")
     unnamed = tmp_path / "unnamed.csv"
     unnamed.write_text("编号,新闻正文,来源\n1,央行宣布下调存款准备金率,新华社\n", encoding="utf-8")
+    named = tmp_path / "named.csv"
+    named.write_text("news_summary\n央行宣布下调存款准备金率\n国足主场两球战胜对手\n",
+                     encoding="utf-8")
     path, extra, fragments = {
         "missing": (tmp_path / "nope.txt", ["--distill"], ["nope.txt: file not found"]),
         "empty": (empty, ["--distill"], ["empty.txt: empty file; no texts in it"]),
         "blank": (blank, ["--distill"], ["blank.txt: the text of every row is blank (3 rows)"]),
         "no-column": (unnamed, ["--distill"], ["unnamed.csv: 3 columns and no header row",
                                                "--unlabeled-text-column N"]),
+        "named-row": (named, ["--distill"], ["named.csv:1: the first row ('news_summary') "
+                                             "looks like a column name: pass "
+                                             "--unlabeled-header to read it as one, or "
+                                             "--no-unlabeled-header"]),
         "directory": (tmp_path, ["--distill"], ["is a directory"]),
         "no-distill": (data["txt"], ["--no-distill"], ["leave out --no-distill"]),
         "one-encoder": (data["txt"], ["--ensemble-size", "1", "--distill"],

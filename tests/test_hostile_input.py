@@ -29,7 +29,7 @@ def sample_lines(n=60):
     ("oneclass.tsv", "股市大涨\t股票\n股市大跌\t股票\n".encode(), ["only one class"]),
     ("twice.jsonl", '{"text": "股市大涨", "label": "股票"}\n{"text": "球队夺冠", "label": "体育", '
                     '"text": "央行降息"}\n'.encode(), ["twice.jsonl:2: the key 'text' appears more "
-                                                   "than once in one object"]),
+                                                   "than once, and only one of its values"]),
 ])
 def test_bad_training_files(tmp_path, name, content, fragments):
     path = tmp_path / name

@@ -283,8 +283,10 @@ def test_a_one_column_table_under_an_unusual_name_is_not_labelled_as_a_text(
         assert read_out(out)[column].tolist() == texts
 
 
-def test_a_one_column_table_of_texts_alone_reads_every_row(tmp_path, sample_model):
-    texts = ["NBA总决赛第七场今晚开打", "央行宣布下调金融机构存款准备金率", "国家队公布大名单",
+@pytest.mark.parametrize("first", ["中国女排夺冠", "5G", "NBA Finals: Celtics win",
+                                   "NBA总决赛第七场今晚开打"])
+def test_a_one_column_table_of_texts_alone_reads_every_row(tmp_path, sample_model, first):
+    texts = [first, "央行宣布下调金融机构存款准备金率", "国家队公布大名单",
              *[f"第{i}条关于股市行情的新闻标题" for i in range(10)]]
     src = tmp_path / "in.csv"
     src.write_text("\n".join(texts) + "\n", encoding="utf-8")
@@ -359,3 +361,37 @@ def test_an_output_that_is_a_folder_is_told_so(tmp_path, sample_model):
                      tmp_path / "results", "--no-progress")
     assert_user_error(result, "results: is a directory; give an output file name")
     assert list((tmp_path / "results").iterdir()) == []
+
+
+def test_excel_on_standard_output_writes_one_bom_over_many_chunks(tmp_path, predictor, capsys):
+    src = tmp_path / "in.txt"
+    src.write_text("股市大涨\n球队夺冠\n央行降息\n", encoding="utf-8")
+    predict_file(predictor, str(src), "-", excel=True, chunk_size=1, progress=False)
+    out = capsys.readouterr().out
+    assert out.startswith("\ufefftext,pred_label") and out.count("\ufeff") == 1
+    assert len(out.strip().split("\n")) == 4
+
+
+def test_a_file_of_lines_starting_with_a_column_name_is_refused(tmp_path, sample_model):
+    src = tmp_path / "in.txt"
+    src.write_text("标题\n央行宣布下调存款准备金率\n", encoding="utf-8")
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output",
+                     tmp_path / "out.csv", "--no-progress")
+    assert_user_error(result, "its first line ('标题') is a column name", "--format csv")
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output",
+                     tmp_path / "out.csv", "--no-progress", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    assert read_out(tmp_path / "out.csv")["标题"].tolist() == ["央行宣布下调存款准备金率"]
+
+
+@pytest.mark.parametrize("first", ["Apple event recap, Title", "两会热词,主题,解读"])
+def test_a_file_of_lines_whose_first_line_has_a_comma_and_a_column_word_stays_lines(
+        tmp_path, sample_model, first):
+    texts = [first, "央行宣布下调存款准备金率", "国足主场两球战胜对手", "教育部发布高考报名新规"]
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output", out,
+                     "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert read_out(out)["text"].tolist() == texts

@@ -29,7 +29,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
              f"probability traced from no token embeddings to the text, {IG_STEPS} steps: + for, "
              "- against)")
     parser.add_argument("--html", metavar="FILE",
-                        help="also write the explanation as a self-contained HTML page")
+                        help="also write the explanation as a self-contained HTML page (a "
+                             "name ending in .html)")
     parser.add_argument("--top", type=int, default=10, metavar="N",
                         help="list the N most important tokens (signed methods: N for and "
                              "N against the label; default: 10)")

@@ -35,7 +35,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                          help="add one prob_<class> column per class")
     predict.add_argument("--excel", action="store_true",
                          help="CSV or TSV output in UTF-8 with BOM, so Excel shows Chinese "
-                              "correctly")
+                              "correctly (.xlsx output needs none; refused with .jsonl)")
     predict.add_argument("--long-text", choices=LONG_TEXT_MODES, default="truncate",
                          help="texts longer than the model's max_len: keep the start (truncate, "
                               "the default) or read all of it in windows of max_len, the first "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from dataclasses import fields
 
@@ -82,6 +83,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
     train.add_argument("--unlabeled-text-column", metavar="NAME|N",
                        help="the text column of --unlabeled, by name or position from 1 "
                             "(default: detected, as for files to label)")
+    train.add_argument("--unlabeled-header", action=argparse.BooleanOptionalAction,
+                       help="whether the first row of an --unlabeled CSV, TSV or Excel file "
+                            "names the columns (default: detected, as for files to label)")
     add_data_options(train)
     train.add_argument("--config", metavar="FILE",
                        help="JSON file of settings (the names below, with underscores); "
@@ -146,12 +150,16 @@ def read_unlabeled(args: argparse.Namespace) -> list[str]:
     texts = []
     try:
         with open_texts(args.unlabeled, text_column=args.unlabeled_text_column,
+                        header=args.unlabeled_header,
                         encoding=args.encoding) as table:
             log_to_stderr(table.layout.describe())
             for frame, column in text_chunks(table):
                 texts.extend(frame[column])
-    except DataError as exc:  # its column is chosen with this command's own flag
-        raise DataError(str(exc).replace("--text-column", "--unlabeled-text-column")) from None
+    except DataError as exc:  # its layout is chosen with this command's own flags
+        flags = {"--text-column": "--unlabeled-text-column", "--header": "--unlabeled-header",
+                 "--no-header": "--no-unlabeled-header"}
+        raise DataError(re.sub("|".join(sorted(flags, key=len, reverse=True)),
+                               lambda found: flags[found.group()], str(exc))) from None
     return unlabeled_text_list(texts, args.unlabeled)
 
 

@@ -13,7 +13,8 @@ The rules (the same for training, evaluation and prediction):
   ``text_column``/``label_column`` or a usual one (``text``, ``title``, ``标题``, ``label``,
   ``category``, ``类别``, ...). Otherwise there is none, unless the first row looks like one
   (a label seen nowhere else in the first rows while the others repeat; in a one-column table,
-  no Chinese above Chinese texts, or a word above sentences): that is refused as ambiguous.
+  a name such as ``news_summary`` or ``新闻全文`` above Chinese texts): that is refused as
+  ambiguous.
   ``header`` overrides.
 - **Columns** by name or by position from 1. Without a choice: the usual names; with two
   columns, the one holding labels is the one whose values repeat (or are whole numbers; in a
@@ -27,6 +28,7 @@ import csv
 import functools
 import itertools
 import os
+import re
 import stat
 from collections import Counter
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from typing import Iterator, Sequence
 from newsclf.datafiles import records as rec
 from newsclf.datafiles.decoding import (Decoder, byte_blocks, decoded_lines, encoding_name,
                                         open_binary_input)
-from newsclf.errors import DataError
+from newsclf.errors import DataError, NoTextsError
 
 FORMATS = ("csv", "tsv", "xlsx", "jsonl", "fasttext", "lines")
 FORMAT_NAMES = {"csv": "CSV", "tsv": "TSV", "xlsx": "Excel", "jsonl": "JSON lines",
@@ -190,7 +192,8 @@ def open_table(path: str | Path, *, labelled: bool, fmt: str | None = None,
     # a layout option that cannot apply to the one file of texts is refused; labelled data
     # comes in several files (training, dev) that the same options are given for
     if sheet is not None and not labelled:
-        raise DataError(f"--sheet: {source} is not an Excel workbook (.xlsx); leave out --sheet")
+        raise DataError(f"--sheet: {'<stdin>' if source == '-' else source} is not an Excel "
+                        "workbook (.xlsx); leave out --sheet")
     given_format = fmt
     handle, source = open_binary_input(source)
     try:
@@ -198,7 +201,8 @@ def open_table(path: str | Path, *, labelled: bool, fmt: str | None = None,
         lines = decoded_lines(byte_blocks(handle), decoder)
         head = list(itertools.islice(lines, SAMPLE_ROWS))
         lines = itertools.chain(head, lines)
-        fmt = fmt or _sniff_format(head)
+        fmt = fmt or _sniff_format(head, [choice for choice in (text_choice, label_choice)
+                                          if isinstance(choice, str)])
         if header and fmt in ("jsonl", "fasttext", "lines") and (given_format or not labelled):
             raise DataError(f"--header: {source} is read as {FORMAT_NAMES[fmt]}, which has no "
                             "header row; remove its first line, or pass --format csv or "
@@ -224,7 +228,9 @@ def _count_lines(path) -> int | None:
     return count
 
 
-def _sniff_format(head: Sequence[str]) -> str:
+def _sniff_format(head: Sequence[str], names: Sequence[str] = ()) -> str:
+    """The format of a file whose extension does not say it, from its first lines; ``names``
+    are the columns asked for by name."""
     lines = [line for line in head if line.strip()]
     if not lines:
         return "lines"
@@ -234,9 +240,11 @@ def _sniff_format(head: Sequence[str]) -> str:
         return "jsonl"
     if sum("\t" in line for line in lines) >= 0.9 * len(lines):
         return "tsv"
-    first = next(csv.reader([lines[0]]), [])
-    if len(first) > 1 and {field.strip().lower() for field in first} & _USUAL_NAMES:
-        return "csv"  # a CSV header (e.g. on standard input): not a text to label
+    rows = list(csv.reader(lines))
+    named = _USUAL_NAMES | {name.strip().lower() for name in names}
+    if len(rows[0]) > 1 and {field.strip().lower() for field in rows[0]} & named and sum(
+            len(row) == len(rows[0]) for row in rows[1:]) >= 0.9 * (len(rows) - 1):
+        return "csv"  # a CSV with a header row (e.g. on standard input): not texts to label
     return "lines"
 
 
@@ -255,7 +263,13 @@ def _text_table(source, fmt, lines, head, labelled, header, text_choice, label_c
     if fmt == "lines":
         if labelled:
             raise _no_labels(source, head)
-        if text_choice is not None and text_choice != "text" and _position(text_choice) != 1:
+        first = next((line.strip() for line in head if line.strip()), "")
+        if first.lower() in _USUAL_NAMES:
+            raise DataError(f"{source}: its first line ({first!r}) is a column name, and a file "
+                            "of one text per line has no header row: remove that line, or pass "
+                            "--format csv")
+        if text_choice is not None and str(text_choice).strip().lower() != "text" \
+                and _position(text_choice) != 1:
             raise DataError(f"--text-column: {source} is read as one text per line, a single "
                             f"column, so there is no column {text_choice!r}; leave out "
                             "--text-column, or pass --format csv or --format tsv if it is a "
@@ -303,8 +317,8 @@ def _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice
 
 def _empty(source: str, labelled: bool, sheet: str | None = None) -> DataError:
     where, what = (source, "file") if sheet is None else (f"{source} (sheet {sheet!r})", "sheet")
-    return DataError(f"{where}: no examples (the {what} is empty)" if labelled
-                     else f"{where}: empty {what}; no texts in it")
+    return DataError(f"{where}: no examples (the {what} is empty)") if labelled \
+        else NoTextsError(f"{where}: empty {what}; no texts in it")
 
 
 def _table(source, fmt, records, labelled, header, text_choice, label_choice, *,
@@ -517,19 +531,24 @@ def _refuse_header_lookalike(data, label_index, source, line, width) -> None:
 
 
 def _refuse_text_header_lookalike(data, source, line) -> None:
-    """A one-column table whose first row has no Chinese character while the rows below it
-    nearly all have some, or is a word while they are sentences (2.5 times its length and
-    more), probably starts with a header of an unusual name (``news``, ``新闻全文内容``):
-    ambiguous, so refused rather than labelled as a text."""
+    """A one-column table whose first row reads as a column name, not as news, while the rows
+    below it are Chinese texts: an identifier (``news_summary``, ``News Text``) or a short
+    Chinese name ending in a word such names end in (``新闻全文``, ``摘要``). Probably a
+    header of an unusual name: ambiguous, so refused rather than labelled as a text. A short
+    or Latin headline (``中国女排夺冠``, ``5G``) is read as one."""
     first, below = data[0][1][0].strip(), [fields[0].strip() for _, fields in data[1:]]
-    if not first or len(below) < 2:
+    if not below or sum(map(_has_chinese, below)) < 0.9 * len(below):
         return
-    with_chinese = sum(map(_has_chinese, below))
-    lengths = sorted(map(len, below))
-    if (not _has_chinese(first) and with_chinese >= 0.9 * len(below)) \
-            or (len(first) <= 8 and lengths[len(lengths) // 2] >= 2.5 * len(first)):
-        raise DataError(f"{source}:{line}: the first row ({first!r}) looks like a column name: "
+    if _IDENTIFIER.fullmatch(first) or (len(first) <= 8 and first.endswith(_NAME_ENDINGS)):
+        shown = first if len(first) <= 30 else first[:30] + "…"
+        raise DataError(f"{source}:{line}: the first row ({shown!r}) looks like a column name: "
                         "pass --header to read it as one, or --no-header to read it as a text")
+
+
+# what the first row of a one-column table is when it names the column
+_IDENTIFIER = re.compile(r"[A-Za-z][a-z0-9]*(?:[_\- ][A-Za-z][a-z0-9]*)*")
+_NAME_ENDINGS = ("内容", "标题", "正文", "文本", "摘要", "新闻", "全文", "名称", "题目", "句子",
+                 "语料", "文章", "资讯")
 
 
 def _has_chinese(text: str) -> bool:

@@ -54,8 +54,6 @@ class LabelledWriter:
         target = Path(output_path)
         if target.is_symlink():  # the file it points to is written, the link kept
             target = Path(os.path.realpath(target))
-        if target.is_dir():
-            raise NewsclfError(f"{target}: is a directory; give an output file name")
         if not target.parent.is_dir():
             raise NewsclfError(f"{target.parent}: output folder does not exist")
         _refuse_writing_over_input(input_path, target)

@@ -9,6 +9,7 @@ concern; JSON lines and fastText lines get their columns here because the format
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import re
 from typing import Iterable, Iterator
@@ -110,12 +111,10 @@ def _json_objects(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        repeated = []
         try:
-            value = json.loads(line, object_pairs_hook=_object_with_unique_keys)
-        except _RepeatedKey as exc:
-            raise DataError(f"{source}:{number}: the key {exc.args[0]!r} appears more than once "
-                            "in one object, and only one of its values could be kept; give "
-                            "each key once") from None
+            value = json.loads(line, object_pairs_hook=functools.partial(_object_noting_repeats,
+                                                                         repeated))
         except json.JSONDecodeError as exc:
             raise DataError(f"{source}:{number}: not valid JSON ({exc.msg}); each line of a JSON "
                             "lines file must be one object, e.g. {\"text\": \"...\", \"label\": "
@@ -123,20 +122,19 @@ def _json_objects(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict
         if not isinstance(value, dict):
             raise DataError(f"{source}:{number}: a JSON {type(value).__name__}, not an object; "
                             "each line must be one object, e.g. {\"text\": \"...\"}")
+        if repeated[-1] is not None:  # the line's object is the last one completed
+            raise DataError(f"{source}:{number}: the key {repeated[-1]!r} appears more than once, "
+                            "and only one of its values could be kept; give each key once")
         yield number, value
 
 
-class _RepeatedKey(ValueError):
-    pass
-
-
-def _object_with_unique_keys(pairs: list) -> dict:
-    """A JSON object as a dict; a key given twice (``json.loads`` would keep the last value
-    alone) raises :class:`_RepeatedKey`."""
+def _object_noting_repeats(repeated: list, pairs: list) -> dict:
+    """A JSON object as a dict (a key given twice keeps its last value, as ``json.loads`` does);
+    appends to ``repeated`` the first key it repeats, or None. Objects inside it come first."""
     value = dict(pairs)
-    if len(value) != len(pairs):
-        seen = set()
-        raise _RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    seen: set = set()
+    repeated.append(next((key for key, _ in pairs if key in seen or seen.add(key)), None)
+                    if len(value) != len(pairs) else None)
     return value
 
 

@@ -4,7 +4,7 @@ with every column of the file kept."""
 from __future__ import annotations
 
 from newsclf.datafiles.layout import Table, open_table
-from newsclf.errors import DataError
+from newsclf.errors import NoTextsError
 
 
 def open_texts(path: str, *, fmt: str | None = None, text_column=None,
@@ -17,22 +17,30 @@ def open_texts(path: str, *, fmt: str | None = None, text_column=None,
 
 def text_chunks(table: Table, chunk_size: int = 10000):
     """Yield ``(frame, text_column)``: DataFrames of strings (every column, unchanged, indexed
-    by the line each row starts on) of ``chunk_size`` rows, and the name of the text column. A
-    file without rows is refused, as any other unreadable input, before anything is written:
-    an empty input is far more often a broken upstream step than zero texts to label. So is a
-    file of one chunk or less whose texts are all blank (``echo "$EMPTY" | newsclf predict``)."""
+    by the line each row starts on) of ``chunk_size`` rows, and the name of the text column.
+
+    A file without rows raises :class:`~newsclf.errors.NoTextsError` before anything is
+    yielded; one whose texts are all blank (``echo "$EMPTY" | newsclf predict``) raises it
+    after its last chunk, so a writer that commits only at the end (``predict_file``, Dask's
+    parts) keeps what was there. Either is far more often a broken upstream step than zero
+    texts to label."""
     layout = table.layout
-    for number, frame in enumerate(table.chunks(chunk_size)):
+    rows, seen_text = 0, False
+    for frame in table.chunks(chunk_size):
         if frame.empty:
-            raise DataError(f"{layout.source}: no rows below the header; no texts in it"
-                            if layout.header else f"{layout.source}: empty file; no texts in it")
-        if number == 0 and len(frame) < chunk_size and not any(
-                isinstance(text, str) and text.strip() for text in frame[layout.text_column]):
-            raise DataError(f"{layout.source}: the text of every row is blank ({len(frame)} "
-                            f"row{'s' * (len(frame) > 1)}); no texts in it"
-                            + ("" if len(layout.columns) == 1 else
-                               " (--text-column chooses another column)"))
+            raise NoTextsError(f"{layout.source}: no rows below the header; no texts in it"
+                               if layout.header else
+                               f"{layout.source}: empty file; no texts in it")
+        rows += len(frame)
+        seen_text = seen_text or any(isinstance(text, str) and text.strip()
+                                     for text in frame[layout.text_column])
         yield frame, layout.text_column
+    if not seen_text:
+        what = "key" if layout.format == "jsonl" else "column"
+        raise NoTextsError(f"{layout.source}: the text of every row is blank ({rows} "
+                           f"row{'s' * (rows > 1)}); no texts in it"
+                           + ("" if len(layout.columns) == 1 else
+                              f" (--text-column chooses another {what})"))
 
 
 def iter_input_chunks(path: str, *, fmt: str | None = None, text_column=None,
