@@ -115,7 +115,9 @@ def predict_file(model, input_path: str, output_path: str, *, text_column=None,
     never more than the cores or the chunks of the file. A dead worker is a ``NewsclfError``.
     The output is CSV (``.csv``, ``-``), TSV (``.tsv``, ``.txt``: fields as they are, so a field
     holding a tab or line break is refused), Excel (``.xlsx``) or JSON lines (``.jsonl``), and
-    never the input file itself. ``log`` receives a line saying how the input is read.
+    never the input file itself, nor a read-only file. An input without rows, or whose texts
+    are all blank, raises :class:`~newsclf.errors.NoTextsError` and leaves an existing output
+    as it was. ``log`` receives a line saying how the input is read.
     ``model`` is a :class:`Predictor` or a model directory (loaded with ``backend``; with
     worker processes only they load the engine, all at once).
     Returns ``{"rows", "empty", "seconds", "layout"}``.
