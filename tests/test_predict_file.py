@@ -338,7 +338,7 @@ def test_a_table_option_on_a_file_of_lines_is_refused(tmp_path, sample_model, fl
 
 
 @pytest.mark.parametrize("name,content,fragment", [
-    ("blank.txt", "\n \n\t\n", "blank.txt: the text of every row is blank (3 rows)"),
+    ("blank.txt", "\n \n\t\n\u200b\n", "blank.txt: the text of every row is blank (4 rows)"),
     ("blank.csv", "id,text\n1,\n2,  \n", "blank.csv: the text of every row is blank (2 rows); "
                                         "no texts in it (--text-column chooses another column)")])
 def test_an_input_whose_texts_are_all_blank_is_refused_and_the_output_kept(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from newsclf.datafiles.layout import Table, open_table
 from newsclf.errors import NoTextsError
+from newsclf.tokenize import normalize
 
 
 def open_texts(path: str, *, fmt: str | None = None, text_column=None,
@@ -20,10 +21,11 @@ def text_chunks(table: Table, chunk_size: int = 10000):
     by the line each row starts on) of ``chunk_size`` rows, and the name of the text column.
 
     A file without rows raises :class:`~newsclf.errors.NoTextsError` before anything is
-    yielded; one whose texts are all blank (``echo "$EMPTY" | newsclf predict``) raises it
-    after its last chunk, so a writer that commits only at the end (``predict_file``, Dask's
-    parts) keeps what was there. Either is far more often a broken upstream step than zero
-    texts to label."""
+    yielded; one whose texts are all blank (nothing left after
+    :func:`~newsclf.tokenize.normalize`: ``echo "$EMPTY" | newsclf predict``) raises it after
+    its last chunk, so a writer that commits only at the end (``predict_file``, Dask's parts)
+    keeps what was there. Either is far more often a broken upstream step than zero texts to
+    label."""
     layout = table.layout
     rows, seen_text = 0, False
     for frame in table.chunks(chunk_size):
@@ -32,7 +34,7 @@ def text_chunks(table: Table, chunk_size: int = 10000):
                                if layout.header else
                                f"{layout.source}: empty file; no texts in it")
         rows += len(frame)
-        seen_text = seen_text or any(isinstance(text, str) and text.strip()
+        seen_text = seen_text or any(isinstance(text, str) and normalize(text)
                                      for text in frame[layout.text_column])
         yield frame, layout.text_column
     if not seen_text:
