@@ -155,5 +155,8 @@ def test_usage_errors_are_one_line_naming_the_command(tmp_path):
                         "--epochs", "many")
     assert_user_error(bad_value, "newsclf train: error: argument --epochs: invalid int value")
     assert not (tmp_path / "m").exists()
+    before_the_command = run_cli("--bogus", "info", tmp_path)
+    assert_user_error(before_the_command, "newsclf: error: unrecognized arguments: --bogus "
+                                          "(see 'newsclf --help')")
     no_command = run_cli("predic")
     assert_user_error(no_command, "newsclf: error: argument COMMAND: invalid choice: 'predic'")

@@ -42,10 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    """The command line's arguments; one not known to its command is that command's error."""
-    args, unknown = build_parser().parse_known_args(argv)
+    """The command line's arguments; one not known is the error of the command it follows (or
+    of ``newsclf`` itself, given before the command)."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
     if unknown:
-        args.command_parsers[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        given = sys.argv[1:] if argv is None else list(argv)
+        before_command = unknown[0] in given[:given.index(args.command)]
+        (parser if before_command else args.command_parsers[args.command]).error(
+            f"unrecognized arguments: {' '.join(unknown)}")
     return args
 
 
