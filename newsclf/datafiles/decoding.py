@@ -43,7 +43,8 @@ def detect_encoding(head: bytes, source: str, complete: bool = False) -> str:
     nul = head.find(b"\x00")
     if nul >= 0:
         raise DataError(f"{source}:{_line_of(head, nul)}: contains NUL bytes; this looks like a "
-                        "binary or UTF-16 file; save it as UTF-8 text")
+                        "binary or UTF-16 file; save it as UTF-8 text (or, if it is UTF-16, "
+                        "pass --encoding utf-16)")
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
     except UnicodeDecodeError as exc:
