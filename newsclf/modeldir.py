@@ -40,6 +40,9 @@ METRICS, TRAIN_LOG, EVAL_DEV = "metrics.json", "train_log.jsonl", "eval_dev"
 CLASS_VALUES_FILE = "estimator.json"
 # newsclf evaluate's reports, by default in the model directory: DIR/eval-<data file name>
 EVAL_REPORTS_PREFIX = "eval-"
+# the folders of the inference export (newsclf.model.export) and of a training run's
+# checkpoints (newsclf.training.checkpoint), each replaced whole by what writes it
+EXPORT_DIR, CHECKPOINT_DIR = "inference", "checkpoint"
 
 
 def library_versions() -> dict:

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from newsclf.data import iter_input_chunks
-from newsclf.errors import DataError, NewsclfError
+from newsclf.errors import DataError, NewsclfError, NoTextsError
 from newsclf.predict import predict_file
+from newsclf.tokenize import normalize
 
 from conftest import assert_user_error as assert_refused, SAMPLE, run_cli
 
@@ -283,6 +284,11 @@ def test_any_table_pandas_round_trips_keeps_its_columns_and_rows(predictor, tabl
         name = table.columns[0]
         # a column named by digits is a position unless a header row is asked for (data/README)
         header = True if name.strip().isdecimal() else None
+        if not any(normalize(text) for text in table[name]):  # no text: refused, nothing written
+            with pytest.raises(NoTextsError, match="the text of every row is blank"):
+                label(predictor, source, output, text_column=name, header=header, chunk_size=2)
+            assert not output.exists()
+            return
         summary = label(predictor, source, output, text_column=name, header=header, chunk_size=2)
         result = read_back(output.read_bytes().decode("utf-8"))  # "\r" in a cell kept
     assert summary["rows"] == len(table)

@@ -20,7 +20,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     from newsclf.model.export import export_model, export_summary
+    from newsclf.modeldir import load_model_dir
+    from newsclf.training.lock import refuse_to_delete_foreign_export_files
 
+    refuse_to_delete_foreign_export_files(load_model_dir(args.model).path)
     info = export_model(args.model)
     print(f"exported to {args.model}/inference: {export_summary(info)}")
 

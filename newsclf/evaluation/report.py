@@ -35,9 +35,7 @@ def check_report_dir(directory: Path) -> None:
     """Refuse a folder reports may not be written into: a model directory (they would replace
     its own metrics.json), or its export or checkpoint folders (or a folder inside them), which
     newsclf replaces whole."""
-    from newsclf.model.export import EXPORT_DIR
-    from newsclf.modeldir import EVAL_REPORTS_PREFIX, is_model_dir
-    from newsclf.training.checkpoint import CHECKPOINT_DIR
+    from newsclf.modeldir import CHECKPOINT_DIR, EVAL_REPORTS_PREFIX, EXPORT_DIR, is_model_dir
 
     fix = (f"write them to another folder (by default a folder inside the model: "
            f"{EVAL_REPORTS_PREFIX}<data>)")

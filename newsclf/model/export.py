@@ -25,9 +25,9 @@ import numpy as np
 
 from newsclf.errors import ModelDirError
 from newsclf.files import sha256_file, write_json
-from newsclf.modeldir import ModelFiles, load_model_dir
+from newsclf.modeldir import EXPORT_DIR, ModelFiles, load_model_dir
 
-EXPORT_DIR, EXPORT_PREFIX, EXPORT_INFO = "inference", "model", "export.json"
+EXPORT_PREFIX, EXPORT_INFO = "model", "export.json"
 ONNX_FILE = EXPORT_PREFIX + ".onnx"
 # every file an export holds (the ONNX graph only with the onnx extra)
 EXPORT_FILES = (EXPORT_INFO, EXPORT_PREFIX + ".json", EXPORT_PREFIX + ".pdiparams", ONNX_FILE)
@@ -194,10 +194,8 @@ def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
     it cannot be made or does not match). Returns the export info."""
     from newsclf.model.inference import (InferenceEngine, OnnxEngine, onnx_runtime_installed,
                                          predict_scores)
-    from newsclf.training.lock import refuse_to_delete_foreign_export_files  # imports ours
 
     files = load_model_dir(model_dir)
-    refuse_to_delete_foreign_export_files(files.path)
     network = load_network(files)
     spec = files.spec
     rng = np.random.RandomState(0)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from newsclf.errors import NewsclfError
 from newsclf.files import sha256_bytes, write_atomic, write_json
+from newsclf.modeldir import CHECKPOINT_DIR
 
-CHECKPOINT_DIR, CHECKPOINT_STATE = "checkpoint", "state.json"
+CHECKPOINT_STATE = "state.json"
 _OPTIMIZER = "optimizer/"
 
 
