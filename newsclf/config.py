@@ -24,6 +24,7 @@ TEXTS_PER_ENCODER = 180_000
 # a student sees each text in many variations (training.distill): it learns longer
 TEXTS_PER_STUDENT = 360_000
 EPOCH_RANGE = (4, 100)
+MAX_LEN_LIMIT = 4096  # positions per text in training (attention is quadratic in them)
 # the value types of the settings whose default None means "decided at training time"
 _TYPES_OF_UNSET = {"epochs": int, "patience": int, "distill_rounds": int}
 
@@ -103,6 +104,14 @@ class TrainConfig:
         need(self.distill_temperature > 0,
              f"distill_temperature must be positive, got {self.distill_temperature}")
         need(self.lr > 0, f"lr must be positive, got {self.lr}")
+        for name in ("weight_decay", "clip_norm"):
+            value = getattr(self, name)
+            need(value >= 0, f"{name} must be 0 or more (0: none), got {value}")
+        need(self.max_len <= MAX_LEN_LIMIT,
+             f"max_len must be at most {MAX_LEN_LIMIT}, got {self.max_len} (longer texts are "
+             "read in windows of max_len at prediction: --long-text chunk)")
+        need(isinstance(self.seed, int) and 0 <= self.seed < 2 ** 32,
+             f"seed must be a whole number from 0 to {2 ** 32 - 1}, got {self.seed}")
         need(self.distill_rounds in (None, 1) or self.distilling,
              f"distill_rounds {self.distill_rounds} needs a distilled student: give "
              "--ensemble-size 2 or more without --no-distill, or leave out --distill-rounds")
@@ -177,6 +186,9 @@ class TrainConfig:
             values = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise NewsclfError(f"{path}: config file not found") from None
+        except OSError as exc:
+            raise NewsclfError(f"{path}: cannot read the config file ({exc.strerror}); give a "
+                               "JSON file of settings") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise NewsclfError(f"{path}: not a valid JSON config ({exc})") from None
         if not isinstance(values, dict):

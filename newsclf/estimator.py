@@ -296,6 +296,15 @@ def _labels(y, name: str) -> np.ndarray:
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import column_or_1d
 
+    import pandas as pd
+
+    # before column_or_1d, which turns NaN among strings into the string 'nan'
+    missing = np.flatnonzero(pd.isna(np.asarray(y, dtype=object).ravel())).tolist()
+    if missing:  # None or NaN: a missing label, not a class to learn ('nan')
+        shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+        raise ValueError(f"{name}: {len(missing)} missing label{'s' * (len(missing) > 1)} "
+                         f"(None or NaN) at position{'s' * (len(missing) > 1)} {shown}; drop "
+                         "those rows or give them a label")
     labels = column_or_1d(y, warn=True)
     try:
         check_classification_targets(labels)

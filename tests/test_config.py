@@ -24,6 +24,11 @@ def test_defaults_validate_and_round_trip():
     ({"lr": None}, "lr must be float, got None"),
     ({"pre_ln": None}, "pre_ln must be bool, got None"),
     ({"lr": 0}, "lr must be positive"),
+    ({"clip_norm": -1.0}, r"clip_norm must be 0 or more \(0: none\), got -1.0"),
+    ({"weight_decay": -0.01}, "weight_decay must be 0 or more"),
+    ({"max_len": 100_000_000}, r"max_len must be at most 4096, got 100000000 \(longer texts"),
+    ({"seed": -1}, "seed must be a whole number from 0 to 4294967295, got -1"),
+    ({"seed": 2 ** 64}, "seed must be a whole number from 0 to 4294967295"),
 ])
 def test_bad_settings_are_named(values, message):
     with pytest.raises(NewsclfError, match=message):
@@ -72,3 +77,5 @@ def test_config_files(tmp_path):
         TrainConfig.from_file(bad)
     with pytest.raises(NewsclfError, match="config file not found"):
         TrainConfig.from_file(tmp_path / "missing.json")
+    with pytest.raises(NewsclfError, match="cannot read the config file .*give a JSON file"):
+        TrainConfig.from_file(tmp_path)

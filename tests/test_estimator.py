@@ -205,6 +205,27 @@ def test_tables_and_single_strings_are_refused(fitted, sample):
     assert fitted.predict(series).tolist() == fitted.predict(np.array(train.texts)).tolist()
 
 
+def test_missing_labels_are_refused_not_learned_as_a_class(sample):
+    import pandas as pd
+
+    texts = sample[0].texts[:20]
+    labels = sample[0].labels[:20]
+    for missing in (float("nan"), None):
+        y = labels[:-2] + [missing, missing]
+        with pytest.raises(ValueError, match=r"y: 2 missing labels \(None or NaN\) at "
+                                             r"positions 18, 19; drop those rows"):
+            TextClassifier(**TINY).fit(texts, y)
+    with pytest.raises(ValueError, match="eval_set labels: 1 missing label"):
+        TextClassifier(**TINY).fit(texts, labels, eval_set=(
+            texts[:2], pd.Series([labels[0], None], index=[7, 9])))
+
+
+def test_texts_without_a_frequent_enough_token_are_refused_before_training(sample):
+    with pytest.raises(NewsclfError,
+                       match=r"the vocabulary is empty: lower --min-freq \(min_freq\)"):
+        TextClassifier(**{**TINY, "min_freq": 100_000}).fit(sample[0].texts, sample[0].labels)
+
+
 def test_a_loaded_estimator_leaves_chosen_settings_to_be_chosen_again(sample_model):
     # the fixture gave epochs and left patience to the data size
     params = TextClassifier.load(sample_model).get_params()

@@ -80,3 +80,13 @@ def test_evaluate_with_bad_files(tmp_path, sample_model):
     bad = tmp_path / "bad.tsv"
     bad.write_text("好新闻\t财经\n没有标签\n", encoding="utf-8")
     assert_user_error(run_cli("evaluate", "--model", sample_model, "--data", bad), "bad.tsv:2")
+
+
+def test_a_vocabulary_left_empty_is_one_line_and_leaves_no_folder(tmp_path):
+    result = train(tmp_path, GOOD, "--min-freq", "100000")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().split("\n")[-1] == (
+        "newsclf train: error: no token of the training texts occurs 100000 times or more, so "
+        "the vocabulary is empty: lower --min-freq (min_freq), or give texts that have words "
+        "in them")
+    assert not (tmp_path / "model").exists()

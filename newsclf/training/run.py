@@ -114,6 +114,7 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
                       output.resume_flags(work_dir))
         return TrainResult(output.path, {})
     with output.lock():
+        target_existed = Path(output.path).exists()
         work_dir = output.prepare()
         parallel.broadcast(str(work_dir))
         replacing = work_dir == output.staging
@@ -124,6 +125,10 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
                                     resume_flags)
             if export:
                 _export(work_dir, log)
+        except NewsclfError:
+            if (replacing or not target_existed) and not any(work_dir.iterdir()):
+                work_dir.rmdir()  # refused before writing anything: no empty folder left
+            raise
         except KeyboardInterrupt:
             if replacing:
                 log(f"{output.path} keeps its old model; this run continues with {resume_flags}")
@@ -174,6 +179,10 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     vocab = Vocab(parallel.broadcast(
         Vocab.build(train_features + unlabeled_features, config.min_freq,
                     config.max_vocab).tokens if parallel.writer else None))
+    if len(vocab) <= 2:  # [PAD] and [UNK] alone: nothing to learn from
+        raise NewsclfError(f"no token of the training texts occurs {config.min_freq} times or "
+                           "more, so the vocabulary is empty: lower --min-freq (min_freq), or "
+                           "give texts that have words in them")
     train_ids = [vocab.encode(f, config.max_len, tokenizer.n_features) for f in train_features]
     unlabeled_ids = [vocab.encode(f, config.max_len, tokenizer.n_features)
                      for f in unlabeled_features]
