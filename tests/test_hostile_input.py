@@ -90,3 +90,18 @@ def test_a_vocabulary_left_empty_is_one_line_and_leaves_no_folder(tmp_path):
         "the vocabulary is empty: lower --min-freq (min_freq), or give texts that have words "
         "in them")
     assert not (tmp_path / "model").exists()
+
+
+def test_labels_that_differ_only_in_case_width_or_zeros_are_warned_about(tmp_path):
+    lines = sample_lines(40)
+    data = tmp_path / "lookalike.tsv"
+    data.write_text("\n".join(lines + ["主队加时赛绝杀晋级决赛\tSports", "球队公布新赛季大名单\tsports",
+                                       "新车上市\tＡＢ", "电动车降价\tAB"]) + "\n",
+                    encoding="utf-8")
+    result = train(tmp_path, data)
+    assert result.returncode == 0, result.stderr
+    assert ("newsclf train: warning: " + str(data) + ": labels that differ only in case, width "
+            "or leading zeros are separate classes: 'AB' / 'ＡＢ'; 'Sports' / 'sports'; write "
+            "each class one way if they are one") in result.stderr
+    plain = train(tmp_path, GOOD, "--overwrite")
+    assert plain.returncode == 0 and "differ only in case" not in plain.stderr

@@ -3,6 +3,7 @@ layout :mod:`newsclf.datafiles.layout` opens, and class-names files."""
 
 from __future__ import annotations
 
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,11 @@ from newsclf.errors import DataError
 class NumericLabelsWarning(UserWarning):
     """Every label is a whole number and no class names were given: the classes are named by
     the numbers themselves."""
+
+
+class LookalikeLabelsWarning(UserWarning):
+    """Labels that differ only in case, full/half width or leading zeros: separate classes,
+    most often by mistake."""
 
 
 @dataclass
@@ -67,7 +73,24 @@ def read_labelled(path: str | Path, class_names: Sequence[str] | None = None, *,
             f"{', ...' if len(shown) > 4 else ''}) and no class names were given, so the classes "
             "are named by those numbers; pass --classes FILE (one name per line, line N = id N) "
             "to name them", NumericLabelsWarning, stacklevel=2)
+    lookalikes = _lookalike_labels(labels)
+    if lookalikes:
+        shown = "; ".join(" / ".join(map(repr, group)) for group in lookalikes[:3])
+        warnings.warn(
+            f"{layout.source}: labels that differ only in case, width or leading zeros are "
+            f"separate classes: {shown}{'; ...' if len(lookalikes) > 3 else ''}; write each "
+            "class one way if they are one", LookalikeLabelsWarning, stacklevel=2)
     return LabelledData(texts, labels, layout.source, layout)
+
+
+def _lookalike_labels(labels: list[str]) -> list[list[str]]:
+    """Groups of distinct labels equal after NFKC, lower-casing and, for numbers, their value
+    (``ＡＢ``/``AB``, ``Sports``/``sports``, ``1``/``01``)."""
+    groups: dict = {}
+    for label in sorted(set(labels)):
+        key = unicodedata.normalize("NFKC", label).lower()
+        groups.setdefault(str(int(key)) if key.isdecimal() else key, []).append(label)
+    return [group for group in groups.values() if len(group) > 1]
 
 
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
