@@ -373,7 +373,9 @@ def test_resume_after_a_crash_ends_like_the_uninterrupted_run(campaign, config, 
     if "other-settings" in result:
         other = result["other-settings"]
         assert other.returncode == 2, other.stderr
-        assert "the checkpoint was made with other config" in other.stderr
+        assert re.search(r"the checkpoint was made with other settings \(lr [0-9.e-]+, now "
+                         r"0\.01\); resume with the same data and settings", other.stderr), \
+            other.stderr
     resumed = result["resume"]
     if checkpoint is None:
         assert resumed.returncode == 2, resumed.stderr

@@ -250,6 +250,12 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
         state, tensors = load_checkpoint(checkpoint_dir, setup.output_dir)
         if state["run"] != identity:
             changed = sorted(k for k in identity if state["run"].get(k) != identity[k])
+            if "config" in changed:  # say which settings, with the checkpoint's values
+                saved = state["run"].get("config") or {}
+                changed[changed.index("config")] = "settings (" + ", ".join(
+                    f"{name} {saved.get(name)!r}, now {value!r}"
+                    for name, value in identity["config"].items()
+                    if saved.get(name) != value) + ")"
             raise NewsclfError(f"{setup.output_dir}: the checkpoint was made with other "
                                f"{', '.join(changed)}; resume with the same data and settings, "
                                "or train without --resume")
