@@ -288,13 +288,17 @@ def test_a_one_column_table_under_an_unusual_name_is_not_labelled_as_a_text(
 def test_a_one_column_table_of_texts_alone_reads_every_row(tmp_path, sample_model, first):
     texts = [first, "央行宣布下调金融机构存款准备金率", "国家队公布大名单",
              *[f"第{i}条关于股市行情的新闻标题" for i in range(10)]]
-    src = tmp_path / "in.csv"
-    src.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    out = tmp_path / "out.csv"
-    result = run_cli("predict", "--model", sample_model, "--input", src, "--output", out,
+    assert texts_read_back(tmp_path / "in.csv", texts, sample_model) == texts
+
+
+def texts_read_back(src, lines, model):
+    """The text column of what ``newsclf predict`` writes for ``src`` holding ``lines``."""
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = src.with_name("out.csv")
+    result = run_cli("predict", "--model", model, "--input", src, "--output", out,
                      "--no-progress")
     assert result.returncode == 0, result.stderr
-    assert read_out(out)["text"].tolist() == texts
+    return read_out(out)["text"].tolist()
 
 
 def test_a_read_only_output_file_is_refused_and_kept(tmp_path, sample_model):
@@ -388,10 +392,4 @@ def test_a_file_of_lines_starting_with_a_column_name_is_refused(tmp_path, sample
 def test_a_file_of_lines_whose_first_line_has_a_comma_and_a_column_word_stays_lines(
         tmp_path, sample_model, first):
     texts = [first, "央行宣布下调存款准备金率", "国足主场两球战胜对手", "教育部发布高考报名新规"]
-    src = tmp_path / "in.txt"
-    src.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    out = tmp_path / "out.csv"
-    result = run_cli("predict", "--model", sample_model, "--input", src, "--output", out,
-                     "--no-progress")
-    assert result.returncode == 0, result.stderr
-    assert read_out(out)["text"].tolist() == texts
+    assert texts_read_back(tmp_path / "in.txt", texts, sample_model) == texts
