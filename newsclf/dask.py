@@ -244,7 +244,8 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
     written under a temporary folder inside ``output_dir`` (which must be new or empty) and
     moved into it at the end: a failed run leaves no part. ``log`` receives a line per file
     saying how it is read, and one for a file without a text (empty, or its texts all blank),
-    which ends no run: the other files are labelled. Returns ``{"rows", "empty", "parts", "files", "seconds"}``.
+    which ends no run: the other files are labelled. Returns ``{"rows", "empty", "parts",
+    "files", "seconds"}``.
     """
     from tqdm.auto import tqdm
 

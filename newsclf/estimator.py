@@ -293,10 +293,9 @@ def _texts(X, name: str) -> list:
 
 
 def _labels(y, name: str) -> np.ndarray:
+    import pandas as pd
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import column_or_1d
-
-    import pandas as pd
 
     # before column_or_1d, which turns NaN among strings into the string 'nan'
     missing = np.flatnonzero(pd.isna(np.asarray(y, dtype=object).ravel())).tolist()

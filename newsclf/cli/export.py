@@ -23,7 +23,8 @@ def run(args: argparse.Namespace) -> None:
     from newsclf.modeldir import load_model_dir
     from newsclf.training.lock import refuse_to_delete_foreign_export_files
 
-    refuse_to_delete_foreign_export_files(load_model_dir(args.model).path)
-    info = export_model(args.model)
+    files = load_model_dir(args.model)  # read and checked once, for both
+    refuse_to_delete_foreign_export_files(files.path)
+    info = export_model(files)
     print(f"exported to {args.model}/inference: {export_summary(info)}")
 

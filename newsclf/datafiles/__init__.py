@@ -18,6 +18,5 @@ from newsclf.datafiles.layout import FORMATS, Layout, open_table
 from newsclf.datafiles.texts import iter_input_chunks, open_texts, text_chunks
 
 __all__ = ["FORMATS", "LabelledData", "Layout", "LookalikeLabelsWarning", "NumericLabelsWarning",
-           "decode_bytes",
-           "detect_encoding", "iter_input_chunks", "open_table", "open_texts", "read_class_names",
-           "read_file_text", "read_labelled", "text_chunks"]
+           "decode_bytes", "detect_encoding", "iter_input_chunks", "open_table", "open_texts",
+           "read_class_names", "read_file_text", "read_labelled", "text_chunks"]

@@ -14,8 +14,7 @@ The rules (the same for training, evaluation and prediction):
   ``category``, ``类别``, ...). Otherwise there is none, unless the first row looks like one
   (a label seen nowhere else in the first rows while the others repeat; in a one-column table,
   a name such as ``news_summary`` or ``新闻全文`` above Chinese texts): that is refused as
-  ambiguous.
-  ``header`` overrides.
+  ambiguous. ``header`` overrides.
 - **Columns** by name or by position from 1. Without a choice: the usual names; with two
   columns, the one holding labels is the one whose values repeat (or are whole numbers; in a
   file of fewer than ten rows, the much shorter one, else the second) and the other holds the
@@ -540,8 +539,8 @@ def _refuse_text_header_lookalike(data, source, line) -> None:
     if not below or sum(map(_has_chinese, below)) < 0.9 * len(below):
         return
     if _IDENTIFIER.fullmatch(first) or (len(first) <= 8 and first.endswith(_NAME_ENDINGS)):
-        shown = first if len(first) <= 30 else first[:30] + "…"
-        raise DataError(f"{source}:{line}: the first row ({shown!r}) looks like a column name: "
+        raise DataError(f"{source}:{line}: the first row ({column_list([first])}) looks like "
+                        "a column name: "
                         "pass --header to read it as one, or --no-header to read it as a text")
 
 

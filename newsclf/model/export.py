@@ -186,7 +186,7 @@ def load_network(files: ModelFiles):
     return network
 
 
-def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
+def export_model(model_dir: str | Path | ModelFiles, tolerance: float = 1e-3) -> dict:
     """Write the inference export of a model directory into ``DIR/inference`` and check that
     each graph gives the network's scores (max absolute difference within ``tolerance``) on
     random texts of every length up to ``max_len``: the Paddle Inference graph (required) and,
@@ -195,7 +195,7 @@ def export_model(model_dir: str | Path, tolerance: float = 1e-3) -> dict:
     from newsclf.model.inference import (InferenceEngine, OnnxEngine, onnx_runtime_installed,
                                          predict_scores)
 
-    files = load_model_dir(model_dir)
+    files = model_dir if isinstance(model_dir, ModelFiles) else load_model_dir(model_dir)
     network = load_network(files)
     spec = files.spec
     rng = np.random.RandomState(0)

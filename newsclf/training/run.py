@@ -114,7 +114,7 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
                       output.resume_flags(work_dir))
         return TrainResult(output.path, {})
     with output.lock():
-        target_existed = Path(output.path).exists()
+        target_existed = output.path.exists()
         work_dir = output.prepare()
         parallel.broadcast(str(work_dir))
         replacing = work_dir == output.staging
