@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from starlette.exceptions import HTTPException
 
 from newsclf import __version__
 from newsclf.errors import NewsclfError
@@ -253,6 +255,13 @@ def create_app(model=None, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
     async def invalid_request(request: Request, exc: RequestValidationError):
         return JSONResponse({"detail": _one_line(exc.errors())}, status_code=422)
 
+    @app.exception_handler(HTTPException)
+    async def unreadable_body(request: Request, exc: HTTPException):
+        detail = _unreadable_body(exc.__cause__) if exc.status_code == 400 else None
+        if detail is None:
+            return await http_exception_handler(request, exc)
+        return _error(422, detail)
+
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"},
@@ -334,6 +343,18 @@ def _dev_metrics(files) -> dict | None:
 
 def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _unreadable_body(cause: BaseException | None) -> str | None:
+    """What to fix in a body FastAPI could not parse as JSON (it answers such a body with a
+    bare "There was an error parsing the body"), or None when the cause is not the body's."""
+    example = '{"texts": ["..."]}'
+    if isinstance(cause, UnicodeDecodeError):
+        return (f"the body is not UTF-8 (byte {cause.start} cannot be decoded): send the JSON "
+                f"encoded as UTF-8, e.g. {example}")
+    if isinstance(cause, RecursionError):
+        return f"the body's JSON is nested too deep to read: send a flat object such as {example}"
+    return None
 
 
 def _one_line(errors) -> str:

@@ -162,11 +162,22 @@ def test_limits_and_bad_requests(client, body, status, fragment):
     (b'{"texts": ["a"]}', {"content-type": "application/x-www-form-urlencoded"},
      "Content-Type: application/json"),
     (b"", {}, "the body is missing"),
+    ('{"texts": ["股市"]}'.encode("gbk"), {"content-type": "application/json"},
+     "the body is not UTF-8 (byte 12 cannot be decoded)"),
+    (b"[" * 100_000 + b"]" * 100_000, {"content-type": "application/json"},
+     "nested too deep"),
 ])
 def test_bodies_that_are_not_json(client, content, headers, fragment):
     response = client.post("/predict", content=content, headers=headers)
     assert response.status_code == 422, response.text
     assert fragment in response.json()["detail"]
+
+
+@needs_serve
+def test_other_http_errors_keep_their_status(client):
+    assert client.get("/no-such-page").status_code == 404
+    response = client.get("/predict")
+    assert response.status_code == 405 and response.json() == {"detail": "Method Not Allowed"}
 
 
 @needs_serve
