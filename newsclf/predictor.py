@@ -18,7 +18,7 @@ from newsclf.errors import ModelDirError, NewsclfError
 from newsclf.modeldir import ModelFiles, dev_metrics, load_model_dir
 from newsclf.spec import BACKENDS, LONG_TEXT_MODES
 from newsclf.tokenize import Tokenizer, normalize
-from newsclf.vocab import UNK_ID
+from newsclf.vocab import has_known_token
 
 EMPTY_TEXT, NO_KNOWN_TOKEN = "empty text", "no known token"
 _WINDOWS_PER_CALL = 4096  # --long-text chunk: windows scored at once (bounds memory)
@@ -127,7 +127,7 @@ class Predictor:
         from newsclf.model.inference import predict_scores
 
         encoded = self.encode(texts)
-        known = np.array([bool((ids != UNK_ID).any()) for ids in encoded], dtype=bool)
+        known = np.array([has_known_token(ids) for ids in encoded], dtype=bool)
         if known.any():
             out[known] = predict_scores(self._forward, [e for e, ok in zip(encoded, known) if ok],
                                         batch_size)
@@ -162,7 +162,7 @@ class Predictor:
         for i, text in enumerate(texts):
             for features in self.tokenizer.iter_feature_windows(text, size):
                 ids = self.vocab.encode(features, size, n_features)
-                if (ids != UNK_ID).any():
+                if has_known_token(ids):
                     windows.append(ids)
                     windows_of[i] += 1
                 if len(windows) >= _WINDOWS_PER_CALL:

@@ -21,6 +21,12 @@ PAD, UNK = "[PAD]", "[UNK]"
 PAD_ID, UNK_ID = 0, 1
 
 
+def has_known_token(ids: np.ndarray) -> bool:
+    """Whether a text's ids hold an entry of the vocabulary, not only ``[UNK]``: without one a
+    model has nothing to classify the text by."""
+    return bool((ids != UNK_ID).any())
+
+
 class Vocab:
     def __init__(self, tokens: Sequence[str]):
         if list(tokens[:2]) != [PAD, UNK]:

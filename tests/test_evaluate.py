@@ -154,9 +154,9 @@ def test_probabilities_are_computed_once_with_the_batch_size():
         classes_ = np.array(CLASSES, dtype=object)
         calls = []
 
-        def predict_proba(self, texts, batch_size=256):
+        def classify(self, texts, batch_size=256):
             self.calls.append((list(texts), batch_size))
-            return one_hot([0] * len(texts), 3)
+            return one_hot([0] * len(texts), 3), [None] * len(texts)
 
     fake = FakePredictor()
     result = evaluate(fake, ["甲", "乙"], ["体育", "科技"], batch_size=7)
@@ -208,6 +208,72 @@ def test_sample_model_scores_are_consistent_and_saved(predictor, tmp_path):
     report = (out / "classification_report.txt").read_text(encoding="utf-8")
     assert all(name in report for name in result.classes)
     assert f"{result.accuracy:.4f}" in report
+
+
+def test_texts_without_a_prediction_count_as_errors_in_their_own_column(tmp_path):
+    ids = [0, 1, 2, 0, 1]
+    probabilities = one_hot(ids, 3, score=0.8)
+    probabilities[3:] = 1 / 3  # what the predictor gives a text it cannot classify
+    texts = ["甲", "乙", "丙", "😀😀", ""]
+    result = EvaluationResult.from_predictions(CLASSES, texts, [CLASSES[i] for i in ids],
+                                               probabilities, no_label=[0, 0, 0, 1, 1])
+    assert result.accuracy == pytest.approx(3 / 5) and result.no_label == 2
+    assert result.per_class["体育"]["recall"] == 0.5 and result.per_class["体育"]["precision"] == 1
+    matrix = result.confusion_matrix
+    assert list(matrix.columns) == CLASSES + ["(no label)"]
+    assert matrix["(no label)"].tolist() == [1, 1, 0]
+    assert matrix.to_numpy().sum(axis=1).tolist() == [2, 2, 1]  # every text in its true row
+    np.testing.assert_allclose(result.confusion_matrix_normalized.sum(axis=1), 1.0)
+    wrong = result.misclassified
+    assert wrong["pred_label"].tolist() == ["(no label)", "(no label)"]
+    assert wrong["text"].tolist() == ["😀😀", ""] and wrong["pred_score"].isna().all()
+    assert "no label: 2 text(s)" in result.summary()
+    assert result.to_dict()["no_label"] == 2
+    out = result.save(tmp_path / "report")
+    saved = read_matrix(out / "confusion_matrix.csv")
+    assert list(saved.columns) == CLASSES + ["(no label)"]
+    assert (out / "confusion_matrix.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_evaluate_gives_no_label_where_predict_does(predictor, tmp_path):
+    label = str(predictor.classes_[0])
+    texts = ["😀😀😀", "🎉", "。。。", "股市今日大涨"]
+    result = evaluate(predictor, texts, [label] * 4)
+    labels = [best["label"] for best in predictor.predict(texts)]
+    assert labels[:3] == [None, None, None]
+    assert result.no_label == 3
+    assert result.accuracy == (0.25 if labels[3] == label else 0.0)
+    data = tmp_path / "odd.tsv"
+    data.write_text("".join(f"{text}\t{label}\n" for text in texts), encoding="utf-8")
+    run = run_cli("evaluate", "--model", predictor.files.path, "--data", data,
+                  "--output", tmp_path / "report")
+    assert run.returncode == 0, run.stderr
+    assert "no label: 3 text(s)" in run.stdout + run.stderr
+    wrong = pd.read_csv(tmp_path / "report" / "misclassified.csv", encoding="utf-8-sig")
+    assert (wrong["pred_label"] == "(no label)").sum() == 3
+
+
+def test_training_scores_dev_texts_without_a_prediction_as_evaluate_does(tmp_path, tiny_config):
+    import dataclasses
+
+    from newsclf import Predictor
+    from newsclf.training import train
+
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("".join((SAMPLE / "dev.tsv").read_text(encoding="utf-8")
+                           .splitlines(keepends=True)[:40])
+                   + "".join(f"😀🎉 {i}\t体育\n🚀🔥\t财经\n" for i in range(5)),
+                   encoding="utf-8")
+    model = tmp_path / "model"
+    train(dataclasses.replace(tiny_config, epochs=1), read_labelled(SAMPLE / "train.tsv"),
+          read_labelled(dev), model, progress=False, log=lambda message: None)
+    metrics = json.loads((model / "metrics.json").read_text(encoding="utf-8"))
+    saved = json.loads((model / "eval_dev" / "metrics.json").read_text(encoding="utf-8"))
+    data = read_labelled(dev)
+    again = evaluate(Predictor.from_dir(model), data.texts, data.labels)
+    assert saved["no_label"] == again.no_label == 5  # "😀🎉 0" has a known token: 0
+    assert metrics["dev_accuracy"] == saved["accuracy"] == again.accuracy
+    assert metrics["dev_macro_f1"] == pytest.approx(again.macro_f1)
 
 
 def test_png_is_written(tmp_path):

@@ -27,17 +27,20 @@ from newsclf.evaluation.fonts import MissingFontWarning, cjk_font, find_cjk_font
 from newsclf.evaluation.metrics import accuracy_and_macro_f1, label_ids
 from newsclf.evaluation.report import (CONFUSION_CSV, CONFUSION_NORMALIZED_CSV, CONFUSION_PNG,
                                        MATRIX_CORNER, METRICS_JSON, MISCLASSIFIED_CSV,
-                                       REPORT_TXT, EvaluationResult)
+                                       NO_LABEL, REPORT_TXT, EvaluationResult)
 
 __all__ = ["evaluate", "EvaluationResult", "accuracy_and_macro_f1", "label_ids", "cjk_font",
            "find_cjk_font", "MissingFontWarning", "METRICS_JSON", "REPORT_TXT", "CONFUSION_CSV",
-           "CONFUSION_NORMALIZED_CSV", "MISCLASSIFIED_CSV", "CONFUSION_PNG", "MATRIX_CORNER"]
+           "CONFUSION_NORMALIZED_CSV", "MISCLASSIFIED_CSV", "CONFUSION_PNG", "MATRIX_CORNER",
+           "NO_LABEL"]
 
 
 def evaluate(predictor, texts: Sequence[str], labels: Sequence[str],
              batch_size: int = 256) -> EvaluationResult:
-    """Classify ``texts`` with ``predictor`` (one pass of ``predict_proba``) and score the
-    predictions against the true class names ``labels``."""
+    """Classify ``texts`` with ``predictor`` (one pass of ``classify``) and score the
+    predictions against the true class names ``labels``. A text the model has nothing to
+    classify by (empty, or no token it knows; ``predict`` gives it no label) counts as an
+    error, predicted ``"(no label)"``."""
     texts = [texts] if isinstance(texts, str) else list(texts)
     labels = [labels] if isinstance(labels, str) else list(labels)
     if not texts and not labels:
@@ -46,5 +49,6 @@ def evaluate(predictor, texts: Sequence[str], labels: Sequence[str],
         raise NewsclfError(f"{len(texts)} texts but {len(labels)} labels; give one label per text")
     classes = [str(c) for c in predictor.classes_]
     label_ids(classes, labels)  # fail on unknown labels before spending time on predictions
-    probabilities = predictor.predict_proba(texts, batch_size=batch_size)
-    return EvaluationResult.from_predictions(classes, texts, labels, probabilities)
+    probabilities, problems = predictor.classify(texts, batch_size=batch_size)
+    return EvaluationResult.from_predictions(classes, texts, labels, probabilities,
+                                             no_label=[problem is not None for problem in problems])

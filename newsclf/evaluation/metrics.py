@@ -105,8 +105,10 @@ def most_confused(counts: np.ndarray, top: int) -> list[tuple[int, int, int]]:
 def mistakes_most_confident_first(y_true: np.ndarray, y_pred: np.ndarray,
                                   probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the wrongly predicted rows, most confident first (ties keep input order),
-    and the probability each of them gave its predicted class."""
+    and the probability each of them gave its predicted class (NaN, and last, for a row
+    without a prediction: class id -1)."""
     scores = probabilities[np.arange(len(y_pred)), y_pred].astype(np.float64)
+    scores[y_pred < 0] = np.nan
     wrong = np.flatnonzero(y_true != y_pred)
     wrong = wrong[np.argsort(-scores[wrong], kind="stable")]
     return wrong, scores[wrong]

@@ -29,6 +29,9 @@ CONFUSION_PNG = "confusion_matrix.png"
 REPORT_FILES = (METRICS_JSON, REPORT_TXT, CONFUSION_CSV, CONFUSION_NORMALIZED_CSV,
                 MISCLASSIFIED_CSV, CONFUSION_PNG)
 MATRIX_CORNER = "true\\predicted"  # header of the first column of the confusion-matrix CSVs
+# the prediction of a text the model has nothing to classify by (an empty text, or no token it
+# knows): counted as an error, in its own confusion-matrix column
+NO_LABEL = "(no label)"
 
 
 def check_report_dir(directory: Path) -> None:
@@ -60,7 +63,9 @@ class EvaluationResult:
     index = true class, columns = predicted class, every model class present),
     ``confusion_matrix_normalized`` (rows sum to 1; a class absent from the data has a row of 0),
     ``misclassified`` (text, true_label, pred_label, pred_score of every wrong row, most confident
-    first; the index is the row's position in the input).
+    first; the index is the row's position in the input), ``no_label`` (how many texts the model
+    had nothing to classify by: they count as errors, have the prediction ``"(no label)"`` and,
+    when there are any, their own last column in the confusion matrices).
     """
 
     def __init__(self, classes, texts, y_true, y_pred, probabilities):
@@ -80,15 +85,22 @@ class EvaluationResult:
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(self.classes, precision, recall, f1, support)}
 
+        unlabelled = self.y_pred < 0
+        self.no_label = int(unlabelled.sum())
         counts = confusion_counts(self.y_true, self.y_pred, n_classes)
+        predicted = list(self.classes)
+        if self.no_label:
+            counts = np.column_stack([counts, np.bincount(self.y_true[unlabelled],
+                                                          minlength=n_classes)])
+            predicted.append(NO_LABEL)
         index = pd.Index(self.classes, name="true")
-        columns = pd.Index(self.classes, name="predicted")
+        columns = pd.Index(predicted, name="predicted")
         self.confusion_matrix = pd.DataFrame(counts, index=index, columns=columns)
         self.confusion_matrix_normalized = pd.DataFrame(row_shares(counts), index=index.copy(),
                                                         columns=columns.copy())
 
         wrong, scores = mistakes_most_confident_first(self.y_true, self.y_pred, probabilities)
-        names = np.array(self.classes, dtype=object)
+        names = np.array(self.classes + [NO_LABEL], dtype=object)  # y_pred -1: NO_LABEL
         self.misclassified = pd.DataFrame(
             {"text": [self.texts[i] for i in wrong], "true_label": names[self.y_true[wrong]],
              "pred_label": names[self.y_pred[wrong]], "pred_score": scores},
@@ -99,10 +111,13 @@ class EvaluationResult:
 
     @classmethod
     def from_predictions(cls, classes: Sequence[str], texts: Sequence[str] | None,
-                         true_labels: Sequence[str], probabilities) -> "EvaluationResult":
+                         true_labels: Sequence[str], probabilities,
+                         no_label=None) -> "EvaluationResult":
         """Score given class probabilities ``[n, n_classes]`` (columns in ``classes`` order)
-        against true class names; the prediction is the most probable class. ``texts`` may be
-        None (the misclassified table then has empty texts)."""
+        against true class names; the prediction is the most probable class, except for the
+        rows ``no_label`` marks (a boolean per row: the model had nothing to classify the text
+        by), which count as errors. ``texts`` may be None (the misclassified table then has
+        empty texts)."""
         classes = [str(c) for c in classes]
         if len(set(classes)) != len(classes):
             raise ValueError("classes must be distinct")
@@ -116,7 +131,10 @@ class EvaluationResult:
         if probabilities.shape != (len(true_labels), len(classes)):
             raise ValueError(f"probabilities have shape {probabilities.shape}, expected "
                              f"{(len(true_labels), len(classes))} (texts x classes)")
-        return cls(classes, texts, y_true, probabilities.argmax(axis=1), probabilities)
+        y_pred = probabilities.argmax(axis=1)
+        if no_label is not None:
+            y_pred[np.asarray(no_label, dtype=bool)] = -1
+        return cls(classes, texts, y_true, y_pred, probabilities)
 
     def __repr__(self) -> str:
         return (f"EvaluationResult(n={self.n}, accuracy={self.accuracy:.4f}, "
@@ -125,7 +143,7 @@ class EvaluationResult:
     def to_dict(self) -> dict:
         """The scores as plain JSON-ready values (the content of ``metrics.json``)."""
         return {"accuracy": self.accuracy, "macro_f1": self.macro_f1,
-                "weighted_f1": self.weighted_f1, "n": self.n,
+                "weighted_f1": self.weighted_f1, "n": self.n, "no_label": self.no_label,
                 "per_class": {name: dict(values) for name, values in self.per_class.items()}}
 
     def report(self) -> str:
@@ -134,7 +152,7 @@ class EvaluationResult:
 
     def summary(self, top: int = 3) -> str:
         """A few lines: accuracy, macro-F1, the weakest classes and the most confused pairs."""
-        counts = self.confusion_matrix.to_numpy()
+        counts = self._class_counts()
         correct = int(np.trace(counts))
         lines = [f"accuracy {self.accuracy:.4f} ({correct}/{self.n}), "
                  f"macro-F1 {self.macro_f1:.4f}, weighted-F1 {self.weighted_f1:.4f}"]
@@ -152,11 +170,18 @@ class EvaluationResult:
                 f"{self.classes[t]} → {self.classes[p]}: {count}" for t, p, count in confused))
         else:
             lines.append("most confused (true → predicted): none, no errors")
+        if self.no_label:
+            lines.append(f"no label: {self.no_label} text(s) with nothing to classify them by "
+                         "(empty, or no token the model knows), counted as errors")
         absent = [name for name, v in self.per_class.items() if v["support"] == 0]
         if absent:
             lines.append(f"not in the data (support 0, F1 counted as 0 in macro-F1): "
                          f"{', '.join(absent)}")
         return "\n".join(lines)
+
+    def _class_counts(self) -> np.ndarray:
+        """The confusion counts between the model's classes (no ``(no label)`` column)."""
+        return self.confusion_matrix[self.classes].to_numpy()
 
     def _plot_title(self) -> str:
         return (f"confusion matrix: accuracy {self.accuracy:.4f}, "
@@ -169,12 +194,12 @@ class EvaluationResult:
         in Jupyter). Chinese class names are drawn with the CJK font newsclf ships (see
         :mod:`newsclf.evaluation.fonts`); when no font has their characters the axes show
         ``class N`` (row N of ``confusion_matrix``) and a one-line warning says so."""
-        return plot_confusion_matrix(self.confusion_matrix.to_numpy(), self.classes,
+        return plot_confusion_matrix(self._class_counts(), self.classes,
                                      self._plot_title(), ax=ax)
 
     def plot_png(self, dpi: int = 150) -> bytes:
         """The confusion-matrix heatmap as PNG bytes (Agg; no pyplot, no window)."""
-        return confusion_matrix_png(self.confusion_matrix.to_numpy(), self.classes,
+        return confusion_matrix_png(self._class_counts(), self.classes,
                                     self._plot_title(), dpi=dpi)
 
     def save(self, directory: str | Path) -> Path:

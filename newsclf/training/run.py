@@ -35,7 +35,7 @@ from newsclf.training.ensemble import train_members_in_processes
 from newsclf.training.lock import OutputDirectory
 from newsclf.training.loop import MemberResult, RunSetup, train_member
 from newsclf.training.report import Reporter
-from newsclf.vocab import PAD_ID, UNK_ID, Vocab
+from newsclf.vocab import PAD_ID, UNK_ID, Vocab, has_known_token
 
 
 @dataclass
@@ -234,8 +234,10 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
         reporter.close()
     if not parallel.writer:
         return {}
-    return _save(setup, results, students, len(unlabeled_ids), dev_data, parallel.world, log,
-                 started)
+    # the dev texts the saved model will give no label (as Predictor.classify decides)
+    dev_no_label = [not has_known_token(ids) for ids in dev_ids] if dev_ids is not None else None
+    return _save(setup, results, students, len(unlabeled_ids), dev_data, dev_no_label,
+                 parallel.world, log, started)
 
 
 def unseen_entries(vocab_size: int, train_ids: list) -> np.ndarray:
@@ -256,7 +258,8 @@ def _summary(result: MemberResult, has_dev: bool) -> dict:
 
 
 def _save(setup: RunSetup, results: list[MemberResult], students: list[MemberResult],
-          n_unlabeled: int, dev_data, world_size: int, log, started: float) -> dict:
+          n_unlabeled: int, dev_data, dev_no_label, world_size: int, log,
+          started: float) -> dict:
     """Write the model directory (the one encoder, the ensemble, or the student distilled from
     it: the best round's), its dev evaluation and metrics; returns the metrics."""
     from newsclf.evaluation import EvaluationResult
@@ -315,7 +318,8 @@ def _save(setup: RunSetup, results: list[MemberResult], students: list[MemberRes
         world_size, one_encoder=kept is not None, distillation=distillation))
     if has_dev:
         dev_result = EvaluationResult.from_predictions(setup.classes, dev_data.texts,
-                                                       dev_data.labels, probabilities)
+                                                       dev_data.labels, probabilities,
+                                                       no_label=dev_no_label)
         metrics.update(dev_accuracy=dev_result.accuracy, dev_macro_f1=dev_result.macro_f1)
         dev_result.save(setup.output_dir / EVAL_DEV)
     write_json(setup.output_dir / METRICS, metrics)
