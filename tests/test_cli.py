@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import SAMPLE, assert_user_error, run_cli
 
 
@@ -121,6 +123,34 @@ def test_baseline_command_scores_both_baselines():
     rows = {line.split()[0]: line.split() for line in result.stdout.strip().split("\n")[1:]}
     assert set(rows) == {"tfidf-char-svm", "tfidf-word-svm"}
     assert 0.3 < float(rows["tfidf-char-svm"][1]) <= 1.0
+
+
+def test_baseline_macro_f1_averages_over_the_training_classes():
+    from sklearn.metrics import f1_score
+
+    from newsclf.baseline import make_baseline, run_baseline
+    from newsclf.data import read_labelled
+
+    train, dev = read_labelled(SAMPLE / "train.tsv"), read_labelled(SAMPLE / "dev.tsv")
+    three = sorted(set(dev.labels))[:3]
+    rows = [i for i, label in enumerate(dev.labels) if label in three]
+    texts, labels = [dev.texts[i] for i in rows], [dev.labels[i] for i in rows]
+    result = run_baseline("tfidf-char-svm", train.texts, train.labels, texts, labels)
+    predicted = make_baseline("tfidf-char-svm").fit(train.texts, train.labels).predict(texts)
+    classes = sorted(set(train.labels))
+    assert len(classes) == 10
+    assert result.macro_f1 == pytest.approx(f1_score(labels, predicted, labels=classes,
+                                                     average="macro", zero_division=0))
+
+
+def test_baseline_on_texts_with_nothing_to_learn_is_a_user_error(tmp_path):
+    data = tmp_path / "blank.tsv"
+    data.write_text("".join(f"\u200b\u200d\ufeff\t{'体育' if i % 2 else '娱乐'}\n"
+                            for i in range(20)), encoding="utf-8")
+    for model in ("tfidf-char-svm", "tfidf-word-svm"):
+        result = run_cli("baseline", "--train", data, "--dev", data, "--label-column", "2",
+                         "--model", model)
+        assert_user_error(result, "have no", "left once normalized", model)
 
 
 def test_explain_command_prints_prediction_and_writes_html(tmp_path, sample_model):
