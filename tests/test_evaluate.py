@@ -411,3 +411,44 @@ def test_reports_are_never_written_over_a_model(tmp_path, sample_model, predicto
                                   f"{model.resolve()}, which newsclf replaces whole")
     assert {path: path.read_bytes() for path in model.rglob("*") if path.is_file()} == before
     assert not (model / "inference" / "reports").exists()
+
+
+def test_reports_never_replace_the_users_files(tmp_path, sample_model, predictor):
+    data = tmp_path / "d30.tsv"
+    data.write_text("".join((SAMPLE / "dev.tsv").read_text(encoding="utf-8")
+                            .splitlines(keepends=True)[:30]), encoding="utf-8")
+    mine = tmp_path / "proj"
+    mine.mkdir()
+    (mine / "metrics.json").write_text('{"my": "results"}', encoding="utf-8")
+    (mine / "classification_report.txt").write_text("notes", encoding="utf-8")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("x", encoding="utf-8")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "misclassified.csv").write_text(
+        "text,label\n" + data.read_text(encoding="utf-8").replace("\t", ","), encoding="utf-8")
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    for output, data_file, fragment in (
+            (mine, data, "but no metrics.json of an evaluation report"),
+            (notes, data, "holds files that are not an evaluation report (todo.txt)"),
+            (copy, copy / "misclassified.csv", "would replace the data being evaluated"),
+            (data, data, "is a file; give a folder")):
+        result = run_cli("evaluate", "--model", sample_model, "--data", data_file,
+                         "--output", output)
+        assert_user_error(result, f"{output}: ", fragment)
+        with pytest.raises(NewsclfError, match="folder|file"):
+            evaluate(predictor, ["股市大涨"], [predictor.classes_[0]]).save(output)
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def test_an_earlier_report_is_replaced(tmp_path, sample_model):
+    data = tmp_path / "d30.tsv"
+    lines = (SAMPLE / "dev.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    data.write_text("".join(lines[:30]), encoding="utf-8")
+    output = tmp_path / "report"
+    for rows in (30, 60):
+        data.write_text("".join(lines[:rows]), encoding="utf-8")
+        result = run_cli("evaluate", "--model", sample_model, "--data", data, "--output", output)
+        assert result.returncode == 0, result.stderr
+        assert json.loads((output / "metrics.json").read_text(encoding="utf-8"))["n"] == rows

@@ -16,7 +16,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
     add_model_option(evaluate)
     evaluate.add_argument("--data", required=True, metavar="PATH", help="labelled data (see the layout options and examples below)")
     evaluate.add_argument("--output", metavar="DIR",
-                          help="where to write the reports (default: DIR/eval-<data file name>)")
+                          help="where to write the reports: a new or empty folder, or one holding "
+                               "an earlier report, which they replace (default: "
+                               "DIR/eval-<data file name>)")
     evaluate.add_argument("--batch-size", type=int, default=256, metavar="N",
                           help="texts per model call (default: 256)")
     add_data_options(evaluate)
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> None:
 
     output = (Path(args.output) if args.output
               else Path(args.model) / f"{EVAL_REPORTS_PREFIX}{Path(args.data).stem}")
-    check_report_dir(output)  # before the predictions, not after
+    check_report_dir(output, args.data)  # before the predictions, not after
     predictor = Predictor.from_dir(args.model)
     _, data = read_labelled_files(args, args.data)
     result = evaluate(predictor, data.texts, data.labels, batch_size=args.batch_size)

@@ -7,6 +7,8 @@ The numbers come from :mod:`newsclf.evaluation.metrics` and the drawing from
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -28,30 +30,72 @@ CONFUSION_PNG = "confusion_matrix.png"
 # every file a saved report holds
 REPORT_FILES = (METRICS_JSON, REPORT_TXT, CONFUSION_CSV, CONFUSION_NORMALIZED_CSV,
                 MISCLASSIFIED_CSV, CONFUSION_PNG)
+# the keys that tell a saved report's metrics.json (they are all in EvaluationResult.to_dict)
+REPORT_METRICS = {"accuracy", "macro_f1", "weighted_f1", "n", "per_class"}
 MATRIX_CORNER = "true\\predicted"  # header of the first column of the confusion-matrix CSVs
 # the prediction of a text the model has nothing to classify by (an empty text, or no token it
 # knows): counted as an error, in its own confusion-matrix column
 NO_LABEL = "(no label)"
 
 
-def check_report_dir(directory: Path) -> None:
+def check_report_dir(directory: Path, data: str | Path | None = None) -> None:
     """Refuse a folder reports may not be written into: a model directory (they would replace
     its own metrics.json), or its export or checkpoint folders (or a folder inside them), which
-    newsclf replaces whole."""
+    newsclf replaces whole; a file; a folder holding anything but an earlier report (the user's
+    files would be replaced or mixed with the report); and the folder of the evaluated ``data``
+    file when the report would replace it."""
     from newsclf.modeldir import CHECKPOINT_DIR, EVAL_REPORTS_PREFIX, EXPORT_DIR, is_model_dir
 
+    directory = Path(directory)
     fix = (f"write them to another folder (by default a folder inside the model: "
            f"{EVAL_REPORTS_PREFIX}<data>)")
     if is_model_dir(directory):
         raise NewsclfError(f"{directory}: is a newsclf model directory, and the reports would "
                            f"replace its own metrics.json; {fix}")
-    resolved = Path(directory).resolve()
+    resolved = directory.resolve()
     model = next((parent for parent in resolved.parents if is_model_dir(parent)), None)
     if model is not None:
         folder = resolved.relative_to(model).parts[0]
         if folder in (EXPORT_DIR, CHECKPOINT_DIR) or folder.startswith(f".{EXPORT_DIR}-"):
             raise NewsclfError(f"{directory}: is inside the {folder} folder of the model in "
                                f"{model}, which newsclf replaces whole; {fix}")
+    if directory.exists() and not directory.is_dir():
+        raise NewsclfError(f"{directory}: is a file; give a folder for the reports")
+    if data is not None and Path(data).name in REPORT_FILES \
+            and Path(data).resolve().parent == resolved:
+        raise NewsclfError(f"{directory}: the report's {Path(data).name} would replace the data "
+                           "being evaluated; give another --output folder")
+    if directory.is_dir():
+        _refuse_foreign_files(directory)
+
+
+def _refuse_foreign_files(directory: Path) -> None:
+    """Refuse a non-empty folder unless it holds an earlier report and nothing else: report
+    files only, its metrics.json one that :meth:`EvaluationResult.save` wrote."""
+    entries = sorted(os.listdir(directory))
+    if not entries:
+        return
+    foreign = [name for name in entries if name not in REPORT_FILES
+               or (directory / name).is_symlink() or not (directory / name).is_file()]
+    reason = None
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        reason = f"holds files that are not an evaluation report ({shown})"
+    elif not _is_report_metrics(directory / METRICS_JSON):
+        reason = (f"holds {', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''} but no "
+                  f"{METRICS_JSON} of an evaluation report")
+    if reason:
+        raise NewsclfError(f"{directory}: {reason}; write the reports to a new or empty folder "
+                           "(or one holding an earlier report, which they replace)")
+
+
+def _is_report_metrics(path: Path) -> bool:
+    """Whether ``path`` holds the metrics.json of a saved report (:meth:`EvaluationResult.to_dict`)."""
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(values, dict) and REPORT_METRICS <= values.keys()
 
 
 class EvaluationResult:
