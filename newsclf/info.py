@@ -96,13 +96,16 @@ def format_info(info: dict) -> str:
     classes = info["classes"]
     lines = [info["path"],
              f"  classes      {len(classes)}: {' '.join(classes)}"]
-    if "dev_accuracy" in metrics:
+    if "dev_accuracy" in metrics and "dev_macro_f1" in metrics:
         sizes = ", ".join(f"{metrics[key]:,} {name}" for key, name in
                           (("n_train", "training"), ("n_dev", "dev")) if key in metrics)
         lines.append(f"  dev          accuracy {metrics['dev_accuracy']:.4f}, macro-F1 "
                      f"{metrics['dev_macro_f1']:.4f}" + (f" ({sizes} texts)" if sizes else ""))
-    else:
+    elif metrics.get("n_dev") == 0:
         lines.append("  dev          no dev scores (trained without --dev)")
+    else:
+        lines.append("  dev          no dev scores (metrics.json is missing, unreadable or "
+                     "edited)")
     lines.append(f"  predicts     with {info['predicts_with']}")
     lines.append(
         f"  model        tokenizer {model.get('tokenizer')}, {model.get('n_layers')} layer(s) of "

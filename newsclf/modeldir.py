@@ -265,11 +265,20 @@ def load_model_dir(path: str | Path) -> ModelFiles:
                       fingerprint, first_version)
 
 
+_RECORDED_NUMBERS = ("dev_accuracy", "dev_macro_f1", "n_train", "n_dev", "best_epoch")
+
+
 def dev_metrics(files: ModelFiles) -> dict:
     """The model's recorded dev scores and data sizes (``metrics.json``, written by training;
-    empty without a readable one: it is a record, never needed to load)."""
+    empty without a readable one: it is a record, never needed to load, and not under the
+    checksums)."""
     try:
         value = json.loads((files.path / METRICS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        return {}
+    # an edited file may hold anything: scores that are not numbers are left out
+    return {key: item for key, item in value.items()
+            if key not in _RECORDED_NUMBERS or isinstance(item, (int, float))
+            and not isinstance(item, bool)}

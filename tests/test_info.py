@@ -60,3 +60,25 @@ def test_info_takes_the_model_as_the_other_commands_do(sample_model):
     assert positional.returncode == option.returncode == 0, option.stderr
     assert option.stdout == positional.stdout
     assert_user_error(run_cli("info"), "give one model directory: newsclf info DIR")
+
+
+def test_info_on_a_missing_or_edited_metrics_record(tmp_path, sample_model):
+    import shutil
+
+    from newsclf.info import format_info, model_info
+
+    model = tmp_path / "model"
+    shutil.copytree(sample_model, model)
+    record = model / "metrics.json"
+    for content, shown in ((None, "no dev scores (metrics.json is missing, unreadable or edited)"),
+                           ("{bad", "no dev scores (metrics.json is missing, unreadable or edited)"),
+                           ('{"dev_accuracy": 0.5}', "no dev scores (metrics.json is missing"),
+                           ('{"dev_accuracy": "high", "dev_macro_f1": 0.5}', "no dev scores ("),
+                           ('{"n_train": 400, "n_dev": 0}', "no dev scores (trained without --dev)")):
+        record.unlink(missing_ok=True)
+        if content is not None:
+            record.write_text(content, encoding="utf-8")
+        result = run_cli("info", model)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        assert shown in result.stdout
+        assert shown in format_info(model_info(model))
