@@ -452,3 +452,16 @@ def test_an_earlier_report_is_replaced(tmp_path, sample_model):
         result = run_cli("evaluate", "--model", sample_model, "--data", data, "--output", output)
         assert result.returncode == 0, result.stderr
         assert json.loads((output / "metrics.json").read_text(encoding="utf-8"))["n"] == rows
+
+
+def test_labels_that_are_numbers_match_classes_named_by_them():
+    class NumberedPredictor:
+        classes_ = np.array([0, 10, 20])
+
+        def classify(self, texts, batch_size=256):
+            return one_hot([0, 1, 2], 3), [None] * 3
+
+    result = evaluate(NumberedPredictor(), ["甲", "乙", "丙"], np.array([0, 10, 10]))
+    assert result.accuracy == pytest.approx(2 / 3) and result.classes == ["0", "10", "20"]
+    with pytest.raises(NewsclfError, match="label\\(s\\) '30' in 1 of 3"):
+        evaluate(NumberedPredictor(), ["甲", "乙", "丙"], [0, 10, 30])

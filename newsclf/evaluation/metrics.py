@@ -16,9 +16,11 @@ from newsclf.errors import NewsclfError
 
 def label_ids(classes: Sequence[str], labels: Sequence[str]) -> np.ndarray:
     """Class indices of the class names ``labels``; unknown names or no labels raise
-    :class:`NewsclfError`."""
+    :class:`NewsclfError`. Labels are compared as text, as class names are (a model trained
+    on the labels 0, 10, 20 names its classes "0", "10", "20")."""
     if len(labels) == 0:
         raise NewsclfError("nothing to evaluate: no labelled texts given")
+    labels = [label if isinstance(label, str) else str(label) for label in labels]
     index = {name: i for i, name in enumerate(classes)}
     unknown = {}
     for label in labels:
