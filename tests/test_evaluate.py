@@ -465,3 +465,24 @@ def test_labels_that_are_numbers_match_classes_named_by_them():
     assert result.accuracy == pytest.approx(2 / 3) and result.classes == ["0", "10", "20"]
     with pytest.raises(NewsclfError, match="label\\(s\\) '30' in 1 of 3"):
         evaluate(NumberedPredictor(), ["甲", "乙", "丙"], [0, 10, 30])
+
+
+def test_evaluating_a_model_named_by_numbers_does_not_ask_for_class_names(tmp_path, tiny_config):
+    import dataclasses
+
+    from newsclf.training import train
+
+    names = sorted(set(read_labelled(SAMPLE / "dev.tsv").labels))
+    for name in ("train.tsv", "dev.tsv"):
+        rows = read_labelled(SAMPLE / name)
+        (tmp_path / name).write_text("".join(
+            f"{text}\t{names.index(label)}\n" for text, label in zip(rows.texts, rows.labels)),
+            encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(dataclasses.replace(tiny_config, epochs=1), read_labelled(tmp_path / "train.tsv"),
+              None, tmp_path / "model", progress=False, log=lambda message: None)
+    result = run_cli("evaluate", "--model", tmp_path / "model", "--data", tmp_path / "dev.tsv",
+                     "--output", tmp_path / "report")
+    assert result.returncode == 0, result.stderr
+    assert "whole number" not in result.stderr and "accuracy" in result.stdout

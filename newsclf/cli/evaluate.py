@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 
 from newsclf.cli.common import add_data_options, add_model_option, layout_help, read_labelled_files
 
@@ -28,6 +29,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from newsclf.datafiles import NumericLabelsWarning
     from newsclf.evaluation import evaluate
     from newsclf.evaluation.report import check_report_dir
     from newsclf.modeldir import EVAL_REPORTS_PREFIX
@@ -37,7 +39,11 @@ def run(args: argparse.Namespace) -> None:
               else Path(args.model) / f"{EVAL_REPORTS_PREFIX}{Path(args.data).stem}")
     check_report_dir(output, args.data)  # before the predictions, not after
     predictor = Predictor.from_dir(args.model)
-    _, data = read_labelled_files(args, args.data)
+    with warnings.catch_warnings():
+        if all(str(name).isdecimal() for name in predictor.classes_):
+            # the model's classes are named by these numbers: nothing to name
+            warnings.simplefilter("ignore", NumericLabelsWarning)
+        _, data = read_labelled_files(args, args.data)
     result = evaluate(predictor, data.texts, data.labels, batch_size=args.batch_size)
     result.save(output)
     print(result.summary())
