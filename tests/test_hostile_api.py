@@ -181,6 +181,10 @@ def test_explain_shows_every_text_and_html_honours_top(sample_model, tmp_path):
     assert_user_error(run_cli("explain", "--model", sample_model, "--text", "甲", "--text", "乙",
                               "--html", tmp_path / "two.html"), "--html writes one text")
     assert not (tmp_path / "two.html").exists()
+    one_empty = run_cli("explain", "--model", sample_model, "--text", "央行宣布下调存款准备金率",
+                        "--text", "", "--no-color")
+    assert_user_error(one_empty, "--text number 2 (''): nothing to explain", "empty text")
+    assert one_empty.stdout.count("prediction: ") == 1  # the first text's explanation
 
 
 def test_estimator_warns_for_texts_with_nothing_to_classify(sample_model):

@@ -65,12 +65,18 @@ def run(args: argparse.Namespace) -> None:
         if not target.parent.is_dir():
             raise NewsclfError(f"{target.parent}: output folder does not exist")
     predictor = Predictor.from_dir(args.model)
-    explanations = [explain(predictor, text, method=args.method) for text in args.text]
-    print("\n\n".join(explanation.to_terminal(color=args.color, top=args.top)
-                      for explanation in explanations))
+    for i, text in enumerate(args.text):
+        try:
+            explanation = explain(predictor, text, method=args.method)
+        except NewsclfError as exc:
+            if len(args.text) == 1:
+                raise
+            raise NewsclfError(f"--text number {i + 1} ({text[:20]!r}): {exc}") from None
+        print(("\n" if i else "") + explanation.to_terminal(color=args.color, top=args.top),
+              flush=True)
     if target is not None:
         try:
-            write_atomic(target, explanations[0].to_html(top=args.top))
+            write_atomic(target, explanation.to_html(top=args.top))
         except OSError as exc:
             raise NewsclfError(f"{target}: cannot write ({exc.strerror})") from None
         print(f"explanation written to {target}", file=sys.stderr)
