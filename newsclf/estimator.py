@@ -167,6 +167,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
         self._predictor()
         target = Path(directory)
+        if target.is_symlink():  # the folder it points to is written, the link kept
+            target = Path(os.path.realpath(target))
         if target.exists() and not target.is_dir():
             raise NewsclfError(f"{target}: exists and is not a directory")
         occupied = target.is_dir() and any(target.iterdir())

@@ -133,6 +133,15 @@ def test_saved_directory_is_the_predictor_code_path(fitted, sample, tmp_path):
     (tmp_path / "notes" / "todo.txt").write_text("keep me")
     with pytest.raises(NewsclfError, match="no newsclf model"):
         fitted.save(tmp_path / "notes", overwrite=True)
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    fitted.save(tmp_path / "link")  # the folder it points to gets the model, the link stays
+    assert (tmp_path / "link").is_symlink() and (real / "config.json").is_file()
+    fitted.save(tmp_path / "link", overwrite=True)
+    assert (tmp_path / "link").is_symlink()
+    assert TextClassifier.load(tmp_path / "link").predict(["股市大涨"]).shape == (1,)
     assert fitted.save(saved, overwrite=True) == saved
     (saved / "notes.txt").write_text("mine")  # the user's, beside the model: never deleted
     with pytest.raises(NewsclfError, match=r"holds files newsclf did not write \(notes.txt\)"):
