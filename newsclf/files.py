@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -32,6 +33,16 @@ def _crash_if_requested() -> None:
     wanted = os.environ.get(CRASH_ENV)
     if wanted and wanted.isdigit() and _writes_done == int(wanted):
         os._exit(CRASH_EXIT_STATUS)
+
+
+# the name write_atomic gives a file while it writes it: .NAME.PID-8 hex digits.tmp
+_UNFINISHED_WRITE = re.compile(r"\..+\.\d+-[0-9a-f]{8}\.tmp")
+
+
+def is_unfinished_write(name: str) -> bool:
+    """Whether a directory entry is a file :func:`write_atomic` was writing, left there only by
+    a process killed while it wrote."""
+    return _UNFINISHED_WRITE.fullmatch(name) is not None
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:

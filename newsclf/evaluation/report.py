@@ -72,7 +72,9 @@ def check_report_dir(directory: Path, data: str | Path | None = None) -> None:
 def _refuse_foreign_files(directory: Path) -> None:
     """Refuse a non-empty folder unless it holds an earlier report and nothing else: report
     files only, its metrics.json one that :meth:`EvaluationResult.save` wrote."""
-    entries = sorted(os.listdir(directory))
+    from newsclf.files import is_unfinished_write
+
+    entries = sorted(name for name in os.listdir(directory) if not is_unfinished_write(name))
     if not entries:
         return
     foreign = [name for name in entries if name not in REPORT_FILES

@@ -30,6 +30,7 @@ import shutil
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
+from newsclf.files import is_unfinished_write
 from newsclf.evaluation.report import REPORT_FILES
 from newsclf.model.export import CONVERTED_ONNX, EXPORT_DIR, EXPORT_FILES, EXPORT_TOKEN_BYTES
 from newsclf.modeldir import (CLASS_VALUES_FILE, CONFIG, EVAL_DEV, EVAL_REPORTS_PREFIX, LABELS,
@@ -69,9 +70,8 @@ _OWN_LAYOUT = (
                                  (_CHECKPOINT_FILES, ())),)))))
 # What file browsers leave in a folder they showed (macOS Finder, Windows Explorer)
 FOLDER_METADATA = (".DS_Store", "Thumbs.db", "desktop.ini")
-# The names of a file being written (newsclf.files.write_atomic: .NAME.PID-8 hex digits.tmp)
-# and of the ensemble members' setup (newsclf.training.ensemble, tempfile.mkstemp)
-_TEMPORARY = re.compile(r"\.(.+\.\d+-[0-9a-f]{8}|members-setup-\w+)\.tmp")
+# The name of the ensemble members' setup (newsclf.training.ensemble, tempfile.mkstemp)
+_MEMBERS_SETUP = re.compile(r"\.members-setup-\w+\.tmp")
 
 
 class OutputLock:
@@ -389,4 +389,4 @@ def _shown(names: list[str]) -> str:
 def _temporary(name: str) -> bool:
     """Whether a directory entry is a temporary file of a training run, left there only by a
     run killed while it existed."""
-    return _TEMPORARY.fullmatch(name) is not None
+    return is_unfinished_write(name) or _MEMBERS_SETUP.fullmatch(name) is not None
