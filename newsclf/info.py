@@ -117,9 +117,10 @@ def format_info(info: dict) -> str:
                  f"{_megabytes(info['bytes']['inference_export'])}")
     settings = info["training"]
     if settings:
-        shown = ", ".join(f"{key} {settings[key]}" for key in
-                          ("epochs", "batch_size", "lr", "seed", "ensemble_size", "distill")
-                          if key in settings)
+        keys = ("epochs", "batch_size", "lr", "seed", "ensemble_size")
+        if settings.get("ensemble_size", 1) > 1:  # one encoder has nothing to distil
+            keys += ("distill",)
+        shown = ", ".join(f"{key} {settings[key]}" for key in keys if key in settings)
         lines.append(f"  trained      {shown}")
     trained_with = info["trained_with"]
     lines.append(f"  versions     written by newsclf {info['written_by']} with paddlepaddle "

@@ -17,6 +17,8 @@ def test_info_shows_classes_scores_settings_and_engines(sample_model):
     assert f"accuracy {metrics['dev_accuracy']:.4f}, macro-F1 {metrics['dev_macro_f1']:.4f}" in out
     assert "predicts     with one encoder" in out
     assert "model format 2" in out
+    trained = next(line for line in out.split("\n") if line.startswith("  trained "))
+    assert "ensemble_size 1" in trained and "distill" not in trained  # nothing was distilled
     assert f"(auto)     {FAST_BACKEND}" in out
     for engine in ("onnx", "inference", "dynamic"):
         assert f" {engine:<10} available" in out or f" {engine:<10} not available: " in out
