@@ -166,7 +166,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         from newsclf.training.lock import refuse_to_delete_foreign_files
 
         self._predictor()
-        target = Path(directory)
+        given = target = Path(directory)
         if target.is_symlink():  # the folder it points to is written, the link kept
             target = Path(os.path.realpath(target))
         if target.exists() and not target.is_dir():
@@ -178,7 +178,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if occupied and not (target / CONFIG).is_file():
             raise NewsclfError(f"{target}: holds files but no newsclf model; not replacing it")
         if occupied and target.resolve() == self._model_dir.resolve():
-            return target
+            return given
         if occupied:
             refuse_to_delete_foreign_files(target, "saving")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -193,7 +193,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             os.replace(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return target
+        return given
 
     @classmethod
     def load(cls, directory: str | Path) -> "TextClassifier":

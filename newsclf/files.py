@@ -35,6 +35,8 @@ def _crash_if_requested() -> None:
         os._exit(CRASH_EXIT_STATUS)
 
 
+# What file browsers leave in a folder they showed (macOS Finder, Windows Explorer)
+FOLDER_METADATA = (".DS_Store", "Thumbs.db", "desktop.ini")
 # the name write_atomic gives a file while it writes it: .NAME.PID-8 hex digits.tmp
 _UNFINISHED_WRITE = re.compile(r"\..+\.\d+-[0-9a-f]{8}\.tmp")
 

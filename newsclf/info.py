@@ -78,15 +78,19 @@ def _installed_versions() -> dict:
 def student_round(metrics: dict) -> str:
     """Which distillation round's student a model's ``metrics`` describe, to follow the word
     "student": " (round K of N)", or "" for a run of one round."""
-    rounds = len(metrics.get("student_rounds", []))
-    return f" (round {metrics['kept_round']} of {rounds})" if rounds > 1 else ""
+    rounds = metrics.get("student_rounds")
+    kept = metrics.get("kept_round")
+    if not isinstance(rounds, list) or len(rounds) < 2 or not isinstance(kept, int):
+        return ""  # one round, or a record edited by hand
+    return f" (round {kept} of {len(rounds)})"
 
 
 def _predicts_with(files: ModelFiles, metrics: dict) -> str:
     members = files.spec.ensemble_size
     if metrics.get("predicts_with") == "student":
-        return (f"one student encoder{student_round(metrics)} distilled from an ensemble of "
-                f"{len(metrics['members'])}")
+        taught = metrics.get("members")
+        return (f"one student encoder{student_round(metrics)} distilled from an ensemble"
+                + (f" of {len(taught)}" if isinstance(taught, list) else ""))
     return f"an ensemble of {members} encoders" if members > 1 else "one encoder"
 
 

@@ -137,7 +137,8 @@ def test_saved_directory_is_the_predictor_code_path(fitted, sample, tmp_path):
     real = tmp_path / "real"
     real.mkdir()
     (tmp_path / "link").symlink_to(real, target_is_directory=True)
-    fitted.save(tmp_path / "link")  # the folder it points to gets the model, the link stays
+    assert fitted.save(tmp_path / "link") == tmp_path / "link"  # the folder it points to gets
+    # the model, the link stays
     assert (tmp_path / "link").is_symlink() and (real / "config.json").is_file()
     fitted.save(tmp_path / "link", overwrite=True)
     assert (tmp_path / "link").is_symlink()

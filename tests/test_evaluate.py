@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -228,6 +229,11 @@ def test_texts_without_a_prediction_count_as_errors_in_their_own_column(tmp_path
     assert wrong["pred_label"].tolist() == ["(no label)", "(no label)"]
     assert wrong["text"].tolist() == ["😀😀", ""] and wrong["pred_score"].isna().all()
     assert "no label: 2 text(s)" in result.summary()
+    assert "most confused (true → predicted): none between classes" in result.summary()
+    assert "2 of 5 texts got no label (counted as errors): accuracy 0.6000" in result.report()
+    every_one = EvaluationResult.from_predictions(CLASSES, None, CLASSES, np.full((3, 3), 1 / 3),
+                                                  no_label=[1, 1, 1])
+    assert every_one.accuracy == 0 and "no errors" not in every_one.summary()
     assert result.to_dict()["no_label"] == 2
     out = result.save(tmp_path / "report")
     saved = read_matrix(out / "confusion_matrix.csv")
@@ -438,7 +444,8 @@ def test_reports_never_replace_the_users_files(tmp_path, sample_model, predictor
         result = run_cli("evaluate", "--model", sample_model, "--data", data_file,
                          "--output", output)
         assert_user_error(result, f"{output}: ", fragment)
-        with pytest.raises(NewsclfError, match="folder|file"):
+        refused = re.escape(fragment) if output is not copy else "but no metrics.json"
+        with pytest.raises(NewsclfError, match=refused):
             evaluate(predictor, ["股市大涨"], [predictor.classes_[0]]).save(output)
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
 
@@ -453,8 +460,9 @@ def test_an_earlier_report_is_replaced(tmp_path, sample_model):
         result = run_cli("evaluate", "--model", sample_model, "--data", data, "--output", output)
         assert result.returncode == 0, result.stderr
         assert json.loads((output / "metrics.json").read_text(encoding="utf-8"))["n"] == rows
-        # what a report write killed midway leaves does not make the folder foreign
+        # what a report write killed midway leaves, or a file browser, is not foreign
         (output / ".metrics.json.123-0a1b2c3d.tmp").write_text("{", encoding="utf-8")
+        (output / ".DS_Store").write_bytes(b"\0")
 
 
 def test_labels_that_are_numbers_match_classes_named_by_them():

@@ -76,7 +76,9 @@ def test_info_on_a_missing_or_edited_metrics_record(tmp_path, sample_model):
                            ("{bad", "no dev scores (metrics.json is missing, unreadable or edited)"),
                            ('{"dev_accuracy": 0.5}', "no dev scores (metrics.json is missing"),
                            ('{"dev_accuracy": "high", "dev_macro_f1": 0.5}', "no dev scores ("),
-                           ('{"n_train": 400, "n_dev": 0}', "no dev scores (trained without --dev)")):
+                           ('{"n_train": 400, "n_dev": 0}', "no dev scores (trained without --dev)"),
+                           ('{"predicts_with": "student", "student_rounds": 3}',
+                            "predicts     with one student encoder distilled from an ensemble\n")):
         record.unlink(missing_ok=True)
         if content is not None:
             record.write_text(content, encoding="utf-8")

@@ -76,13 +76,14 @@ def draw_confusion_matrix(ax, counts: np.ndarray, class_names: Sequence[str],
                           title: str = "confusion matrix") -> None:
     """Draw ``counts`` (``[true, predicted]``, rows and columns in ``class_names`` order) on
     ``ax``: cells coloured by the share of their row, annotated with count and share while they
-    are large enough to read."""
+    are large enough to read. A last column beyond the classes (the texts given no label) is
+    not drawn but counts in its row's total."""
     import_font_manager()
     from matplotlib import colormaps
 
     k = len(class_names)
     counts = np.asarray(counts)
-    shares = row_shares(counts)
+    shares = row_shares(counts)[:, :k]
     cmap = colormaps["Blues"]
     image = ax.imshow(shares, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest",
                       aspect="equal")

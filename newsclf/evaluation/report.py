@@ -72,9 +72,15 @@ def check_report_dir(directory: Path, data: str | Path | None = None) -> None:
 def _refuse_foreign_files(directory: Path) -> None:
     """Refuse a non-empty folder unless it holds an earlier report and nothing else: report
     files only, its metrics.json one that :meth:`EvaluationResult.save` wrote."""
-    from newsclf.files import is_unfinished_write
+    from newsclf.files import FOLDER_METADATA, is_unfinished_write
 
-    entries = sorted(name for name in os.listdir(directory) if not is_unfinished_write(name))
+    try:
+        listing = os.listdir(directory)
+    except OSError as exc:
+        raise NewsclfError(f"{directory}: cannot read the folder ({exc.strerror}); choose a "
+                           "folder you can read and write") from None
+    entries = sorted(name for name in listing
+                     if not is_unfinished_write(name) and name not in FOLDER_METADATA)
     if not entries:
         return
     foreign = [name for name in entries if name not in REPORT_FILES
@@ -193,8 +199,14 @@ class EvaluationResult:
                 "per_class": {name: dict(values) for name, values in self.per_class.items()}}
 
     def report(self) -> str:
-        """scikit-learn's classification report, one line per model class."""
-        return classification_report_text(self.y_true, self.y_pred, self.classes)
+        """scikit-learn's classification report, one line per model class (with texts given no
+        label, scikit-learn's "micro avg" row covers the others only: a last line gives the
+        accuracy over all of them)."""
+        text = classification_report_text(self.y_true, self.y_pred, self.classes)
+        if self.no_label:
+            text += (f"\n{self.no_label} of {self.n} texts got no label (counted as errors): "
+                     f"accuracy {self.accuracy:.4f}\n")
+        return text
 
     def summary(self, top: int = 3) -> str:
         """A few lines: accuracy, macro-F1, the weakest classes and the most confused pairs."""
@@ -215,7 +227,8 @@ class EvaluationResult:
             lines.append("most confused (true → predicted): " + ", ".join(
                 f"{self.classes[t]} → {self.classes[p]}: {count}" for t, p, count in confused))
         else:
-            lines.append("most confused (true → predicted): none, no errors")
+            lines.append("most confused (true → predicted): none" + (
+                " between classes" if self.no_label else ", no errors"))
         if self.no_label:
             lines.append(f"no label: {self.no_label} text(s) with nothing to classify them by "
                          "(empty, or no token the model knows), counted as errors")
@@ -227,7 +240,7 @@ class EvaluationResult:
 
     def _class_counts(self) -> np.ndarray:
         """The confusion counts between the model's classes (no ``(no label)`` column)."""
-        return self.confusion_matrix[self.classes].to_numpy()
+        return self.confusion_matrix.to_numpy()[:, :len(self.classes)]
 
     def _plot_title(self) -> str:
         return (f"confusion matrix: accuracy {self.accuracy:.4f}, "
@@ -240,12 +253,12 @@ class EvaluationResult:
         in Jupyter). Chinese class names are drawn with the CJK font newsclf ships (see
         :mod:`newsclf.evaluation.fonts`); when no font has their characters the axes show
         ``class N`` (row N of ``confusion_matrix``) and a one-line warning says so."""
-        return plot_confusion_matrix(self._class_counts(), self.classes,
+        return plot_confusion_matrix(self.confusion_matrix.to_numpy(), self.classes,
                                      self._plot_title(), ax=ax)
 
     def plot_png(self, dpi: int = 150) -> bytes:
         """The confusion-matrix heatmap as PNG bytes (Agg; no pyplot, no window)."""
-        return confusion_matrix_png(self._class_counts(), self.classes,
+        return confusion_matrix_png(self.confusion_matrix.to_numpy(), self.classes,
                                     self._plot_title(), dpi=dpi)
 
     def save(self, directory: str | Path) -> Path:

@@ -30,7 +30,7 @@ import shutil
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
-from newsclf.files import is_unfinished_write
+from newsclf.files import FOLDER_METADATA, is_unfinished_write
 from newsclf.evaluation.report import REPORT_FILES
 from newsclf.model.export import CONVERTED_ONNX, EXPORT_DIR, EXPORT_FILES, EXPORT_TOKEN_BYTES
 from newsclf.modeldir import (CLASS_VALUES_FILE, CONFIG, EVAL_DEV, EVAL_REPORTS_PREFIX, LABELS,
@@ -68,8 +68,6 @@ _OWN_LAYOUT = (
      (_names(CHECKPOINT_DIR), (_CHECKPOINT_FILES,
                                ((re.compile(r"member-\d+|student(-\d+)?"),
                                  (_CHECKPOINT_FILES, ())),)))))
-# What file browsers leave in a folder they showed (macOS Finder, Windows Explorer)
-FOLDER_METADATA = (".DS_Store", "Thumbs.db", "desktop.ini")
 # The name of the ensemble members' setup (newsclf.training.ensemble, tempfile.mkstemp)
 _MEMBERS_SETUP = re.compile(r"\.members-setup-\w+\.tmp")
 
