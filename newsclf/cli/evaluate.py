@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from newsclf.datafiles import NumericLabelsWarning
+    from newsclf.datafiles.labelled import named_by_numbers
     from newsclf.evaluation import evaluate
     from newsclf.evaluation.report import check_report_dir
     from newsclf.modeldir import EVAL_REPORTS_PREFIX
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> None:
     check_report_dir(output, args.data)  # before the predictions, not after
     predictor = Predictor.from_dir(args.model)
     with warnings.catch_warnings():
-        if all(str(name).isdecimal() for name in predictor.classes_):
+        if named_by_numbers(predictor.classes_):
             # the model's classes are named by these numbers: nothing to name
             warnings.simplefilter("ignore", NumericLabelsWarning)
         _, data = read_labelled_files(args, args.data)

@@ -66,7 +66,7 @@ def read_labelled(path: str | Path, class_names: Sequence[str] | None = None, *,
     if not texts:
         raise DataError(f"{layout.source}: no rows below the header" if layout.header
                         else f"{layout.source}: no examples found")
-    if class_names is None and all(label.isdecimal() for label in labels):
+    if class_names is None and named_by_numbers(labels):
         shown = sorted(set(labels), key=int)
         warnings.warn(
             f"{layout.source}: every label is a whole number ({', '.join(shown[:4])}"
@@ -81,6 +81,11 @@ def read_labelled(path: str | Path, class_names: Sequence[str] | None = None, *,
             f"separate classes: {shown}{'; ...' if len(lookalikes) > 3 else ''}; write each "
             "class one way if they are one", LookalikeLabelsWarning, stacklevel=2)
     return LabelledData(texts, labels, layout.source, layout)
+
+
+def named_by_numbers(labels) -> bool:
+    """Whether every label is a whole number (``0``, ``10``, ...): classes named by ids."""
+    return all(str(label).isdecimal() for label in labels)
 
 
 def _lookalike_labels(labels: list[str]) -> list[list[str]]:

@@ -30,8 +30,8 @@ import shutil
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
-from newsclf.files import FOLDER_METADATA, is_unfinished_write
 from newsclf.evaluation.report import REPORT_FILES
+from newsclf.files import FOLDER_METADATA, is_unfinished_write
 from newsclf.model.export import CONVERTED_ONNX, EXPORT_DIR, EXPORT_FILES, EXPORT_TOKEN_BYTES
 from newsclf.modeldir import (CLASS_VALUES_FILE, CONFIG, EVAL_DEV, EVAL_REPORTS_PREFIX, LABELS,
                               METRICS, TRAIN_LOG, TRAINING, USER_DICT, VOCAB, WEIGHTS,
