@@ -5,6 +5,8 @@ from newsclf.data import (length_sorted_batches, pad_batch, padding_mask, read_c
                           read_labelled)
 from newsclf.errors import DataError
 
+from conftest import SAMPLE
+
 
 def write(path, text, encoding="utf-8"):
     path.write_bytes(text.encode(encoding))
@@ -29,6 +31,30 @@ def test_encodings_are_detected(tmp_path, encoding):
     data = read_labelled(path)
     assert data.texts == ["股市大涨，券商领涨", "房价回稳"]
     assert data.labels == ["股票", "房产"]
+
+
+def test_gbk_files_whose_first_bytes_also_form_utf8_characters_are_read_as_gbk(tmp_path):
+    # 台 in GBK is 0xCC 0xA8, a valid UTF-8 character: such a file was refused as mixing
+    # encodings; so were 30 of the sample's 200 five-line pieces saved as GBK
+    assert "台".encode("gbk").decode("utf-8")
+    lines = (SAMPLE / "train.tsv").read_text(encoding="utf-8").splitlines()
+    for start in range(0, len(lines), 5):
+        piece = "\n".join(lines[start:start + 5]) + "\n"
+        data = read_labelled(write(tmp_path / "a.tsv", piece, "gbk"))
+        assert data.texts == [line.split("\t")[0] for line in lines[start:start + 5]]
+
+
+def test_big5_is_detected_though_its_bytes_also_decode_as_gbk(tmp_path):
+    lines = ["台北股市今日收盤上漲，電子股領軍\t股票", "颱風逼近，氣象局發布海上警報\t時政", "職棒總冠軍賽主場球隊奪冠\t體育"]
+    raw = "\n".join(lines).encode("big5") + b"\n"
+    assert raw.decode("gb18030") != raw.decode("big5")  # read as GBK it is other characters
+    data = read_labelled(write(tmp_path / "a.tsv", raw.decode("big5"), "big5"))
+    assert data.texts == [line.split("\t")[0] for line in lines]
+    assert data.labels == ["股票", "時政", "體育"]
+    # simplified and traditional text saved as GBK stay GBK, though most of it decodes as Big5
+    for text in ("央行宣布降息\t财经\n", "台北股市今日收盤上漲\t股票\n"):
+        assert text.encode("gbk").decode("big5", errors="ignore")
+        assert read_labelled(write(tmp_path / "b.tsv", text, "gbk")).texts == [text.split("\t")[0]]
 
 
 def test_header_line_is_skipped_and_blank_lines_ignored(tmp_path):

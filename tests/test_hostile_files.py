@@ -109,6 +109,39 @@ def test_mixed_encodings_far_into_a_file_are_refused_and_plain_files_still_read(
         assert written["label"].tolist() == [line.split("\t")[1] for line in lines]
 
 
+TRADITIONAL = ["台北股市今日收盤上漲，電子股領軍", "立法院三讀通過教育改革法案", "颱風逼近，氣象局發布海上警報",
+               "職棒總冠軍賽第七戰，主場球隊奪冠", "房價連續三季下跌，建商推出優惠方案"]
+
+
+def test_a_big5_file_is_labelled_with_its_own_text_and_said_to_be_big5(tmp_path, sample_model):
+    rows = "id,text\n" + "".join(f"{number},{text}\n" for number, text in enumerate(TRADITIONAL))
+    source = write(tmp_path / "news.csv", rows, "big5")
+    result = predict_cli(sample_model, source, tmp_path / "out.csv")
+    assert result.returncode == 0, result.stderr
+    assert "news.csv: read as CSV with a header row, text column 'text', Big5" in result.stderr
+    assert pd.read_csv(tmp_path / "out.csv")["text"].tolist() == TRADITIONAL
+
+
+def test_big5_mixed_with_utf8_is_refused_at_the_line_where_the_encoding_changes(
+        tmp_path, predictor, sample_model):
+    big5_line = "颱風逼近，氣象局發布海上警報\n".encode("big5")
+    utf8_then_big5 = write(tmp_path / "a.csv", ("text\n" + "中文新闻\n" * 20000).encode()
+                           + big5_line)
+    with pytest.raises(DataError, match=r"a\.csv:20002: Big5 text after UTF-8 text"):
+        label(predictor, utf8_then_big5, tmp_path / "out.csv")
+    big5_then_utf8 = write(tmp_path / "b.txt", big5_line * 3 + "央行宣布降息\n".encode())
+    assert_refused(predict_cli(sample_model, big5_then_utf8, tmp_path / "out.csv"),
+                   "b.txt:4: UTF-8 text after Big5 text", "save all of it as UTF-8")
+    big5_then_other = write(tmp_path / "c.txt", big5_line * 3 + b"\x81\x30\n")
+    assert_refused(predict_cli(sample_model, big5_then_other, tmp_path / "out.csv"),
+                   "c.txt:4: not Big5, the encoding of the lines before it (byte 0x81)")
+    # after 64 KiB of ASCII, Big5 lines make a Big5 file
+    late_big5 = write(tmp_path / "late.txt", b"abc\n" * 20000 + big5_line)
+    label(predictor, late_big5, tmp_path / "late.csv")
+    assert pd.read_csv(tmp_path / "late.csv")["text"].tolist()[-1] == "颱風逼近，氣象局發布海上警報"
+    assert files_in(tmp_path) == ["a.csv", "b.txt", "c.txt", "late.csv", "late.txt"]
+
+
 def test_gbk_rows_then_utf8_rows_are_refused_in_files_to_label_and_to_evaluate(
         tmp_path, sample_model):
     utf8 = "央行宣布降息"
@@ -160,7 +193,7 @@ def test_utf16_given_for_a_utf8_file_is_a_one_line_error_and_for_a_utf16_file_wo
 
 @pytest.mark.parametrize("encoding, message", [
     ("utf-32", r"in\.csv: has no NUL bytes, so it is not utf-32"),
-    ("base64", r"'base64' is not a text encoding; try utf-8, utf-8-sig or gb18030"),
+    ("base64", r"'base64' is not a text encoding; try utf-8, utf-8-sig, gb18030 or big5"),
     ("rot13", r"'rot13' is not a text encoding"),
     ("ascii", r"in\.csv:2: not valid ascii \(byte 0xe5\); check the file's encoding"),
 ], ids=["utf-32", "base64", "rot13", "ascii"])

@@ -71,7 +71,7 @@ def add_layout_options(parser: argparse.ArgumentParser, labelled: bool) -> None:
                         help="sheet of an .xlsx workbook, by name or position from 1 (default: "
                              "the first)")
     parser.add_argument("--encoding", default="auto",
-                        help="file encoding (default: auto = UTF-8, UTF-8 with BOM or GBK/GB18030)")
+                        help="file encoding (default: auto = UTF-8, UTF-8 with BOM, GBK/GB18030 or Big5)")
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,7 @@
 """Data files in and out: every layout users bring (CSV, TSV either way round with or without a
-header row, Excel .xlsx, JSON lines, fastText, one text per line; UTF-8, UTF-8 with BOM, GBK),
-read with the same rules for training, evaluation and prediction, and labelled rows written back.
+header row, Excel .xlsx, JSON lines, fastText, one text per line; UTF-8, UTF-8 with BOM, GBK,
+Big5), read with the same rules for training, evaluation and prediction, and labelled rows
+written back.
 
 - :mod:`.decoding`: encodings, detected and checked line by line.
 - :mod:`.records`: cutting text into records, per format.

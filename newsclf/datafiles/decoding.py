@@ -1,6 +1,6 @@
-"""Decoding data files: UTF-8, UTF-8 with a BOM or GBK/GB18030 detected unless an encoding is
-given, read a block at a time; a byte the encoding cannot decode, or a file whose encoding changes
-part-way (UTF-8 rows, then GBK rows), is refused with its line."""
+"""Decoding data files: UTF-8, UTF-8 with a BOM, GBK/GB18030 or Big5 detected unless an encoding
+is given, read a block at a time; a byte the encoding cannot decode, or a file whose encoding
+changes part-way (UTF-8 rows, then GBK rows), is refused with its line."""
 
 from __future__ import annotations
 
@@ -16,7 +16,16 @@ from newsclf.errors import DataError
 BLOCK_SIZE = 1 << 16  # bytes read at a time; the first block decides the encoding
 _ASCII = bytes(range(128))
 _UTF8_CHINESE = re.compile(rb"[\xe4-\xe9][\x80-\xbf][\x80-\xbf]")  # a CJK character in UTF-8
-_ENCODING_HINT = "try utf-8, utf-8-sig or gb18030"
+_ENCODING_HINT = "try utf-8, utf-8-sig, gb18030 or big5"
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# Big5 text also decodes as GBK, into other characters: mostly rare ones, kana and symbols. Each
+# reading is scored by its share of everyday characters, the first-level hanzi and punctuation
+# rows of the encoding's core table (lead bytes, GB2312: A1-A3 and B0-F7; Big5: A1-A3 and A4-C6);
+# a Big5 reading this much better is taken.
+_BIG5_MARGIN = 0.25
+_EVERYDAY_LEAD_BYTES = {"gb2312": (range(0xA1, 0xA4), range(0xB0, 0xF8)),
+                        "big5hkscs": (range(0xA1, 0xC7),)}
+_LEGACY_CHINESE = {"gb18030": "GBK/GB18030", "big5hkscs": "Big5"}  # detected: their names
 
 
 def _line_of(raw: bytes, offset: int) -> int:
@@ -31,13 +40,44 @@ def _decodes(raw: bytes, encoding: str) -> bool:
     return True
 
 
+def _everyday_share(text: str, table: str) -> float:
+    """The share of ``text``'s non-ASCII characters that are everyday ones in ``table``."""
+    characters = _NON_ASCII.findall(text)
+    everyday = 0
+    for character in characters:
+        try:
+            lead = character.encode(table)[0]
+        except UnicodeEncodeError:
+            continue
+        everyday += any(lead in rows for rows in _EVERYDAY_LEAD_BYTES[table])
+    return everyday / len(characters) if characters else 0.0
+
+
+def legacy_chinese_encoding(raw: bytes) -> str:
+    """GB18030 (a superset of GBK) or Big5 for Chinese text that is not UTF-8: Big5 when the
+    complete lines of ``raw`` up to the first that is not Big5 read as far more everyday
+    characters that way (every Big5 byte sequence is valid GBK too, read as other characters)."""
+    end = raw.rfind(b"\n") + 1
+    sample = raw[:end] if end else raw
+    try:
+        big5 = sample.decode("big5hkscs")
+    except UnicodeDecodeError as exc:
+        sample = sample[:sample.rfind(b"\n", 0, exc.start) + 1]
+        big5 = sample.decode("big5hkscs")
+    gbk = sample.decode("gb18030", errors="replace")
+    if _everyday_share(big5, "big5hkscs") > _everyday_share(gbk, "gb2312") + _BIG5_MARGIN:
+        return "big5hkscs"
+    return "gb18030"
+
+
 def detect_encoding(head: bytes, source: str, complete: bool = False) -> str:
     """The encoding to read a file with, from its first bytes (or all of them, ``complete``):
-    UTF-8 with a BOM, else UTF-8, else GB18030 (a superset of GBK). NUL bytes mean binary or
-    UTF-16 and are refused.
+    UTF-8 with a BOM, else UTF-8, else GB18030 (a superset of GBK) or Big5
+    (:func:`legacy_chinese_encoding`). NUL bytes mean binary or UTF-16 and are refused.
 
-    UTF-8 text followed by other bytes gives UTF-8, and bytes that are neither give GB18030:
-    :class:`Decoder` then names the line where the file mixes encodings or cannot be decoded."""
+    UTF-8 text followed by other bytes gives UTF-8, and bytes that are neither give GB18030 or
+    Big5: :class:`Decoder` then names the line where the file mixes encodings or cannot be
+    decoded."""
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     nul = head.find(b"\x00")
@@ -48,8 +88,15 @@ def detect_encoding(head: bytes, source: str, complete: bool = False) -> str:
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
     except UnicodeDecodeError as exc:
-        return "gb18030" if head[:exc.start].isascii() else "utf-8"
+        # bytes of GBK (or Big5) often form a valid UTF-8 character or two by chance: UTF-8 is
+        # only what whole lines before the one that fails hold
+        return "utf-8" if _non_ascii_before_line(head, exc.start) else legacy_chinese_encoding(head)
     return "utf-8"
+
+
+def _non_ascii_before_line(raw: bytes, offset: int) -> bool:
+    """Whether the lines of ``raw`` before the one holding byte ``offset`` hold non-ASCII."""
+    return not raw[:raw.rfind(b"\n", 0, offset) + 1].isascii()
 
 
 def _text_encoding(encoding: str) -> str:
@@ -76,7 +123,8 @@ def _ascii_compatible(encoding: str) -> bool:
 class Decoder:
     """Decodes one file block by block (whole lines at a time for ASCII-compatible encodings),
     refusing, with the line, bytes the encoding cannot decode and a change of encoding
-    part-way through the file (UTF-8 then GBK text, or GBK then UTF-8 text when detecting)."""
+    part-way through the file (UTF-8 then GBK or Big5 text, or GBK or Big5 then UTF-8 text when
+    detecting)."""
 
     def __init__(self, source: str, encoding: str | None = None):
         self.source = source
@@ -88,7 +136,7 @@ class Decoder:
         self.had_bom = False
         self._started = False
         self._text_started = False    # whether any text was returned (a BOM is dropped before)
-        self._may_switch = False      # an all-ASCII start may still turn out to be GBK
+        self._may_switch = False      # an all-ASCII start may still turn out to be GBK or Big5
         self._tail: list[bytes] = []  # the start of a line whose end has not arrived yet
         self._stream = None           # incremental decoder, for encodings that are not ASCII-like
 
@@ -128,7 +176,7 @@ class Decoder:
         elif not _ascii_compatible(self.encoding):
             if b"\x00" in "\n".encode(self.encoding) and head and b"\x00" not in head:
                 raise DataError(f"{self.source}: has no NUL bytes, so it is not {self.name}; "
-                                "leave out --encoding to detect UTF-8 or GBK, or give the "
+                                "leave out --encoding to detect UTF-8, GBK or Big5, or give the "
                                 "file's real encoding")
             self._stream = codecs.getincrementaldecoder(self.encoding)()
         return head
@@ -146,11 +194,14 @@ class Decoder:
         try:
             text = raw.decode(self.encoding)
         except UnicodeDecodeError as exc:
-            if self._may_switch and not self.non_ascii_seen and raw[:exc.start].isascii():
-                self.encoding, self._may_switch = "gb18030", False  # only ASCII before: GBK
+            if (self._may_switch and not self.non_ascii_seen
+                    and not _non_ascii_before_line(raw, exc.start)):
+                # only ASCII before: GBK or Big5
+                self.encoding = legacy_chinese_encoding(raw[raw.rfind(b"\n", 0, exc.start) + 1:])
+                self._may_switch = False
                 return self._decode_lines(raw)
             raise self._undecodable(raw, exc.start) from None
-        if self.detecting and self.encoding == "gb18030":
+        if self.detecting and self.encoding in _LEGACY_CHINESE:
             self._refuse_utf8_lines(raw)
         if not self.non_ascii_seen and not raw.isascii():
             self.non_ascii_seen, self._may_switch = True, False
@@ -163,12 +214,17 @@ class Decoder:
         where = f"{self.source}:{self.lines_done + _line_of(raw, offset)}"
         if (self.encoding == "utf-8" and (self.non_ascii_seen or not raw[:offset].isascii())
                 and _decodes(line_bytes, "gb18030")):
-            return DataError(f"{where}: GBK text after UTF-8 text: the file mixes two encodings; "
-                             "save all of it as UTF-8")
-        if (self.detecting and self.encoding == "gb18030"
+            legacy = "Big5" if legacy_chinese_encoding(line_bytes) == "big5hkscs" else "GBK"
+            return DataError(f"{where}: {legacy} text after UTF-8 text: the file mixes two "
+                             "encodings; save all of it as UTF-8")
+        if (self.detecting and self.encoding in _LEGACY_CHINESE
                 and (self.non_ascii_seen or not raw[:start].isascii())
                 and _decodes(line_bytes, "utf-8")):
-            return self._utf8_after_gbk(where)
+            return self._utf8_after_legacy(where)
+        if self.detecting and self.encoding == "big5hkscs":
+            return DataError(f"{where}: not Big5, the encoding of the lines before it (byte "
+                             f"{raw[offset]:#04x}); the file may mix encodings: save all of it as "
+                             "UTF-8, or pass --encoding with its encoding")
         if self.detecting:
             return DataError(f"{where}: cannot decode as UTF-8 or GBK/GB18030; pass --encoding "
                              "with the file's encoding")
@@ -176,7 +232,7 @@ class Decoder:
                          "file's encoding")
 
     def _refuse_utf8_lines(self, raw: bytes) -> None:
-        """In a file detected as GBK, refuse a line that is UTF-8 Chinese (it would be read as
+        """In a file detected as GBK or Big5, refuse a line that is UTF-8 Chinese (it would be read as
         other characters): a line is checked when it holds a UTF-8 CJK byte pattern, and refused
         when all of it is valid UTF-8."""
         position = 0
@@ -186,20 +242,21 @@ class Decoder:
             end = len(raw) if end < 0 else end
             if _decodes(raw[start:end], "utf-8"):
                 line = self.lines_done + _line_of(raw, start)
-                raise self._utf8_after_gbk(f"{self.source}:{line}")
+                raise self._utf8_after_legacy(f"{self.source}:{line}")
             position = end + 1
 
-    @staticmethod
-    def _utf8_after_gbk(where: str) -> DataError:
-        return DataError(f"{where}: UTF-8 text after GBK text: the file mixes two encodings; save "
-                         "all of it as UTF-8 (or pass --encoding gb18030 if this line is GBK)")
+    def _utf8_after_legacy(self, where: str) -> DataError:
+        legacy = "Big5" if self.encoding == "big5hkscs" else "GBK"
+        return DataError(f"{where}: UTF-8 text after {legacy} text: the file mixes two encodings; "
+                         f"save all of it as UTF-8 (or pass --encoding {self.encoding} if this "
+                         f"line is {legacy})")
 
 
 def encoding_name(decoder: Decoder) -> str:
     """The encoding a decoder reads with, as a person would name it."""
     if decoder.encoding == "utf-8":
         return "UTF-8 with BOM" if decoder.had_bom else "UTF-8"
-    return "GBK/GB18030" if decoder.encoding == "gb18030" else decoder.encoding
+    return _LEGACY_CHINESE.get(decoder.encoding, decoder.encoding)
 
 
 def decode_bytes(raw: bytes, path: str, encoding: str | None = None) -> str:
