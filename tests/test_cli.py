@@ -190,3 +190,20 @@ def test_usage_errors_are_one_line_naming_the_command(tmp_path):
                                           "(see 'newsclf --help')")
     no_command = run_cli("predic")
     assert_user_error(no_command, "newsclf: error: argument COMMAND: invalid choice: 'predic'")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["predict", "--text", "股市", "--top-k", "0"], "argument --top-k: must be a whole number of "
+                                                     "at least 1, not '0'"),
+    (["predict", "--text", "股市", "--batch-size", "-5"], "argument --batch-size: must be"),
+    (["predict", "--input", "in.csv", "--output", "out.csv", "--workers", "0"],
+     "argument --workers: must be"),
+    (["evaluate", "--data", "dev.tsv", "--batch-size", "0"], "argument --batch-size: must be"),
+    (["predict", "--text", "股市", "--excel"], "--excel goes with --input/--output"),
+])
+def test_counts_and_options_that_cannot_apply_are_refused_before_anything_loads(
+        tmp_path, sample_model, arguments, message):
+    # before: evaluate read the data, then said "batch_size must be ..." (the API's name), and
+    # predict --text ignored --excel
+    result = run_cli(arguments[0], "--model", sample_model, *arguments[1:])
+    assert_user_error(result, message)

@@ -10,6 +10,17 @@ from newsclf.datafiles.layout import FORMATS, format_named
 from newsclf.errors import DataError
 
 
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a count: batch size, workers, top-k)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
 LAYOUTS_EPILOG = """\
 data layouts (detected; data/README.md has the rules):
   TSV, text first            央行宣布下调存款准备金率<TAB>财经

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import warnings
 
-from newsclf.cli.common import add_data_options, add_model_option, layout_help, read_labelled_files
+from newsclf.cli.common import (add_data_options, add_model_option, at_least_one, layout_help,
+                                read_labelled_files)
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -20,7 +21,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                           help="where to write the reports: a new or empty folder, or one holding "
                                "an earlier report, which they replace (default: "
                                "DIR/eval-<data file name>)")
-    evaluate.add_argument("--batch-size", type=int, default=256, metavar="N",
+    evaluate.add_argument("--batch-size", type=at_least_one, default=256, metavar="N",
                           help="texts per model call (default: 256)")
     add_data_options(evaluate)
     return evaluate

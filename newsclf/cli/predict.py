@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from newsclf.cli.common import (add_layout_options, add_model_option, layout_arguments,
-                                layout_help, log_to_stderr)
+from newsclf.cli.common import (add_layout_options, add_model_option, at_least_one,
+                                layout_arguments, layout_help, log_to_stderr)
 from newsclf.errors import NewsclfError
 from newsclf.spec import BACKENDS, LONG_TEXT_MODES
 
@@ -29,7 +29,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                               "for CSV on stdout); with --scheduler a new or empty directory "
                               "that receives part-00000.csv, ...")
     add_layout_options(predict, labelled=False)
-    predict.add_argument("--top-k", type=int, default=1, metavar="K",
+    predict.add_argument("--top-k", type=at_least_one, default=1, metavar="K",
                          help="also give the K most likely classes (default: 1)")
     predict.add_argument("--probabilities", action="store_true",
                          help="add one prob_<class> column per class")
@@ -41,9 +41,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
                               "the default) or read all of it in windows of max_len, the first "
                               "counting as much as all the others together (chunk) or all the "
                               "same (chunk-mean: for texts without a lead, e.g. transcripts)")
-    predict.add_argument("--batch-size", type=int, default=256, metavar="N",
+    predict.add_argument("--batch-size", type=at_least_one, default=256, metavar="N",
                          help="texts per model call (default: 256)")
-    predict.add_argument("--workers", type=int, metavar="N",
+    predict.add_argument("--workers", type=at_least_one, metavar="N",
                          help="processes sharing tokenization and inference (default: one per "
                               "core, at most 4, for files of 50,000 rows or more; else 1)")
     predict.add_argument("--scheduler", metavar="ADDRESS",
@@ -63,12 +63,13 @@ def run(args: argparse.Namespace) -> None:
     from newsclf.predict import predict_file
     from newsclf.predictor import Predictor
 
-    if args.top_k < 1:
-        raise NewsclfError(f"--top-k must be at least 1, got {args.top_k}")
     if args.input is not None and not args.output:
         raise NewsclfError("--input needs --output FILE (or --output - for standard output)")
     if args.text is not None and args.output:
         raise NewsclfError("--output goes with --input FILE; the results of --text are printed")
+    if args.text is not None and args.excel:
+        raise NewsclfError("--excel goes with --input/--output (a CSV or TSV file for Excel); "
+                           "the results of --text are printed")
     if args.text is not None and args.scheduler is not None:
         raise NewsclfError("--scheduler goes with --input/--output; --text is labelled here")
     if args.text is not None:
