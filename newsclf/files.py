@@ -1,4 +1,5 @@
-"""Writing files safely: atomic replacement, JSON, and content hashes.
+"""Writing files safely: atomic replacement, JSON, content hashes, and telling the files newsclf
+wrote into a folder from the user's.
 
 Every file newsclf writes (model directories, checkpoints, reports) goes through
 :func:`write_atomic`: the bytes go to a temporary file beside the target, are flushed to disk,
@@ -45,6 +46,44 @@ def is_unfinished_write(name: str) -> bool:
     """Whether a directory entry is a file :func:`write_atomic` was writing, left there only by
     a process killed while it wrote."""
     return _UNFINISHED_WRITE.fullmatch(name) is not None
+
+
+def names_pattern(*names: str) -> re.Pattern:
+    """A pattern matching exactly the given file names."""
+    return re.compile("|".join(map(re.escape, names)))
+
+
+def folder_content(names, leftover=lambda name: False) -> list[str]:
+    """The entries among ``names`` that count as a folder's content (sorted): not a file
+    :func:`write_atomic` left unfinished, a file browser's metadata, or what ``leftover`` says
+    a killed run of the caller's left."""
+    return sorted(name for name in names if not is_unfinished_write(name)
+                  and name not in FOLDER_METADATA and not leftover(name))
+
+
+def not_newsclfs(directory: Path, names: list[str], layout,
+                 leftover=lambda name: False) -> list[str]:
+    """The entries among ``names`` (of ``directory``) that newsclf did not write there, by
+    ``layout``: (a pattern of its file names, ((a pattern of its folder names, the layout of
+    such a folder), ...)). What a folder of newsclf's holds besides its own files is named by its
+    path (``inference/notes.txt``); inside it, :func:`folder_content` with ``leftover`` decides
+    what counts. A symbolic link is never newsclf's."""
+    files, folders = layout
+    foreign = []
+    for name in names:
+        path = directory / name
+        if path.is_symlink() or not path.is_dir():
+            if path.is_symlink() or not files.fullmatch(name):
+                foreign.append(name)
+            continue
+        inner = next((held for pattern, held in folders if pattern.fullmatch(name)), None)
+        try:
+            listing = folder_content(os.listdir(path), leftover) if inner is not None else None
+        except OSError:
+            listing = None
+        foreign += ([name] if listing is None else
+                    [f"{name}/{entry}" for entry in not_newsclfs(path, listing, inner, leftover)])
+    return foreign
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:

@@ -138,7 +138,7 @@ def test_bad_batch_sizes(sample_model, tmp_path, predictor, batch_size):
                  ["evaluate", "--data", SAMPLE / "dev.tsv", "--output", tmp_path / "eval"]):
         result = run_cli(args[0], "--model", sample_model, *args[1:], "--batch-size",
                          str(batch_size))
-        assert_user_error(result, "batch_size must be a whole number of at least 1")
+        assert_user_error(result, "argument --batch-size: must be a whole number of at least 1")
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "eval").exists()
 
 

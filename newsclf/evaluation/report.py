@@ -20,6 +20,7 @@ from newsclf.evaluation.metrics import (accuracy_and_macro_f1, classification_re
                                         mistakes_most_confident_first, most_confused,
                                         per_class_scores, row_shares, weighted_f1)
 from newsclf.evaluation.plot import confusion_matrix_png, plot_confusion_matrix
+from newsclf.files import folder_content, names_pattern, not_newsclfs
 
 METRICS_JSON = "metrics.json"
 REPORT_TXT = "classification_report.txt"
@@ -30,6 +31,8 @@ CONFUSION_PNG = "confusion_matrix.png"
 # every file a saved report holds
 REPORT_FILES = (METRICS_JSON, REPORT_TXT, CONFUSION_CSV, CONFUSION_NORMALIZED_CSV,
                 MISCLASSIFIED_CSV, CONFUSION_PNG)
+# what newsclf writes into a report folder (a layout of newsclf.files.not_newsclfs)
+REPORT_LAYOUT = (names_pattern(*REPORT_FILES), ())
 # the keys that tell a saved report's metrics.json (they are all in EvaluationResult.to_dict)
 REPORT_METRICS = {"accuracy", "macro_f1", "weighted_f1", "n", "per_class"}
 MATRIX_CORNER = "true\\predicted"  # header of the first column of the confusion-matrix CSVs
@@ -72,19 +75,14 @@ def check_report_dir(directory: Path, data: str | Path | None = None) -> None:
 def _refuse_foreign_files(directory: Path) -> None:
     """Refuse a non-empty folder unless it holds an earlier report and nothing else: report
     files only, its metrics.json one that :meth:`EvaluationResult.save` wrote."""
-    from newsclf.files import FOLDER_METADATA, is_unfinished_write
-
     try:
-        listing = os.listdir(directory)
+        entries = folder_content(os.listdir(directory))
     except OSError as exc:
         raise NewsclfError(f"{directory}: cannot read the folder ({exc.strerror}); choose a "
                            "folder you can read and write") from None
-    entries = sorted(name for name in listing
-                     if not is_unfinished_write(name) and name not in FOLDER_METADATA)
     if not entries:
         return
-    foreign = [name for name in entries if name not in REPORT_FILES
-               or (directory / name).is_symlink() or not (directory / name).is_file()]
+    foreign = not_newsclfs(directory, entries, REPORT_LAYOUT)
     reason = None
     if foreign:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")

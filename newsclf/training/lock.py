@@ -30,8 +30,8 @@ import shutil
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
-from newsclf.evaluation.report import REPORT_FILES
-from newsclf.files import FOLDER_METADATA, is_unfinished_write
+from newsclf.evaluation.report import REPORT_LAYOUT
+from newsclf.files import folder_content, is_unfinished_write, names_pattern, not_newsclfs
 from newsclf.model.export import CONVERTED_ONNX, EXPORT_DIR, EXPORT_FILES, EXPORT_TOKEN_BYTES
 from newsclf.modeldir import (CLASS_VALUES_FILE, CONFIG, EVAL_DEV, EVAL_REPORTS_PREFIX, LABELS,
                               METRICS, TRAIN_LOG, TRAINING, USER_DICT, VOCAB, WEIGHTS,
@@ -44,10 +44,6 @@ STAGING_SUFFIX, REPLACED_SUFFIX, LOCK_SUFFIX = (".newsclf-staging", ".newsclf-re
 INNER_LOCK_FILE = ".newsclf-train.lock"
 
 
-def _names(*names: str) -> re.Pattern:
-    return re.compile("|".join(map(re.escape, names)))
-
-
 # What a run writes before its first checkpoint: the epoch's log line, then (one encoder) the
 # model of that epoch, config.json last
 _BEFORE_THE_FIRST_CHECKPOINT = {TRAIN_LOG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING}
@@ -56,16 +52,15 @@ _BEFORE_THE_FIRST_CHECKPOINT = {TRAIN_LOG, VOCAB, LABELS, WEIGHTS, USER_DICT, TR
 # `newsclf evaluate`'s default reports (DIR/eval-<data>), the inference export and the folder a
 # killed export was staged in.
 _CHECKPOINT_FILES = re.compile(rf"{re.escape(CHECKPOINT_STATE)}|state-epoch\d+\.safetensors")
-_REPORT = (_names(*REPORT_FILES), ())
 _OWN_LAYOUT = (
-    _names(CONFIG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING, METRICS, TRAIN_LOG,
+    names_pattern(CONFIG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING, METRICS, TRAIN_LOG,
            CLASS_VALUES_FILE),
-    ((_names(EXPORT_DIR), (_names(*EXPORT_FILES), ())),
+    ((names_pattern(EXPORT_DIR), (names_pattern(*EXPORT_FILES), ())),
      (re.compile(rf"\.{EXPORT_DIR}-[0-9a-f]{{{2 * EXPORT_TOKEN_BYTES}}}"),
-      (_names(*EXPORT_FILES, CONVERTED_ONNX), ())),
-     (_names(EVAL_DEV), _REPORT),
-     (re.compile(re.escape(EVAL_REPORTS_PREFIX) + ".+"), _REPORT),
-     (_names(CHECKPOINT_DIR), (_CHECKPOINT_FILES,
+      (names_pattern(*EXPORT_FILES, CONVERTED_ONNX), ())),
+     (names_pattern(EVAL_DEV), REPORT_LAYOUT),
+     (re.compile(re.escape(EVAL_REPORTS_PREFIX) + ".+"), REPORT_LAYOUT),
+     (names_pattern(CHECKPOINT_DIR), (_CHECKPOINT_FILES,
                                ((re.compile(r"member-\d+|student(-\d+)?"),
                                  (_CHECKPOINT_FILES, ())),)))))
 # The name of the ensemble members' setup (newsclf.training.ensemble, tempfile.mkstemp)
@@ -350,33 +345,16 @@ def _refuse_foreign_files(directory: Path, names: list[str], replacing: str) -> 
                            "or choose another output directory")
 
 
-def _foreign(directory: Path, names: list[str], layout=_OWN_LAYOUT) -> list[str]:
-    """The entries among ``names`` (of ``directory``) that newsclf did not write there, by
-    ``layout`` (see ``_OWN_LAYOUT``); what a folder of newsclf's holds besides its own files is
-    named by its path (``inference/notes.txt``). A symbolic link is never newsclf's."""
-    files, folders = layout
-    foreign = []
-    for name in names:
-        path = directory / name
-        if path.is_symlink() or not path.is_dir():
-            if path.is_symlink() or not files.fullmatch(name):
-                foreign.append(name)
-            continue
-        inner = next((held for pattern, held in folders if pattern.fullmatch(name)), None)
-        try:
-            listing = _content(os.listdir(path)) if inner is not None else None
-        except OSError:
-            listing = None
-        foreign += ([name] if listing is None
-                    else [f"{name}/{entry}" for entry in _foreign(path, listing, inner)])
-    return foreign
+def _foreign(directory: Path, names: list[str]) -> list[str]:
+    """The entries among ``names`` (of ``directory``) that newsclf did not write there (see
+    ``_OWN_LAYOUT``)."""
+    return not_newsclfs(directory, names, _OWN_LAYOUT, _left_by_a_run)
 
 
 def _content(names) -> list[str]:
     """The entries among ``names`` that count as a directory's content (sorted): not the lock
     file earlier releases kept inside, a killed run's temporary files or a file browser's."""
-    return sorted(name for name in names if name != INNER_LOCK_FILE and not _temporary(name)
-                  and name not in FOLDER_METADATA)
+    return folder_content(names, _left_by_a_run)
 
 
 def _shown(names: list[str]) -> str:
@@ -388,3 +366,9 @@ def _temporary(name: str) -> bool:
     """Whether a directory entry is a temporary file of a training run, left there only by a
     run killed while it existed."""
     return is_unfinished_write(name) or _MEMBERS_SETUP.fullmatch(name) is not None
+
+
+def _left_by_a_run(name: str) -> bool:
+    """Whether a directory entry is what a killed training run (or an earlier release's lock)
+    leaves inside a directory it wrote."""
+    return name == INNER_LOCK_FILE or _MEMBERS_SETUP.fullmatch(name) is not None
