@@ -71,6 +71,17 @@ def test_evaluating_on_a_csv_with_an_extra_field_or_a_repeated_column_is_refused
                    "twice.csv:1: column name(s) 'label' appear more than once")
 
 
+def test_a_line_longer_than_the_csv_modules_field_limit_in_a_file_of_texts_is_read(
+        tmp_path, sample_model):
+    # the format of a .txt or standard input is guessed from its first lines, with the csv
+    # module, whose fields stop at 131,072 characters (it raised _csv.Error)
+    long_text = "沪指放量上涨" * 25000
+    source = write(tmp_path / "long.txt", f"{long_text}\n短新闻\n")
+    result = predict_cli(sample_model, source, tmp_path / "out.csv")
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(tmp_path / "out.csv")["text"].tolist() == [long_text, "短新闻"]
+
+
 # --- 2. mixed encodings -------------------------------------------------------------------------
 
 def test_utf8_rows_then_gbk_rows_are_refused_at_the_line_where_the_encoding_changes(

@@ -239,7 +239,11 @@ def _sniff_format(head: Sequence[str], names: Sequence[str] = ()) -> str:
         return "jsonl"
     if sum("\t" in line for line in lines) >= 0.9 * len(lines):
         return "tsv"
-    rows = list(csv.reader(lines))
+    try:
+        with rec.unlimited_fields():
+            rows = list(csv.reader(lines))
+    except csv.Error:
+        return "lines"
     named = _USUAL_NAMES | {name.strip().lower() for name in names}
     if len(rows[0]) > 1 and {field.strip().lower() for field in rows[0]} & named and sum(
             len(row) == len(rows[0]) for row in rows[1:]) >= 0.9 * (len(rows) - 1):

@@ -8,6 +8,7 @@ concern; JSON lines and fastText lines get their columns here because the format
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
@@ -32,12 +33,23 @@ def tsv_records(lines: Iterable[str], source: str) -> Iterator[Record]:
     return _records(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE), source, "TSV")
 
 
+@contextlib.contextmanager
+def unlimited_fields():
+    """Lift the csv module's field size limit (131,072 characters; it is process-wide, so it is
+    restored after each use)."""
+    limit = csv.field_size_limit(_NO_FIELD_LIMIT)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(limit)
+
+
 def _records(reader, source: str, kind: str) -> Iterator[Record]:
     end = 0
     while True:
-        limit = csv.field_size_limit(_NO_FIELD_LIMIT)
         try:
-            fields = next(reader)
+            with unlimited_fields():
+                fields = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
@@ -46,8 +58,6 @@ def _records(reader, source: str, kind: str) -> Iterator[Record]:
             raise DataError(f"{source}: malformed {kind} at line {end + 1}: {problem}; put fields "
                             "that contain commas, quotes or line breaks in double quotes, "
                             "doubling the quotes inside") from None
-        finally:
-            csv.field_size_limit(limit)
         start, end = end + 1, reader.line_num
         if fields:
             yield start, fields
