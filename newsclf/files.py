@@ -127,6 +127,17 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_texts(*columns) -> str:
+    """One hash of columns of texts, their order included (a text's end and a column's end are
+    marked, so no two different columns hash alike by shifting a text across)."""
+    digest = hashlib.sha256()
+    for column in columns:
+        for text in column:
+            digest.update(str(text).encode("utf-8", "surrogatepass") + b"\x00")
+        digest.update(b"\x01")
+    return digest.hexdigest()
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -391,3 +391,46 @@ def test_overwrite_refuses_a_mount_point_before_training(tmp_path, old_model):
     finally:
         subprocess.run(["umount", str(point)], check=True)
     assert sorted(os.listdir(tmp_path)) == ["mounted model", "source"]
+
+
+def test_resume_refuses_other_training_or_dev_data_of_the_same_size(tmp_path, monkeypatch):
+    lines = (SAMPLE / "train.tsv").read_text(encoding="utf-8").splitlines()
+    dev_lines = (SAMPLE / "dev.tsv").read_text(encoding="utf-8").splitlines()
+
+    def write(name, rows):
+        (tmp_path / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+        return tmp_path / name
+
+    def run(train_file, dev_file, *extra):
+        return run_cli("train", "--train", train_file, "--dev", dev_file, "--output", out, *TINY,
+                       *NEW, *extra)
+
+    train_file, dev_file = write("train.tsv", lines), write("dev.tsv", dev_lines)
+    # the same texts with two labels swapped, and the dev rows in another order: the same
+    # sizes, classes and vocabulary
+    other = next(i for i, line in enumerate(lines) if line.split("\t")[1] != lines[0].split("\t")[1])
+    swapped = list(lines)
+    swapped[0] = f"{lines[0].split(chr(9))[0]}\t{lines[other].split(chr(9))[1]}"
+    swapped[other] = f"{lines[other].split(chr(9))[0]}\t{lines[0].split(chr(9))[1]}"
+    relabelled, reordered = write("relabelled.tsv", swapped), write("reordered.tsv", dev_lines[::-1])
+    out = tmp_path / "m"
+    monkeypatch.setenv(CRASH_ENV, "8")  # the first write after epoch 1's checkpoint
+    assert run(train_file, dev_file).returncode == CRASH_EXIT_STATUS
+    monkeypatch.delenv(CRASH_ENV)
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 1
+    before = snapshot(out)
+
+    def refused_after_reading(result):  # the data is read (and said so) before the checkpoint
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        return result.stderr.strip().splitlines()[-1]
+
+    line = refused_after_reading(run(relabelled, dev_file, "--resume"))
+    assert line == (f"newsclf train: error: {out}: the checkpoint was made with other training "
+                    "texts or labels; resume with the same data and settings, or train without "
+                    "--resume")
+    line = refused_after_reading(run(train_file, reordered, "--resume"))
+    assert "the checkpoint was made with other dev texts or labels;" in line
+    assert snapshot(out) == before
+    resumed = run(train_file, dev_file, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch 1 " in resumed.stderr

@@ -174,6 +174,13 @@ class MemberResult:
                    tensors.get("best_dev_probabilities"))
 
 
+# what a checkpoint's records of its run (RunSetup.run_identity) are, for a refused --resume
+_RUN_RECORDS = {"classes": "classes", "vocab_size": "vocabulary", "vocab_head": "vocabulary",
+                "n_train": "training texts", "train_sha256": "training texts or labels",
+                "n_dev": "dev texts", "dev_sha256": "dev texts or labels",
+                "unlabeled_sha256": "unlabelled texts", "n_unlabeled": "unlabelled texts"}
+
+
 # Paddle trains on one thread. A model that trains alone in its process, the only encoder or
 # the student after the members, would leave a second core idle: on two threads its steps take
 # about 17% less time. Two, not the core count, because the thread count changes the last bits
@@ -248,14 +255,16 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
         report("log", f"{name}has no checkpoint yet: it starts from its first epoch")
     if setup.resume and not member_not_started:
         state, tensors = load_checkpoint(checkpoint_dir, setup.output_dir)
-        if state["run"] != identity:
-            changed = sorted(k for k in identity if state["run"].get(k) != identity[k])
+        # a record an earlier release did not keep (the data's hashes) is not compared
+        changed = sorted(k for k in identity if state["run"].get(k, identity[k]) != identity[k])
+        if changed:
             if "config" in changed:  # say which settings, with the checkpoint's values
                 saved = state["run"].get("config") or {}
                 changed[changed.index("config")] = "settings (" + ", ".join(
                     f"{name} {saved.get(name)!r}, now {value!r}"
                     for name, value in identity["config"].items()
                     if saved.get(name) != value) + ")"
+            changed = list(dict.fromkeys(_RUN_RECORDS.get(name, name) for name in changed))
             raise NewsclfError(f"{setup.output_dir}: the checkpoint was made with other "
                                f"{', '.join(changed)}; resume with the same data and settings, "
                                "or train without --resume")

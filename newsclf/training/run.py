@@ -23,7 +23,7 @@ import numpy as np
 from newsclf.config import TrainConfig
 from newsclf.data import LabelledData, encode_texts
 from newsclf.errors import DataError, NewsclfError
-from newsclf.files import write_json
+from newsclf.files import sha256_texts, write_json
 from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
 from newsclf.tokenize import Tokenizer
 from newsclf.training.checkpoint import checkpoint_settings
@@ -198,7 +198,10 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
         log(f"data-parallel training on {parallel.world} processes")
     run_identity = {"config": config.to_dict(), "classes": classes, "vocab_size": len(vocab),
                     "vocab_head": vocab.tokens[:1000], "n_train": len(train_ids),
-                    "n_dev": len(dev_data) if dev_data else 0}
+                    "n_dev": len(dev_data) if dev_data else 0,
+                    "train_sha256": sha256_texts(train_data.texts, train_data.labels),
+                    "dev_sha256": sha256_texts(dev_data.texts, dev_data.labels) if dev_data
+                    else None, "unlabeled_sha256": sha256_texts(unlabeled_texts)}
     n_student = len(train_ids) + len(unlabeled_ids)
     # the members learn from the labelled texts only: entries found only in the unlabelled
     # ones are [UNK] to them (their dev texts mapped so, their weights made so after training)
