@@ -146,11 +146,23 @@ def test_big5_mixed_with_utf8_is_refused_at_the_line_where_the_encoding_changes(
     big5_then_other = write(tmp_path / "c.txt", big5_line * 3 + b"\x81\x30\n")
     assert_refused(predict_cli(sample_model, big5_then_other, tmp_path / "out.csv"),
                    "c.txt:4: not Big5, the encoding of the lines before it (byte 0x81)")
+    # GBK and Big5 lines in one file: every Big5 line decodes as GBK and most GBK lines as
+    # Big5, into other characters; the line that reads as the other encoding's is refused
+    gbk_then_big5 = write(tmp_path / "d.txt", "沪指放量上涨\n球队夺冠\n".encode("gbk") + big5_line)
+    assert_refused(predict_cli(sample_model, gbk_then_big5, tmp_path / "out.csv"),
+                   "d.txt:3: Big5 text after GBK text: the file mixes two encodings")
+    gbk_line = "央行宣布降息\n".encode("gbk")
+    assert gbk_line.decode("big5")  # read as Big5 it is other characters
+    big5_then_gbk = write(tmp_path / "e.tsv", (big5_line.rstrip(b"\n") + "\t時政\n".encode("big5")) * 20
+                          + gbk_line.rstrip(b"\n") + "\t财经\n".encode("gbk"))
+    assert_refused(run_cli("evaluate", "--model", sample_model, "--data", big5_then_gbk),
+                   "e.tsv:21: GBK text after Big5 text")
     # after 64 KiB of ASCII, Big5 lines make a Big5 file
     late_big5 = write(tmp_path / "late.txt", b"abc\n" * 20000 + big5_line)
     label(predictor, late_big5, tmp_path / "late.csv")
     assert pd.read_csv(tmp_path / "late.csv")["text"].tolist()[-1] == "颱風逼近，氣象局發布海上警報"
-    assert files_in(tmp_path) == ["a.csv", "b.txt", "c.txt", "late.csv", "late.txt"]
+    assert files_in(tmp_path) == ["a.csv", "b.txt", "c.txt", "d.txt", "e.tsv", "late.csv",
+                                  "late.txt"]
 
 
 def test_gbk_rows_then_utf8_rows_are_refused_in_files_to_label_and_to_evaluate(

@@ -5,6 +5,7 @@ changes part-way (UTF-8 rows, then GBK rows), is refused with its line."""
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import re
 import sys
@@ -18,14 +19,31 @@ _ASCII = bytes(range(128))
 _UTF8_CHINESE = re.compile(rb"[\xe4-\xe9][\x80-\xbf][\x80-\xbf]")  # a CJK character in UTF-8
 _ENCODING_HINT = "try utf-8, utf-8-sig, gb18030 or big5"
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
-# Big5 text also decodes as GBK, into other characters: mostly rare ones, kana and symbols. Each
-# reading is scored by its share of everyday characters, the first-level hanzi and punctuation
-# rows of the encoding's core table (lead bytes, GB2312: A1-A3 and B0-F7; Big5: A1-A3 and A4-C6);
-# a Big5 reading this much better is taken.
-_BIG5_MARGIN = 0.25
-_EVERYDAY_LEAD_BYTES = {"gb2312": (range(0xA1, 0xA4), range(0xB0, 0xF8)),
-                        "big5hkscs": (range(0xA1, 0xC7),)}
+# Big5 text also decodes as GBK, into other characters: mostly rare ones, kana and symbols (and
+# GBK text mostly decodes as Big5, into rare characters). A reading is scored by its share of
+# everyday characters: those of the punctuation and first-level hanzi rows of the encoding's core
+# table (GB2312 lead bytes A1-A3 and B0-F7; Big5 lead bytes A1-C6); a reading this much better
+# than the other is the text's encoding.
+_MARGIN = 0.25
+_EVERYDAY_ROWS = {  # encoding: (core table, lead bytes, trail bytes)
+    "gb18030": ("gb2312", [*range(0xA1, 0xA4), *range(0xB0, 0xF8)], range(0xA1, 0xFF)),
+    "big5hkscs": ("big5hkscs", range(0xA1, 0xC7), [*range(0x40, 0x7F), *range(0xA1, 0xFF)])}
 _LEGACY_CHINESE = {"gb18030": "GBK/GB18030", "big5hkscs": "Big5"}  # detected: their names
+_SHORT_NAMES = {"gb18030": "GBK", "big5hkscs": "Big5"}
+
+
+@functools.cache
+def _unusual(encoding: str) -> re.Pattern:
+    """A pattern of the non-ASCII characters that are not everyday ones in ``encoding``."""
+    table, leads, trails = _EVERYDAY_ROWS[encoding]
+    everyday = set()
+    for lead in leads:
+        for trail in trails:
+            try:
+                everyday.add(bytes((lead, trail)).decode(table))
+            except UnicodeDecodeError:
+                continue
+    return re.compile("[^\\x00-\\x7f" + "".join(map(re.escape, sorted(everyday))) + "]")
 
 
 def _line_of(raw: bytes, offset: int) -> int:
@@ -40,34 +58,34 @@ def _decodes(raw: bytes, encoding: str) -> bool:
     return True
 
 
-def _everyday_share(text: str, table: str) -> float:
-    """The share of ``text``'s non-ASCII characters that are everyday ones in ``table``."""
-    characters = _NON_ASCII.findall(text)
-    everyday = 0
-    for character in characters:
-        try:
-            lead = character.encode(table)[0]
-        except UnicodeEncodeError:
-            continue
-        everyday += any(lead in rows for rows in _EVERYDAY_LEAD_BYTES[table])
-    return everyday / len(characters) if characters else 0.0
+def _everyday_share(text: str, encoding: str) -> float:
+    """The share of ``text``'s non-ASCII characters that are everyday ones in ``encoding``."""
+    characters = len(_NON_ASCII.findall(text))
+    return 1 - len(_unusual(encoding).findall(text)) / characters if characters else 0.0
 
 
 def legacy_chinese_encoding(raw: bytes) -> str:
-    """GB18030 (a superset of GBK) or Big5 for Chinese text that is not UTF-8: Big5 when the
-    complete lines of ``raw`` up to the first that is not Big5 read as far more everyday
-    characters that way (every Big5 byte sequence is valid GBK too, read as other characters)."""
-    end = raw.rfind(b"\n") + 1
-    sample = raw[:end] if end else raw
-    try:
-        big5 = sample.decode("big5hkscs")
-    except UnicodeDecodeError as exc:
-        sample = sample[:sample.rfind(b"\n", 0, exc.start) + 1]
-        big5 = sample.decode("big5hkscs")
-    gbk = sample.decode("gb18030", errors="replace")
-    if _everyday_share(big5, "big5hkscs") > _everyday_share(gbk, "gb2312") + _BIG5_MARGIN:
-        return "big5hkscs"
+    """GB18030 (a superset of GBK) or Big5 for Chinese text that is not UTF-8: the encoding of
+    the first line of ``raw`` that reads as far more everyday characters in it than in the other
+    (:func:`_reads_as`); GB18030 when no line does."""
+    for line in raw.split(b"\n"):
+        verdict = None if line.isascii() else _reads_as(line)
+        if verdict is not None:
+            return verdict
     return "gb18030"
+
+
+def _reads_as(line: bytes) -> str | None:
+    """GB18030 or Big5, the encoding in which ``line`` reads as far more everyday characters
+    than in the other (or the only one it decodes in); None when neither is clearly better."""
+    shares = {}
+    for encoding in _SHORT_NAMES:
+        try:
+            shares[encoding] = _everyday_share(line.decode(encoding), encoding)
+        except UnicodeDecodeError:
+            shares[encoding] = -1.0
+    best, other = sorted(shares, key=shares.get, reverse=True)
+    return best if shares[best] > shares[other] + _MARGIN else None
 
 
 def detect_encoding(head: bytes, source: str, complete: bool = False) -> str:
@@ -203,6 +221,7 @@ class Decoder:
             raise self._undecodable(raw, exc.start) from None
         if self.detecting and self.encoding in _LEGACY_CHINESE:
             self._refuse_utf8_lines(raw)
+            self._refuse_other_legacy_lines(raw, text)
         if not self.non_ascii_seen and not raw.isascii():
             self.non_ascii_seen, self._may_switch = True, False
         return text
@@ -245,8 +264,27 @@ class Decoder:
                 raise self._utf8_after_legacy(f"{self.source}:{line}")
             position = end + 1
 
+    def _refuse_other_legacy_lines(self, raw: bytes, text: str) -> None:
+        """In a file detected as GBK (Big5), refuse a line that reads as Big5 (GBK) by
+        :func:`_reads_as`: the file mixes the two. Only lines holding a character that is not
+        an everyday one in the file's encoding are looked at."""
+        unusual = _unusual(self.encoding)
+        if not unusual.search(text):
+            return
+        # neither encoding has a newline byte inside a character: the lines correspond
+        for number, (line, line_bytes) in enumerate(zip(text.split("\n"), raw.split(b"\n")), 1):
+            if not unusual.search(line):
+                continue
+            other = _reads_as(line_bytes)
+            if other not in (None, self.encoding):
+                raise DataError(
+                    f"{self.source}:{self.lines_done + number}: {_SHORT_NAMES[other]} text after "
+                    f"{_SHORT_NAMES[self.encoding]} text: the file mixes two encodings; save all "
+                    f"of it as UTF-8 (or pass --encoding {other} if all of it is "
+                    f"{_SHORT_NAMES[other]})")
+
     def _utf8_after_legacy(self, where: str) -> DataError:
-        legacy = "Big5" if self.encoding == "big5hkscs" else "GBK"
+        legacy = _SHORT_NAMES[self.encoding]
         return DataError(f"{where}: UTF-8 text after {legacy} text: the file mixes two encodings; "
                          f"save all of it as UTF-8 (or pass --encoding {self.encoding} if this "
                          f"line is {legacy})")
