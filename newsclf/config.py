@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import operator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, check_count
 from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS, USER_DICT_FILE, ModelSpec
 
 # Settings that may be left to TrainConfig.for_training_size (None); training.json records the
@@ -78,6 +79,15 @@ class TrainConfig:
     def __post_init__(self):
         if self.distill is None:
             self.distill = True
+        # numpy integers (a parameter grid built with numpy) become ints: training.json is JSON
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", "int | None") and not isinstance(value, int) \
+                    and hasattr(value, "__index__"):
+                try:
+                    setattr(self, f.name, operator.index(value))
+                except TypeError:
+                    pass  # validate() refuses it by name
 
     def validate(self) -> "TrainConfig":
         def need(ok: bool, message: str) -> None:
@@ -89,9 +99,7 @@ class TrainConfig:
         need(self.position in POSITIONS, f"position must be one of {', '.join(POSITIONS)}, not {self.position!r}")
         for name in ("min_freq", "max_vocab", "max_len", "d_model", "n_heads", "n_layers", "d_ff",
                      "epochs", "batch_size", "ensemble_size", "patience", "distill_rounds"):
-            value = getattr(self, name)
-            need(value is None and name in AUTOMATIC or isinstance(value, int) and value >= 1,
-                 f"{name} must be at least 1, got {value}")
+            check_count(getattr(self, name), name, optional=name in AUTOMATIC)
         need(self.d_model % self.n_heads == 0,
              f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
         for name in ("dropout", "attn_dropout", "emb_dropout", "label_smoothing", "token_dropout",

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from newsclf.datafiles.output import OUTPUT_FORMATS
-from newsclf.errors import DataError, NewsclfError, NoTextsError
+from newsclf.errors import DataError, NewsclfError, NoTextsError, check_count
 from newsclf.predict import added_column_names, label_frame, refuse_column_clashes
 from newsclf.predictor import check_prediction_options
 
@@ -168,8 +168,7 @@ def cluster_client(scheduler: str, workers: int | None = None):
 
         from newsclf.workers import available_cores
 
-        if workers is not None and workers < 1:
-            raise NewsclfError(f"workers must be at least 1, got {workers}")
+        workers = check_count(workers, "workers", optional=True)
         cluster = distributed.LocalCluster(n_workers=workers or min(4, available_cores()),
                                            threads_per_worker=1, processes=True,
                                            dashboard_address=":0", silence_logs=logging.ERROR)
@@ -256,8 +255,7 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
     distributed = _require("distributed")
     check_prediction_options(top_k=top_k, long_text=long_text, batch_size=batch_size,
                              backend=backend)
-    if isinstance(part_rows, bool) or not isinstance(part_rows, int) or part_rows < 1:
-        raise NewsclfError(f"part_rows must be a whole number of at least 1, not {part_rows!r}")
+    part_rows = check_count(part_rows, "part_rows")
     files = load_model_dir(model)
     model = (str(files.path.resolve()), backend, _model_stamp(files.path))
     added = added_column_names(list(files.labels), top_k, probabilities)

@@ -95,7 +95,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, check_count
 from newsclf.spec import EXPLAIN_METHODS as METHODS, IG_STEPS
 
 UNK_TOKEN = "[UNK]"
@@ -382,12 +382,7 @@ def check_method(method, steps=IG_STEPS) -> None:
     line."""
     if not isinstance(method, str) or method not in METHODS:
         raise NewsclfError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
-    _check_steps(steps)
-
-
-def _check_steps(steps) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise NewsclfError(f"steps must be a whole number of at least 1, not {steps!r}")
+    check_count(steps, "steps")
 
 
 def explain(predictor, text: str, *, method: str = "rollout",
@@ -411,17 +406,13 @@ def explain_batch(predictor, texts: Sequence[str], *, method: str = "rollout",
     handful of texts (one batch, ``[batch, layers, heads, L, L]`` floats in memory); occlusion
     and integrated gradients then run one more batch per text."""
     from newsclf.data import pad_batch, padding_mask
+    from newsclf.predictor import as_text_list
     from newsclf.runtime import configure_paddle
 
     check_method(method, steps)
     paddle = configure_paddle()
 
-    if isinstance(texts, str):
-        texts = [texts]
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+    texts = as_text_list(texts)
     if not texts:
         raise NewsclfError("no texts to explain; give at least one")
     max_len = predictor.spec.max_len
@@ -541,8 +532,7 @@ def integrated_gradients(predictor, ids: np.ndarray, target: int,
     paddle = configure_paddle()
     import paddle.nn.functional as F
 
-    _check_steps(steps)
-    steps = int(steps)
+    steps = check_count(steps, "steps")
     ids = np.asarray(ids)
     alphas = np.linspace(0.0, 1.0, steps + 1)
     weights = np.full(steps + 1, 1.0 / steps)

@@ -9,7 +9,7 @@ from collections import deque
 
 import numpy as np
 
-from newsclf.errors import DataError, NewsclfError
+from newsclf.errors import DataError, check_count
 from newsclf.predictor import Predictor, check_prediction_options, choose_backend
 
 __all__ = ["predict_file", "prediction_columns", "added_column_names", "label_frame",
@@ -134,8 +134,8 @@ def predict_file(model, input_path: str, output_path: str, *, text_column=None,
         predictor, files = None, load_model_dir(model)
         backend = choose_backend(files, backend)
     check_prediction_options(top_k=top_k, long_text=long_text, batch_size=batch_size)
-    if workers is not None and workers < 1:
-        raise NewsclfError(f"workers must be at least 1, got {workers}")
+    workers = check_count(workers, "workers", optional=True)
+    chunk_size = check_count(chunk_size, "chunk_size")
     classes = list(files.labels)
     started = time.perf_counter()
     writer = LabelledWriter(output_path, input_path, excel)

@@ -8,13 +8,14 @@ Runtime when installed, else Paddle Inference), else on the network itself (the 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from newsclf.data import encode_texts
-from newsclf.errors import ModelDirError, NewsclfError
+from newsclf.errors import ModelDirError, NewsclfError, check_count
 from newsclf.modeldir import ModelFiles, dev_metrics, load_model_dir
 from newsclf.spec import BACKENDS, LONG_TEXT_MODES
 from newsclf.tokenize import Tokenizer, normalize
@@ -36,6 +37,11 @@ class Predictor:
     token" when none of its tokens is in the vocabulary), and ``predict_proba`` gives it equal
     probabilities (the model has no evidence); :meth:`classify` returns both at once.
 
+    ``texts`` is a list, tuple, 1-D array or pandas Series of str, or one str (one text);
+    bytes, a dict and a DataFrame are refused, saying what to pass (:func:`as_text_list`).
+    Counts (``top_k``, ``batch_size``, ``threads``) are whole numbers of at least 1, numpy
+    integers included (:func:`~newsclf.errors.check_count`).
+
     Attributes: ``classes_`` (class names, the column order of ``predict_proba``), ``spec``
     (the :class:`~newsclf.spec.ModelSpec`: tokenizer, sizes, architecture), ``training_settings``
     (how the model was trained, as recorded), ``backend`` (``"onnx"``, ``"inference"`` or
@@ -47,6 +53,7 @@ class Predictor:
         self.files = files
         self.spec = files.spec
         self.vocab = files.vocab
+        threads = check_count(threads, "threads", optional=True)
         self.classes_ = np.array(files.labels, dtype=object)
         self.tokenizer = Tokenizer(self.spec.tokenizer, files.user_dict)
         self._network = None
@@ -64,8 +71,8 @@ class Predictor:
         on ONNX Runtime when the export has an ONNX graph and the ``onnx`` extra is installed
         (Paddle is then never imported), else on Paddle Inference; without a usable export, on
         the dynamic graph. ``"onnx"`` and ``"inference"`` require that engine, ``"dynamic"``
-        ignores the export. ``threads``: CPU threads of the engine (default: the cores, at
-        most 4)."""
+        ignores the export. ``threads``: CPU threads of the engine, a whole number of at least
+        1 (default: the cores, at most 4)."""
         return cls(load_model_dir(path), backend, threads)
 
     @property
@@ -261,21 +268,16 @@ def combine_windows(scores, rule: str = CHUNK_RULE) -> np.ndarray:
     return np.log(weights @ probabilities).astype(np.float32)
 
 
-def _whole_number(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
 def check_prediction_options(*, top_k=1, long_text: str = "truncate", batch_size=256,
                              backend: str = "auto") -> None:
     """Refuse prediction options nothing can run with, in one line each: ``top_k`` and
-    ``batch_size`` whole numbers of at least 1, ``long_text`` and ``backend`` known names."""
-    if not _whole_number(top_k):
-        raise NewsclfError(f"top_k must be a whole number of at least 1, not {top_k!r}")
+    ``batch_size`` whole numbers of at least 1 (:func:`~newsclf.errors.check_count`),
+    ``long_text`` and ``backend`` known names."""
+    check_count(top_k, "top_k")
     if long_text not in LONG_TEXT_MODES:
         raise NewsclfError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, "
                            f"not {long_text!r}")
-    if not _whole_number(batch_size):
-        raise NewsclfError(f"batch_size must be a whole number of at least 1, not {batch_size!r}")
+    check_count(batch_size, "batch_size")
     if backend not in BACKENDS:
         raise NewsclfError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
 
@@ -342,17 +344,33 @@ def has_content(text: str) -> bool:
     return any(ch.isalnum() for ch in text) or bool(normalize(text))
 
 
-def as_text_list(texts, name: str = "texts") -> list[str]:
+def as_text_list(texts, name: str = "texts", one_text: bool = True) -> list[str]:
+    """``texts`` as a list of str, or a one-line refusal naming ``name`` and the fix. One
+    string is one text (with ``one_text=False``, as scikit-learn wants, a TypeError); a list,
+    tuple, 1-D array, pandas Series or other iterable gives its items, which must be str.
+    Bytes, a mapping (dict) and a table (DataFrame) are refused with what to pass instead."""
     if isinstance(texts, str):
+        if not one_text:
+            raise TypeError(f"{name} must be a sequence of texts, not a single str; wrap one "
+                            "text in a list")
         return [texts]
+    if isinstance(texts, (bytes, bytearray, memoryview)):
+        raise NewsclfError(f"{name} is {type(texts).__name__}, not text; decode it first: "
+                           "data.decode('utf-8'), or pass a list of decoded texts")
     if type(texts).__name__ == "DataFrame":
-        raise NewsclfError("texts is a table (DataFrame); pass its text column, e.g. "
+        raise NewsclfError(f"{name} is a table (DataFrame); pass its text column, e.g. "
                            "frame['text']")
+    if isinstance(texts, Mapping):
+        # iterating a dict gives its keys: classifying them is never what was meant
+        raise NewsclfError(f"{name} is a mapping ({type(texts).__name__}); pass its texts, "
+                           "e.g. list(d.values()), or a list or Series of texts")
     if texts is None or not hasattr(texts, "__iter__"):
-        raise NewsclfError(f"texts must be a string or a sequence of strings, not "
-                           f"{type(texts).__name__}")
+        raise NewsclfError(f"{name} must be {'a string or ' if one_text else ''}a sequence of "
+                           f"strings, not {type(texts).__name__}")
     texts = list(texts)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise TypeError(f"{name}[{i}] is {type(text).__name__}, not str")
+            raise TypeError(f"{name}[{i}] is {type(text).__name__}, not str"
+                            + ("; decode it first: data.decode('utf-8')"
+                               if isinstance(text, (bytes, bytearray)) else ""))
     return texts

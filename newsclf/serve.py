@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException
 
 from newsclf import __version__
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, check_count
 from newsclf.spec import LONG_TEXT_MODES, SERVE_MAX_CHARS, SERVE_MAX_TEXTS, SERVE_MAX_WAIT_MS
 
 MAX_TEXTS, MAX_CHARS, MAX_WAIT_MS = SERVE_MAX_TEXTS, SERVE_MAX_CHARS, SERVE_MAX_WAIT_MS
@@ -228,10 +228,10 @@ def create_app(model=None, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
     ``max_batch_texts`` and ``max_wait_ms`` bound a batch (texts per model call, how long the
     oldest request waits for others to join it). The model is loaded and warmed up here, so a
     bad directory fails before any server starts."""
-    for name, value in (("max_texts", max_texts), ("max_chars", max_chars),
-                        ("max_batch_texts", max_batch_texts)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise NewsclfError(f"{name} must be a whole number of at least 1, not {value!r}")
+    max_texts, max_chars, max_batch_texts = (
+        check_count(max_texts, "max_texts"), check_count(max_chars, "max_chars"),
+        check_count(max_batch_texts, "max_batch_texts"))
+    threads = check_count(threads, "threads", optional=True)
     if not isinstance(max_wait_ms, (int, float)) or isinstance(max_wait_ms, bool) \
             or not 0 <= max_wait_ms <= 1000:
         raise NewsclfError(f"max_wait_ms must be between 0 and 1000, not {max_wait_ms!r}")

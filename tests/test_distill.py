@@ -314,7 +314,7 @@ def test_a_teacher_of_two_members_averages_their_probabilities():
     ("distill_splice", -0.1, r"distill_splice must be in \[0, 1\]"),
     ("distill_token_dropout", 1.0, r"distill_token_dropout must be in \[0, 1\)"),
     ("distill_temperature", 0.0, "distill_temperature must be positive"),
-    ("distill_rounds", 0, "distill_rounds must be at least 1, got 0")])
+    ("distill_rounds", 0, "distill_rounds must be a whole number of at least 1, not 0")])
 def test_distillation_settings_are_checked(setting, value, message):
     with pytest.raises(NewsclfError, match=message):
         TrainConfig(**{setting: value}).validate()

@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pandas as pd
@@ -195,3 +196,181 @@ def test_estimator_warns_for_texts_with_nothing_to_classify(sample_model):
         probabilities = clf.predict_proba(["🙂", "央行降息"])
     np.testing.assert_allclose(probabilities[0], 1.0 / len(clf.classes_), rtol=1e-6)
     assert json.dumps(clf.metrics_)
+
+
+# --- counts, texts and threads: one rule for every entry point ---------------------------------
+
+HEADLINE = "沪指放量上涨"
+BAD_COUNTS = [0, -2, 1.5, 2.0, "8", True, np.True_, np.int64(0), np.float64(8.0), None]
+
+
+def count_refusal(name, value):
+    return re.escape(f"{name} must be a whole number of at least 1, not {value!r}")
+
+
+@pytest.fixture(scope="module")
+def estimator(sample_model):
+    from newsclf import TextClassifier
+
+    return TextClassifier.load(sample_model)
+
+
+def test_numpy_integers_are_counts(predictor):
+    ranked = predictor.predict([HEADLINE], top_k=2)
+    assert len(ranked[0]) == 2
+    for top_k in (np.int64(2), np.int32(2), np.uint8(2)):
+        assert predictor.predict([HEADLINE], top_k=top_k) == ranked
+    texts = HEADLINES[:10]
+    expected = predictor.predict_proba(texts)
+    for batch_size in (np.int64(8), np.int32(3), np.array(4)):
+        assert predictor.predict(texts, batch_size=batch_size) == predictor.predict(texts)
+        np.testing.assert_allclose(predictor.predict_proba(texts, batch_size=batch_size),
+                                   expected, atol=1e-6)
+        np.testing.assert_allclose(predictor.classify(texts, batch_size=batch_size)[0],
+                                   expected, atol=1e-6)
+        np.testing.assert_allclose(predictor.predict_log_proba(texts, batch_size=batch_size),
+                                   np.log(expected), atol=1e-5)
+        assert len(predictor.window_scores(texts, batch_size=batch_size)) == 10
+
+
+@pytest.mark.parametrize("value", BAD_COUNTS, ids=repr)
+def test_bad_counts_are_refused_alike_by_every_method(predictor, value):
+    message = count_refusal("batch_size", value)
+    for method in (predictor.predict, predictor.predict_proba, predictor.predict_log_proba,
+                   predictor.classify, predictor.window_scores):
+        with pytest.raises(NewsclfError, match=message):
+            method([HEADLINE], batch_size=value)
+    if value is not None:  # top_k=None: the best label alone
+        with pytest.raises(NewsclfError, match=count_refusal("top_k", value)):
+            predictor.predict([HEADLINE], top_k=value)
+
+
+def test_other_functions_take_counts_by_the_same_rule(predictor, tmp_path):
+    from newsclf import TrainConfig, evaluate
+    from newsclf.predict import predict_file
+
+    predicted = [row["label"] for row in predictor.predict(HEADLINES[:6])]
+    result = evaluate(predictor, HEADLINES[:6], predicted, batch_size=np.int64(4))
+    assert result.accuracy == 1.0
+    with pytest.raises(NewsclfError, match=count_refusal("batch_size", 0)):
+        evaluate(predictor, HEADLINES[:2], ["财经", "财经"], batch_size=0)
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(HEADLINES[:5]) + "\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    summary = predict_file(predictor, str(source), str(out), top_k=np.int64(2),
+                           batch_size=np.int64(2), chunk_size=np.int64(2), workers=np.int64(1),
+                           progress=False)
+    assert summary["rows"] == 5 and "top2_label" in pd.read_csv(out).columns
+    out.unlink()
+    for option, value in [("chunk_size", 0), ("workers", 0), ("workers", "2"),
+                          ("top_k", np.int64(-1))]:
+        with pytest.raises(NewsclfError, match=count_refusal(option, value)):
+            predict_file(predictor, str(source), str(out), progress=False, **{option: value})
+        assert not out.exists()
+    config = TrainConfig(batch_size=np.int64(8), epochs=np.int32(3)).validate()
+    assert type(config.batch_size) is int and type(config.epochs) is int
+    assert json.loads(json.dumps(config.to_dict()))["batch_size"] == 8
+    for value in (0, 2.5, True):
+        with pytest.raises(NewsclfError, match=count_refusal("batch_size", value)):
+            TrainConfig(batch_size=value).validate()
+
+
+def test_a_bad_workers_count_stops_fitting_before_training(tmp_path):
+    from newsclf import TextClassifier
+
+    texts = HEADLINES[:4]
+    for value in (0, "2", 1.5):
+        with pytest.raises(NewsclfError, match=count_refusal("workers", value)):
+            TextClassifier(ensemble_size=1, epochs=1, workers=value).fit(texts, ["a", "b"] * 2)
+
+
+@pytest.mark.parametrize("data", [b"abc", bytearray("沪指".encode()), memoryview(b"abc")],
+                         ids=["bytes", "bytearray", "memoryview"])
+def test_bytes_are_not_texts(predictor, estimator, data):
+    kind = type(data).__name__
+    message = re.escape(f"texts is {kind}, not text; decode it first: data.decode('utf-8')")
+    for method in (predictor.predict, predictor.predict_proba, predictor.classify):
+        with pytest.raises(NewsclfError, match=message):
+            method(data)
+    for call in (estimator.predict, estimator.predict_proba, lambda X: estimator.score(X, ["a"])):
+        with pytest.raises(NewsclfError, match=re.escape(f"X is {kind}, not text; decode it")):
+            call(data)
+    with pytest.raises(TypeError, match=re.escape("texts[0] is bytes, not str; decode it first")):
+        predictor.predict([b"abc"])
+
+
+def test_one_string_is_one_text_for_a_predictor_and_refused_by_the_estimator(predictor,
+                                                                                 estimator):
+    assert predictor.predict(HEADLINE) == predictor.predict([HEADLINE])
+    assert len(predictor.predict(HEADLINE)) == 1
+    assert predictor.predict_proba(HEADLINE).shape == (1, len(predictor.classes_))
+    for call in (estimator.predict, estimator.predict_proba,
+                 lambda X: estimator.score(X, ["财经"])):
+        with pytest.raises(TypeError, match="X must be a sequence of texts, not a single str"):
+            call(HEADLINE)
+
+
+@pytest.mark.parametrize("mapping", [{"a": HEADLINE}, {HEADLINE: "a"},
+                                     types.MappingProxyType({"a": HEADLINE})],
+                         ids=["texts-as-values", "texts-as-keys", "read-only-mapping"])
+def test_a_mapping_is_refused_not_read_for_its_keys(predictor, estimator, mapping):
+    from newsclf import evaluate
+    from newsclf.explain import explain_batch
+
+    kind = type(mapping).__name__
+    message = re.escape(f"texts is a mapping ({kind}); pass its texts, e.g. list(d.values()), "
+                        "or a list or Series of texts")
+    for method in (predictor.predict, predictor.predict_proba, predictor.classify):
+        with pytest.raises(NewsclfError, match=message):
+            method(mapping)
+    with pytest.raises(NewsclfError, match=message):
+        evaluate(predictor, mapping, ["财经"])
+    with pytest.raises(NewsclfError, match=message):
+        explain_batch(predictor, mapping)
+    for call in (estimator.predict, estimator.predict_proba,
+                 lambda X: estimator.score(X, ["财经"])):
+        with pytest.raises(NewsclfError, match=re.escape(f"X is a mapping ({kind}); pass its")):
+            call(mapping)
+
+
+def test_series_arrays_and_dict_values_are_texts(predictor, estimator):
+    texts = HEADLINES[:5]
+    expected = predictor.predict(texts)
+    series = pd.Series(texts, index=[10, 3, 7, 1, 99])  # the index is not the order
+    assert predictor.predict(series) == expected
+    assert predictor.predict(np.array(texts)) == expected
+    assert predictor.predict(tuple(texts)) == expected
+    assert predictor.predict(dict(zip("abcde", texts)).values()) == expected
+    np.testing.assert_allclose(predictor.predict_proba(series), predictor.predict_proba(texts))
+    labels = [row["label"] for row in expected]
+    assert estimator.predict(series).tolist() == labels
+    assert estimator.predict(np.array(texts)).tolist() == labels
+    assert estimator.score(series, labels) == 1.0
+
+
+@pytest.mark.parametrize("threads", ["2", 0, -2, 1.5, True, np.int64(0)], ids=repr)
+def test_bad_threads_are_refused_in_one_line(sample_model, threads):
+    from newsclf import Predictor
+
+    with pytest.raises(NewsclfError, match=count_refusal("threads", threads)):
+        Predictor.from_dir(sample_model, threads=threads)
+
+
+def test_threads_take_numpy_integers_and_none(sample_model, predictor):
+    from newsclf import Predictor
+
+    texts = HEADLINES[:5]
+    for threads in (np.int64(2), 1, None):
+        loaded = Predictor.from_dir(sample_model, threads=threads)
+        assert loaded.predict(texts) == predictor.predict(texts)
+
+
+def test_the_service_takes_counts_by_the_same_rule(sample_model, predictor):
+    from newsclf.serve import create_app
+
+    for option, value in [("threads", 0), ("threads", "2"), ("max_texts", 0),
+                          ("max_chars", 2.5), ("max_batch_texts", True)]:
+        with pytest.raises(NewsclfError, match=count_refusal(option, value)):
+            create_app(sample_model, **{option: value})
+    app = create_app(predictor, max_texts=np.int64(3), threads=np.int64(1))
+    assert app.state.predictor is predictor

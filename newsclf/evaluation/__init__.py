@@ -40,8 +40,11 @@ def evaluate(predictor, texts: Sequence[str], labels: Sequence[str],
     """Classify ``texts`` with ``predictor`` (one pass of ``classify``) and score the
     predictions against the true class names ``labels``. A text the model has nothing to
     classify by (empty, or no token it knows; ``predict`` gives it no label) counts as an
-    error, predicted ``"(no label)"``."""
-    texts = [texts] if isinstance(texts, str) else list(texts)
+    error, predicted ``"(no label)"``. ``texts`` are read as :meth:`Predictor.predict
+    <newsclf.predictor.Predictor.predict>` reads them; ``batch_size`` as well."""
+    from newsclf.predictor import as_text_list
+
+    texts = as_text_list(texts)
     labels = [labels] if isinstance(labels, str) else list(labels)
     if not texts and not labels:
         raise NewsclfError("nothing to evaluate: no labelled texts given")

@@ -22,7 +22,7 @@ import numpy as np
 
 from newsclf.config import TrainConfig
 from newsclf.data import LabelledData, encode_texts
-from newsclf.errors import DataError, NewsclfError
+from newsclf.errors import DataError, NewsclfError, check_count
 from newsclf.files import sha256_texts, write_json
 from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
 from newsclf.tokenize import Tokenizer
@@ -95,8 +95,7 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     from newsclf.runtime import configure_paddle
 
     config.validate()
-    if workers is not None and workers < 1:
-        raise NewsclfError(f"workers must be at least 1, got {workers}")
+    workers = check_count(workers, "workers", optional=True)
     if unlabeled_texts is not None:
         check_unlabeled_allowed(config)
         unlabeled_texts = unlabeled_text_list(unlabeled_texts, "unlabeled_texts")
