@@ -7,18 +7,17 @@ import argparse
 import sys
 
 from newsclf.datafiles.layout import FORMATS, format_named
-from newsclf.errors import DataError
+from newsclf.errors import DataError, NewsclfError, check_count
 
 
 def at_least_one(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (a count: batch size, workers, top-k)."""
+    """An argparse type: a count (batch size, workers, top-k) by the rule of
+    :func:`~newsclf.errors.check_count`, refused with the flag's name."""
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return value
+        return check_count(int(text), "")
+    except (ValueError, NewsclfError):
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of at least 1, not {text!r}") from None
 
 
 LAYOUTS_EPILOG = """\
