@@ -55,12 +55,18 @@ def model_info(path: str | Path) -> dict:
         "bytes": {"model": sum(entry.get("bytes", 0)
                                for entry in files.info.get("files", {}).values()),
                   "inference_export": _folder_bytes(export_dir) if export_dir.is_dir() else 0},
-        "training": files.training.get("settings", {}),
+        "training": _record(files.training.get("settings")),
         "trained_with": files.info.get("libraries", {}),
         "installed": {"newsclf": __version__, **_installed_versions()},
         "backends": {name: status[name] for name in BACKENDS if name != "auto"},
         "backend_auto": auto,
     }
+
+
+def _record(value) -> dict:
+    """A part of a record (``training.json``, which loading never reads and a user may have
+    edited) that should be a JSON object: {} when it is not one."""
+    return value if isinstance(value, dict) else {}
 
 
 def _installed_versions() -> dict:
@@ -122,7 +128,8 @@ def format_info(info: dict) -> str:
     settings = info["training"]
     if settings:
         keys = ("epochs", "batch_size", "lr", "seed", "ensemble_size")
-        if settings.get("ensemble_size", 1) > 1:  # one encoder has nothing to distil
+        members = settings.get("ensemble_size", 1)
+        if isinstance(members, int) and members > 1:  # one encoder has nothing to distil
             keys += ("distill",)
         shown = ", ".join(f"{key} {settings[key]}" for key in keys if key in settings)
         lines.append(f"  trained      {shown}")

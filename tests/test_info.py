@@ -86,3 +86,21 @@ def test_info_on_a_missing_or_edited_metrics_record(tmp_path, sample_model):
         assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
         assert shown in result.stdout
         assert shown in format_info(model_info(model))
+
+
+def test_info_on_an_edited_training_record(tmp_path, sample_model):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(sample_model, model)
+    for content, shown in (('{"settings": [1]}', None),
+                           ('{"settings": {"ensemble_size": "2", "lr": 0.001}}',
+                            "trained      lr 0.001, ensemble_size 2\n"),
+                           ("[]", None), ("{bad", None)):
+        (model / "training.json").write_text(content, encoding="utf-8")
+        result = run_cli("info", model)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        if shown is None:  # nothing to show of the training settings
+            assert "  trained " not in result.stdout
+        else:
+            assert shown in result.stdout
