@@ -181,6 +181,21 @@ def test_an_export_folder_replaced_by_a_file_is_no_export_and_is_repaired(model_
     assert Predictor.from_dir(model_copy).backend == "onnx"
 
 
+def test_the_export_command_refuses_to_replace_a_file_or_link_of_the_users_named_inference(
+        model_copy, tmp_path):
+    shutil.rmtree(model_copy / "inference")
+    (model_copy / "inference").write_text("mine", encoding="utf-8")
+    assert_user_error(run_cli("export", "--model", model_copy),
+                      "holds files newsclf did not write (inference)", "move them out first")
+    assert (model_copy / "inference").read_text(encoding="utf-8") == "mine"
+    (model_copy / "inference").unlink()
+    (tmp_path / "elsewhere").mkdir()
+    (model_copy / "inference").symlink_to(tmp_path / "elsewhere")
+    assert_user_error(run_cli("export", "--model", model_copy),
+                      "holds files newsclf did not write (inference)")
+    assert (model_copy / "inference").is_symlink()
+
+
 def test_exporting_again_refuses_to_delete_files_of_the_users_in_the_export_folder(model_copy):
     export = model_copy / "inference"
     before = {path.name: path.read_bytes() for path in export.iterdir()}

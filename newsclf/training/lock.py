@@ -326,8 +326,9 @@ def refuse_to_delete_foreign_files(directory: Path, replacing: str) -> None:
 def refuse_to_delete_foreign_export_files(directory: Path) -> None:
     """Refuse, naming them, to replace the inference export of the model in ``directory`` while
     its folder holds files newsclf did not write: they would be deleted with the old export."""
-    if (directory / EXPORT_DIR).is_symlink() or not (directory / EXPORT_DIR).is_dir():
-        return  # no export folder to replace (a file or a link in its place is removed)
+    if not os.path.lexists(directory / EXPORT_DIR):
+        return
+    # a file or a link in the export folder's place is not newsclf's: exporting replaced it
     foreign = _foreign(directory, [EXPORT_DIR])
     if foreign:
         raise NewsclfError(f"{directory}: holds files newsclf did not write ({_shown(foreign)}), "
