@@ -102,6 +102,15 @@ class TrainConfig:
             check_count(getattr(self, name), name, optional=name in AUTOMATIC)
         need(self.d_model % self.n_heads == 0,
              f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        # rotary encoding turns each head's dimensions in pairs (model.layers.rotate)
+        head_size = self.d_model // self.n_heads
+        need(self.position != "rotary" or head_size % 2 == 0,
+             f"rotary positions need an even head size: d_model / n_heads is {head_size}; make "
+             f"d_model a multiple of 2 x n_heads ({2 * self.n_heads}), or choose another position")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            need(setting_type(f.name) is not float or _finite(value),
+                 f"{f.name} must be a finite number, got {value}")
         for name in ("dropout", "attn_dropout", "emb_dropout", "label_smoothing", "token_dropout",
                      "warmup", "distill_token_dropout"):
             value = getattr(self, name)
@@ -210,6 +219,17 @@ def setting_type(name: str) -> type:
         return _TYPES_OF_UNSET[name]
     default = getattr(TrainConfig(), name)
     return str if default is None else type(default)
+
+
+def _finite(value) -> bool:
+    """Whether a number is finite (an int too large for a float is not); True for other
+    values, which the type checks refuse."""
+    if not isinstance(value, (int, float)):
+        return True
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _fits(value, expected: type) -> bool:

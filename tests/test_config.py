@@ -1,7 +1,11 @@
+import math
+
 import pytest
 
 from newsclf.config import TrainConfig
 from newsclf.errors import NewsclfError
+
+from conftest import assert_user_error, run_cli
 
 
 def test_defaults_validate_and_round_trip():
@@ -29,10 +33,57 @@ def test_defaults_validate_and_round_trip():
     ({"max_len": 100_000_000}, r"max_len must be at most 4096, got 100000000 \(longer texts"),
     ({"seed": -1}, "seed must be a whole number from 0 to 4294967295, got -1"),
     ({"seed": 2 ** 64}, "seed must be a whole number from 0 to 4294967295"),
+    ({"position": "rotary", "d_model": 12, "n_heads": 4},
+     r"^rotary positions need an even head size: d_model / n_heads is 3; make d_model a "
+     r"multiple of 2 x n_heads \(8\), or choose another position$"),
+    ({"position": "rotary", "d_model": 7, "n_heads": 1}, "d_model / n_heads is 7;"),
 ])
 def test_bad_settings_are_named(values, message):
     with pytest.raises(NewsclfError, match=message):
         TrainConfig.from_dict(values)
+
+
+FLOAT_SETTINGS = [name for name, value in TrainConfig().to_dict().items()
+                  if isinstance(value, float)]
+
+
+@pytest.mark.parametrize("name", FLOAT_SETTINGS)
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_every_float_setting_must_be_finite(name, value):
+    with pytest.raises(NewsclfError) as refused:
+        TrainConfig.from_dict({name: value})
+    assert str(refused.value) == f"{name} must be a finite number, got {value}"
+
+
+def test_a_whole_number_too_large_for_a_float_is_not_a_finite_setting():
+    with pytest.raises(NewsclfError, match=r"^lr must be a finite number, got 1000"):
+        TrainConfig.from_dict({"lr": 10 ** 400})
+
+
+def test_rotary_positions_with_even_head_sizes_validate():
+    for d_model, n_heads in ((8, 4), (12, 2), (128, 4)):
+        TrainConfig(position="rotary", d_model=d_model, n_heads=n_heads).validate()
+    TrainConfig(position="relative", d_model=12, n_heads=4).validate()  # rotary only
+
+
+def test_non_finite_settings_and_odd_rotary_heads_are_refused_by_the_command(tmp_path):
+    """Python's json reads NaN and Infinity; both, and an odd rotary head size, are one-line
+    errors before anything is trained."""
+    train_path = tmp_path / "train.tsv"
+    train_path.write_text("股市大涨\t股票\n球队夺冠\t体育\n", encoding="utf-8")
+    common = ("train", "--train", train_path, "--output", tmp_path / "m")
+    for name, value, shown in (("lr", "Infinity", "inf"), ("clip_norm", "Infinity", "inf"),
+                               ("weight_decay", "NaN", "nan")):
+        settings = tmp_path / "settings.json"
+        settings.write_text(f'{{"{name}": {value}}}', encoding="utf-8")
+        assert_user_error(run_cli(*common, "--config", settings),
+                          f"newsclf train: error: {name} must be a finite number, got {shown}")
+    assert_user_error(run_cli(*common, "--lr", "inf"),
+                      "newsclf train: error: lr must be a finite number, got inf")
+    assert_user_error(run_cli(*common, "--position", "rotary", "--d-model", "12",
+                              "--n-heads", "4"),
+                      "rotary positions need an even head size: d_model / n_heads is 3;")
+    assert not (tmp_path / "m").exists()
 
 
 @pytest.mark.parametrize("n_train, epochs, patience", [
