@@ -25,6 +25,11 @@ class ModelDirError(NewsclfError):
     """A model directory that is missing, incomplete, damaged or from another version."""
 
 
+class TrainingDiverged(NewsclfError):
+    """A training run stopped because its loss (or its model's output) stopped being a finite
+    number: the settings, the learning rate above all, make the weights blow up."""
+
+
 def check_count(value, name: str, *, optional: bool = False) -> int | None:
     """``value`` as a plain int if it is a whole number of at least 1 (an int, a numpy integer,
     anything ``operator.index`` takes, but not a bool), or None if ``optional`` and it is None;

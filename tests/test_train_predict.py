@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -275,3 +276,121 @@ def test_a_run_interrupted_with_other_epochs_resumes_with_them(tmp_path, tiny_co
     assert "epochs 2, patience 3 (as the interrupted run had them)" in said
     for name in ("metrics.json", "model.safetensors"):
         assert (full / name).read_bytes() == (resumed / name).read_bytes()
+
+
+def _tiny_settings(**settings):
+    from newsclf.config import TrainConfig
+
+    return TrainConfig.from_dict({"d_model": 16, "n_heads": 2, "d_ff": 32, "batch_size": 16,
+                                  "min_freq": 1, "seed": 7, "ensemble_size": 1, "epochs": 1,
+                                  **settings})
+
+
+@pytest.mark.parametrize("ensemble, whose", [([], ""),
+                                              (["--ensemble-size", "2", "--workers", "2"],
+                                               " of member [12]")])
+def test_a_run_whose_loss_becomes_nan_stops_at_once_and_writes_no_model(tmp_path, ensemble,
+                                                                        whose):
+    """The loss read at every step stops the run the step it is not a finite number: one line,
+    exit 2, nothing left of a run that saved no epoch. Members training in worker processes
+    stop it the same way."""
+    from conftest import run_cli, sample_head
+
+    settings = tmp_path / "settings.json"
+    settings.write_text('{"lr": 1e30}', encoding="utf-8")
+    out = tmp_path / "model"
+    result = run_cli("train", "--train", sample_head(tmp_path, "train.tsv", 60), "--dev",
+                     sample_head(tmp_path, "dev.tsv", 120), "--output", out, "--config", settings,
+                     "--epochs", "1", "--d-model", "16", "--n-heads", "2", "--d-ff", "32",
+                     "--batch-size", "16", "--min-freq", "1", "--ensemble-size", "1", *ensemble)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert re.fullmatch(rf"newsclf train: error: training diverged: the loss{whose} became nan "
+                        r"at epoch 1 \(step [23]\); lower --lr \(now 1e\+30\), then train again",
+                        result.stderr.strip().splitlines()[-1]), result.stderr
+    assert "epoch 1/1" not in result.stderr and "model written" not in result.stdout
+    assert not out.exists()
+
+
+def test_a_diverged_run_keeps_its_finished_epochs_and_says_how_to_train_again(tmp_path):
+    """A run that diverges after a saved epoch keeps it, as an interrupted run would (the model
+    of the epoch before predicts finite numbers); --resume would repeat the settings, so the
+    message says to lower the learning rate and train again with --overwrite."""
+    from newsclf.errors import NewsclfError, TrainingDiverged
+
+    from conftest import sample_head
+
+    train_data = read_labelled(sample_head(tmp_path, "train.tsv", 60))
+    dev_data = read_labelled(sample_head(tmp_path, "dev.tsv", 120))
+    out = tmp_path / "model"
+    # warmed up over most of the steps: the learning rate reaches what blows up in epoch 2
+    diverging = _tiny_settings(lr=1e4, warmup=0.9, epochs=3)
+    with pytest.raises(TrainingDiverged) as diverged:
+        train(diverging, train_data, dev_data, out, progress=False, log=lambda m: None)
+    assert re.fullmatch(
+        r"training diverged: the loss became nan at epoch 2 \(step [1-4]\); lower --lr \(now "
+        rf"10000\), then train again with --overwrite \({re.escape(str(out))} keeps the "
+        r"checkpoint of the epochs that finished, but --resume would continue with these "
+        r"settings\)", str(diverged.value)), diverged.value
+    assert (out / "checkpoint").is_dir() and not (out / "metrics.json").exists()
+    assert [json.loads(line)["epoch"] for line in
+            (out / "train_log.jsonl").read_text(encoding="utf-8").splitlines()] == [1]
+    assert np.isfinite(Predictor.from_dir(out).predict_proba(dev_data.texts[:20])).all()
+
+    lower = _tiny_settings(lr=2e-3, warmup=0.9, epochs=3)
+    with pytest.raises(NewsclfError, match="holds an interrupted run"):
+        train(lower, train_data, dev_data, out, progress=False, log=lambda m: None)
+    with pytest.raises(NewsclfError, match=r"other settings \(lr 10000.0, now 0.002\)"):
+        train(lower, train_data, dev_data, out, progress=False, log=lambda m: None, resume=True)
+    train(lower, train_data, dev_data, out, progress=False, log=lambda m: None, overwrite=True,
+          export=False)
+    metrics = (out / "metrics.json").read_bytes()
+    assert not (out / "checkpoint").exists()
+
+    # an --overwrite run that diverges leaves the model it was to replace as it was
+    with pytest.raises(TrainingDiverged, match=re.escape(
+            f"then train again with --overwrite ({out} keeps its old model)")):
+        train(_tiny_settings(lr=1e30), train_data, dev_data, out, progress=False,
+              log=lambda m: None, overwrite=True)
+    assert (out / "metrics.json").read_bytes() == metrics
+    assert not (tmp_path / ".model.newsclf-staging").exists()
+
+
+@pytest.mark.parametrize("with_dev", [True, False])
+def test_weights_blown_up_by_an_epochs_last_step_are_never_saved(tmp_path, with_dev):
+    """The last step of an epoch can blow the weights up after its loss was read: the
+    predictions after the epoch (on the dev texts, else on a batch of training texts) stop the
+    run before the epoch is saved; without clipping the message suggests it."""
+    from newsclf.errors import TrainingDiverged
+
+    from conftest import sample_head
+
+    dev_data = read_labelled(sample_head(tmp_path, "dev.tsv", 120)) if with_dev else None
+    with pytest.raises(TrainingDiverged) as diverged:
+        train(_tiny_settings(lr=1e5, warmup=0.9, epochs=2, clip_norm=0.0),
+              read_labelled(sample_head(tmp_path, "train.tsv", 60)), dev_data,
+              tmp_path / "model", progress=False, log=lambda m: None)
+    assert str(diverged.value) == (
+        "training diverged: the predictions became nan after epoch 1; lower --lr (now 100000) "
+        "or turn gradient clipping on (--clip-norm 1), then train again")
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_student_whose_loss_becomes_nan_stops_the_run_and_the_members_are_kept(tmp_path):
+    """The student's loss is checked where the members' is; its temperature scales it."""
+    from newsclf.errors import TrainingDiverged
+
+    from conftest import sample_head
+
+    out = tmp_path / "model"
+    with pytest.raises(TrainingDiverged) as diverged:
+        train(_tiny_settings(ensemble_size=2, distill_temperature=1e30),
+              read_labelled(sample_head(tmp_path, "train.tsv", 60)),
+              read_labelled(sample_head(tmp_path, "dev.tsv", 120)), out, progress=False,
+              log=lambda m: None, workers=1)
+    assert re.fullmatch(
+        r"training diverged: the loss of the student became nan at epoch 1 \(step \d\); lower "
+        r"--lr \(now 0.001\) or --distill-temperature \(now 1e\+30\), then train again with "
+        rf"--overwrite \({re.escape(str(out))} keeps the checkpoint of the epochs that "
+        r"finished, but --resume would continue with these settings\)", str(diverged.value))
+    assert sorted(p.name for p in (out / "checkpoint").iterdir()) == ["member-1", "member-2"]
+    assert not (out / "config.json").exists()

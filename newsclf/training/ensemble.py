@@ -67,7 +67,7 @@ def train_members_in_processes(setup: RunSetup, report, workers: int) -> list[Me
                 if process.exitcode != 0:
                     pump(1.0)
                     if member in errors:
-                        raise NewsclfError(errors[member])
+                        raise errors[member]
                     if process.exitcode < 0:
                         raise ended_by(-process.exitcode, f"training ensemble member {member + 1}",
                                        "; every member's last finished epoch is kept in its "
@@ -122,7 +122,7 @@ def _train_member_here(member: int, setup_path: str, messages, parent_pid: int) 
     try:
         train_member(member, setup, report, Parallel())
     except NewsclfError as exc:
-        messages.put(("error", (member, str(exc))))
+        messages.put(("error", (member, exc)))  # its class too (e.g. TrainingDiverged)
         messages.close()
         messages.join_thread()
         sys.exit(2)

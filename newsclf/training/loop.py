@@ -7,12 +7,15 @@ from a :class:`RunSetup` (everything the run prepared: settings, encoded texts, 
 reports progress through a callback, so the same loop runs in this process, in a worker process
 or under the distributed launcher. After every epoch it writes a checkpoint (:mod:`.checkpoint`),
 and every epoch draws its randomness from its own seed, so a run resumed at an epoch boundary
-continues exactly as an uninterrupted one would.
+continues exactly as an uninterrupted one would. A loss that is not a finite number, or such
+predictions after an epoch, stop the training (:func:`diverged`) before anything of that epoch
+is saved.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import random
 import time
@@ -23,7 +26,7 @@ import numpy as np
 
 from newsclf.config import TrainConfig
 from newsclf.data import drop_tokens, pad_batch
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, TrainingDiverged
 from newsclf.modeldir import save_model_dir
 from newsclf.spec import USER_DICT_FILE
 from newsclf.training.checkpoint import (CHECKPOINT_DIR, CHECKPOINT_STATE, load_checkpoint,
@@ -297,7 +300,7 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
             if parallel.world > 1:  # each process its own token dropout
                 rng = np.random.RandomState([epoch_seed(seed, epoch), parallel.rank])
             epoch_start, total_loss, seen, epoch_texts = time.perf_counter(), 0.0, 0, 0
-            for batch in batches:
+            for step, batch in enumerate(batches, 1):
                 index = parallel.share(batch)
                 ids = pad_batch([train_ids[i] for i in index])
                 if setup.student:
@@ -318,7 +321,12 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
                 optimizer.step()
                 optimizer.clear_grad()
                 schedule.step()
-                total_loss += float(loss) * len(index)
+                # the step's one read of the loss: it waits for the step, checking it is free
+                step_loss = float(loss)
+                if not math.isfinite(step_loss):
+                    raise diverged(setup, member, "loss", step_loss,
+                                   f"at epoch {epoch} (step {step})")
+                total_loss += step_loss * len(index)
                 seen += len(index)
                 epoch_texts += len(batch)
                 report("texts", len(batch))
@@ -328,6 +336,13 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
                 probabilities = parallel.gather_rows(
                     softmax(predict_scores(model, setup.dev_ids[parallel.rank::parallel.world])),
                     len(setup.dev_ids))
+            # the epoch's last step may have blown the weights up after its loss was read (a
+            # batch of training texts shows it when there are no dev texts)
+            outputs = (probabilities if has_dev else
+                       predict_scores(model, train_ids[:config.batch_size]))
+            if not np.isfinite(outputs).all():
+                raise diverged(setup, member, "predictions", math.nan, f"after epoch {epoch}")
+            if has_dev:
                 accuracy, macro_f1 = accuracy_and_macro_f1(
                     setup.y_dev, probabilities.argmax(axis=1), len(setup.classes))
                 record.update(dev_accuracy=accuracy, dev_macro_f1=macro_f1)
@@ -379,6 +394,21 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
         report("log", f"interrupted during {name}epoch {epoch}: {kept}")
         raise
     return MemberResult(seed, history, best_epoch, best_weights, best_probabilities)
+
+
+def diverged(setup: RunSetup, member: int, what: str, value: float,
+             when: str) -> TrainingDiverged:
+    """The error that stops the training of ``member`` when ``what`` (its loss, its
+    predictions) became ``value`` (not finite) ``when``, saying which settings to change."""
+    config, name = setup.config, setup.model_name(member).strip()
+    whose = f" of {'the ' if setup.student else ''}{name}" if name else ""
+    fixes = [f"lower --lr (now {config.lr:g})"]
+    if setup.student:  # its loss is scaled by the square of its temperature
+        fixes.append(f"--distill-temperature (now {config.distill_temperature:g})")
+    if not config.clip_norm:
+        fixes.append("turn gradient clipping on (--clip-norm 1)")
+    return TrainingDiverged(f"training diverged: the {what}{whose} became {value} {when}; "
+                            + " or ".join(fixes))
 
 
 def _report_earlier_epochs(report, member: int, setup: RunSetup, history: list,

@@ -22,7 +22,7 @@ import numpy as np
 
 from newsclf.config import TrainConfig
 from newsclf.data import LabelledData, encode_texts
-from newsclf.errors import DataError, NewsclfError, check_count
+from newsclf.errors import DataError, NewsclfError, TrainingDiverged, check_count
 from newsclf.files import sha256_texts, write_json
 from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
 from newsclf.tokenize import Tokenizer
@@ -124,9 +124,12 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
                                     resume_flags)
             if export:
                 _export(work_dir, log)
-        except NewsclfError:
+        except NewsclfError as exc:
             if (replacing or not target_existed) and not any(work_dir.iterdir()):
                 work_dir.rmdir()  # refused before writing anything: no empty folder left
+            if isinstance(exc, TrainingDiverged):
+                raise TrainingDiverged(
+                    f"{exc}, then {_after_divergence(output, work_dir)}") from None
             raise
         except KeyboardInterrupt:
             if replacing:
@@ -136,6 +139,18 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
         if replacing:
             log(f"the new model replaced the old one in {output.path}")
         return TrainResult(output.path, metrics)
+
+
+def _after_divergence(output: OutputDirectory, work_dir: Path) -> str:
+    """How to train again after a run into ``work_dir`` diverged, and what ``output`` keeps.
+    Its checkpoint stays, as after an interruption, but --resume would repeat the settings that
+    diverged (a checkpoint continues with its own settings only)."""
+    if work_dir == output.staging:
+        return f"train again with --overwrite ({output.path} keeps its old model)"
+    if work_dir.is_dir() and any(work_dir.iterdir()):
+        return (f"train again with --overwrite ({output.path} keeps the checkpoint of the "
+                "epochs that finished, but --resume would continue with these settings)")
+    return "train again"
 
 
 def _export(model_dir: Path, log) -> None:
