@@ -371,7 +371,9 @@ def test_resume_after_a_crash_during_the_student_ends_like_the_uninterrupted_run
     args = ["--train", SAMPLE / "train.tsv", "--unlabeled", data["txt"], *TINY, "--distill",
             "--epochs", "3"]
     reference = tmp_path / "reference"  # members in worker processes, the student here
-    train_here(*args, "--output", reference)
+    log = train_here(*args, "--output", reference)
+    assert ("no dev data to compare the 2 rounds' students: the last round's is the student "
+            "kept") in log and "did best on dev" not in log
     metrics = read_json(reference / "metrics.json")
     assert metrics["predicts_with"] == "student"  # no dev data: the student, always
     assert read_json(reference / "training.json")["distillation"]["n_unlabeled"] == data["n_txt"]

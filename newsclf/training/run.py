@@ -293,7 +293,8 @@ def _save(setup: RunSetup, results: list[MemberResult], students: list[MemberRes
     kept_round = students.index(student) + 1 if students else None
     if len(students) > 1:
         log(f"of the {len(students)} rounds' students, round {kept_round}'s did best on dev: "
-            "it is the student kept")
+            "it is the student kept" if has_dev else f"no dev data to compare the "
+            f"{len(students)} rounds' students: the last round's is the student kept")
     if student is not None:
         taught = setup.student_settings
         student_scores, teacher_scores = _summary(student, has_dev), {}
