@@ -333,8 +333,37 @@ def test_rounds_without_a_student_are_one_line_before_training(tmp_path, extra):
     assert TrainConfig(distill=False).for_training_size(10, n_unlabeled=5).distill_rounds == 1
 
 
+def test_the_unlabeled_file_has_its_own_sheet_and_encoding(tmp_path):
+    import openpyxl
+
+    from newsclf.cli import build_parser
+    from newsclf.cli.train import read_unlabeled
+
+    texts = ["央行宣布下调存款准备金率", "国足主场两球战胜对手"]
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "说明"
+    workbook.active.append(["这一页是说明", "不是新闻"])
+    workbook.active.append(["第二行", "还是说明", "多一列"])
+    news = workbook.create_sheet("news")
+    for text in ["标题", *texts]:
+        news.append([text])
+    workbook.save(tmp_path / "book.xlsx")
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_text("\n".join(texts) + "\n", encoding="utf-16")
+
+    def read(*flags):
+        return read_unlabeled(build_parser().parse_args(
+            ["train", "--train", str(SAMPLE / "train.tsv"), "--output", str(tmp_path / "m"),
+             *map(str, flags)]))
+
+    assert read("--unlabeled", tmp_path / "book.xlsx", "--unlabeled-sheet", "news") == texts
+    # the training files stay UTF-8 (--encoding utf-16 would be theirs too)
+    assert read("--unlabeled", utf16, "--unlabeled-encoding", "utf-16") == texts
+
+
 @pytest.mark.parametrize("case", ["missing", "empty", "blank", "no-column", "named-row",
-                                  "directory", "no-distill", "one-encoder"])
+                                  "directory", "no-distill", "one-encoder", "utf-16",
+                                  "sheet-of-text"])
 def test_bad_unlabeled_input_is_one_line_before_training(tmp_path, data, case):
     empty, blank = tmp_path / "empty.txt", tmp_path / "blank.txt"
     empty.write_bytes(b"")
@@ -344,6 +373,8 @@ def test_bad_unlabeled_input_is_one_line_before_training(tmp_path, data, case):
     named = tmp_path / "named.csv"
     named.write_text("news_summary\n央行宣布下调存款准备金率\n国足主场两球战胜对手\n",
                      encoding="utf-8")
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_text("央行宣布下调存款准备金率\n", encoding="utf-16")
     path, extra, fragments = {
         "missing": (tmp_path / "nope.txt", ["--distill"], ["nope.txt: file not found"]),
         "empty": (empty, ["--distill"], ["empty.txt: empty file; no texts in it"]),
@@ -358,6 +389,11 @@ def test_bad_unlabeled_input_is_one_line_before_training(tmp_path, data, case):
         "no-distill": (data["txt"], ["--no-distill"], ["leave out --no-distill"]),
         "one-encoder": (data["txt"], ["--ensemble-size", "1", "--distill"],
                         ["set --ensemble-size 2"]),
+        "utf-16": (utf16, ["--distill"], ["contains NUL bytes",
+                                          "pass --unlabeled-encoding utf-16"]),
+        "sheet-of-text": (data["txt"], ["--distill", "--unlabeled-sheet", "2"],
+                          ["--unlabeled-sheet:", "is not an Excel workbook (.xlsx); leave out "
+                           "--unlabeled-sheet"]),
     }[case]
     out = tmp_path / "m"
     result = run_cli("train", "--train", SAMPLE / "train.tsv", "--output", out, *TINY,

@@ -86,6 +86,11 @@ def add_parser(commands) -> argparse.ArgumentParser:
     train.add_argument("--unlabeled-header", action=argparse.BooleanOptionalAction,
                        help="whether the first row of an --unlabeled CSV, TSV or Excel file "
                             "names the columns (default: detected, as for files to label)")
+    train.add_argument("--unlabeled-sheet", metavar="NAME|N",
+                       help="the sheet of an --unlabeled .xlsx workbook, by name or position "
+                            "from 1 (default: the first)")
+    train.add_argument("--unlabeled-encoding", metavar="ENCODING",
+                       help="the encoding of --unlabeled (default: --encoding's)")
     add_data_options(train)
     train.add_argument("--config", metavar="FILE",
                        help="JSON file of settings (the names below, with underscores); "
@@ -150,14 +155,15 @@ def read_unlabeled(args: argparse.Namespace) -> list[str]:
     texts = []
     try:
         with open_texts(args.unlabeled, text_column=args.unlabeled_text_column,
-                        header=args.unlabeled_header,
-                        encoding=args.encoding) as table:
+                        header=args.unlabeled_header, sheet=args.unlabeled_sheet,
+                        encoding=args.unlabeled_encoding or args.encoding) as table:
             log_to_stderr(table.layout.describe())
             for frame, column in text_chunks(table):
                 texts.extend(frame[column])
     except DataError as exc:  # its layout is chosen with this command's own flags
         flags = {"--text-column": "--unlabeled-text-column", "--header": "--unlabeled-header",
-                 "--no-header": "--no-unlabeled-header"}
+                 "--no-header": "--no-unlabeled-header", "--sheet": "--unlabeled-sheet",
+                 "--encoding": "--unlabeled-encoding"}
         raise DataError(re.sub("|".join(sorted(flags, key=len, reverse=True)),
                                lambda found: flags[found.group()], str(exc))) from None
     return unlabeled_text_list(texts, args.unlabeled)
