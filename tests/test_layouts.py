@@ -12,7 +12,7 @@ import pytest
 
 from conftest import SAMPLE, run_cli
 from newsclf.data import read_labelled
-from newsclf.datafiles import NumericLabelsWarning, iter_input_chunks
+from newsclf.datafiles import NumericLabelsWarning, iter_input_chunks, open_texts, text_chunks
 from newsclf.errors import DataError
 from newsclf.predict import predict_file
 
@@ -380,6 +380,17 @@ def test_excel_sheets_with_a_wrong_dimension_or_a_chart_first(tmp_path):
     with pytest.raises(DataError, match=r"\(read sheet 'Sheet'; the workbook also has '数据': "
                                         r"--sheet picks one\)"):
         read_labelled(tmp_path / "notes.xlsx")
+    # a notes sheet whose problem shows only past its first rows, in a file to label
+    notes = openpyxl.Workbook()
+    notes.active.title = "说明"
+    notes.active.append(["这一页是说明", "不是新闻"])
+    notes.active.append(["第二行", "还是说明", "多一列"])
+    notes.create_sheet("news").append(["标题"])
+    notes.save(tmp_path / "notes-to-label.xlsx")
+    with pytest.raises(DataError, match=r"malformed Excel sheet at line 2: .*\(read sheet '说明'; "
+                                        r"the workbook also has 'news': --sheet picks one\)"):
+        with open_texts(str(tmp_path / "notes-to-label.xlsx")) as table:
+            list(text_chunks(table))
 
 
 def test_invisible_characters_do_not_make_new_classes_and_excel_dates_read_as_dates(tmp_path):

@@ -299,23 +299,33 @@ def _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice
     from newsclf.datafiles.excel import open_sheet, sheet_records
 
     workbook, worksheet = open_sheet(source, sheet)
+    others = [name for name in workbook.sheetnames if name != worksheet.title]
+
+    def naming_the_sheets(exc: DataError) -> DataError:
+        """``exc``, saying which sheet was read when the first was taken by default."""
+        if sheet is None and others:
+            return DataError(f"{exc} (read sheet {worksheet.title!r}; the workbook also has "
+                             f"{', '.join(map(repr, others))}: --sheet picks one)")
+        return exc
+
+    def checked(rows):  # a row's problem is found while the rows stream
+        try:
+            yield from rows
+        except DataError as exc:
+            raise naming_the_sheets(exc) from None
+
     try:
         rows_in_dimension = worksheet.max_row  # from the file's own note, which may be wrong
         worksheet.reset_dimensions()  # so every row and column is read, whatever the note says
         layout, rows = _table(source, "xlsx", sheet_records(worksheet), labelled, header,
                               text_choice, label_choice, sheet=worksheet.title)
-
     except DataError as exc:
         workbook.close()
-        others = [name for name in workbook.sheetnames if name != worksheet.title]
-        if sheet is None and others:
-            raise DataError(f"{exc} (read sheet {worksheet.title!r}; the workbook also has "
-                            f"{', '.join(map(repr, others))}: --sheet picks one)") from None
-        raise
+        raise naming_the_sheets(exc) from None
     except BaseException:
         workbook.close()
         raise
-    return Table(layout, rows, lambda: rows_in_dimension, workbook.close)
+    return Table(layout, checked(rows), lambda: rows_in_dimension, workbook.close)
 
 
 def _empty(source: str, labelled: bool, sheet: str | None = None) -> DataError:
