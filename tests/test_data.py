@@ -119,10 +119,33 @@ def test_explicit_encoding_override(tmp_path):
 
 
 def test_class_file_errors(tmp_path):
-    with pytest.raises(DataError, match="listed twice"):
+    with pytest.raises(DataError, match=r"c\.txt:3: class '财经' is listed twice \(lines 1 and "
+                                        r"3\); list each class once"):
         read_class_names(write(tmp_path / "c.txt", "财经\n体育\n财经\n"))
     with pytest.raises(DataError, match="empty"):
         read_class_names(write(tmp_path / "d.txt", "\n\n"))
+
+
+def test_class_names_are_cleaned_as_labels_are(tmp_path):
+    # a zero-width space, a direction mark, a soft hyphen, a BOM, an ideographic or no-break
+    # space: the names look like the labels, so they are the same classes
+    classes = read_class_names(write(tmp_path / "class.txt", "股票\u200b\n体育\u200e\n"
+                                     "\ufeff财\u00ad经\u3000\n房产\u00a0\n"))
+    assert classes == ["股票", "体育", "财经", "房产"]
+    data = read_labelled(write(tmp_path / "a.tsv", "沪指上涨\t股票\n球队夺冠\t体育\u2066\n"
+                                                   "央行降准\t2\n房价回稳\t房产\n"), classes)
+    assert data.labels == ["股票", "体育", "财经", "房产"]
+    with pytest.raises(DataError, match=r"dup\.txt:3: class '股票' is listed twice \(lines 1 and "
+                                        r"3, once spaces and invisible characters are removed\); "
+                                        "list each class once"):
+        read_class_names(write(tmp_path / "dup.txt", "股票\n体育\n股票\u200b \n"))
+
+
+def test_a_label_that_differs_from_a_class_in_width_or_case_is_named(tmp_path):
+    classes = read_class_names(write(tmp_path / "class.txt", "ＮＢＡ\n体育\n"))
+    with pytest.raises(DataError, match=r"a\.tsv:2: label 'nba' is not a known class \('ＮＢＡ' "
+                                        r"differs in case or width\); known: ＮＢＡ, 体育"):
+        read_labelled(write(tmp_path / "a.tsv", "球队夺冠\t体育\n湖人夺冠\tnba\n"), classes)
 
 
 def test_pad_batch_pads_to_longest_and_mask_marks_tokens():

@@ -1,5 +1,7 @@
 """Hostile training and evaluation files through the CLI: a one-line error or correct handling."""
 
+import json
+
 import pytest
 
 from conftest import assert_user_error, SAMPLE, run_cli
@@ -47,6 +49,35 @@ def test_label_ids_against_a_class_file(tmp_path):
                       "label id 7 is out of range")
     data.write_text("央行降息\t财经\n新车上市\t汽车\n", encoding="utf-8")
     assert_user_error(train(tmp_path, data, "--classes", classes), "ids.txt:2", "'汽车'")
+
+
+def test_a_listed_class_no_training_text_has_is_refused(tmp_path):
+    classes = tmp_path / "class.txt"
+    classes.write_text("财经\n体育\n汽车\n科技\n", encoding="utf-8")
+    for name, body in [("ids.txt", "央行降息\t0\n球队夺冠\t1\n"),
+                       ("names.txt", "央行降息\t财经\n球队夺冠\t体育\n")]:
+        data = tmp_path / name
+        data.write_text(body, encoding="utf-8")
+        assert_user_error(train(tmp_path, data, "--classes", classes),
+                          f"{classes}:3: no training text in {data} is labelled with class(es) "
+                          "'汽车' (line 3, id 2), '科技' (line 4, id 3), so the model could not "
+                          f"learn them; remove them from {classes} or add training texts "
+                          "labelled with them")
+        assert not (tmp_path / "model").exists()
+
+
+def test_class_names_with_invisible_characters_are_the_labels_they_look_like(tmp_path):
+    lines = sample_lines(100)
+    names = sorted({line.split("\t")[1] for line in lines})
+    classes = tmp_path / "class.txt"
+    classes.write_text("".join(f"{name}\u200b\n" if name == "股票" else f"{name}\u3000\n"
+                               for name in names), encoding="utf-8")
+    data = tmp_path / "head.tsv"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = train(tmp_path, data, "--classes", classes)
+    assert result.returncode == 0, result.stderr
+    labels = json.loads((tmp_path / "model" / "labels.json").read_text(encoding="utf-8"))
+    assert labels == names and "股票" in labels
 
 
 def test_dev_class_unseen_in_training(tmp_path):

@@ -115,6 +115,27 @@ def test_dev_class_unseen_in_training_is_refused(tmp_path, tiny_config):
               progress=False, log=lambda m: None)
 
 
+def test_a_listed_class_no_training_text_has_is_refused(tmp_path, tiny_config):
+    from newsclf.data import read_class_names
+
+    train_path = tmp_path / "train.tsv"
+    train_path.write_text("股市大涨\t股票\n球队夺冠\t体育\n", encoding="utf-8")
+    with pytest.raises(DataError) as refused:
+        train(tiny_config, read_labelled(train_path), None, tmp_path / "m", ["股票", "房产", "体育"],
+              progress=False, log=lambda m: None)
+    assert str(refused.value) == (
+        f"class_names: no training text in {train_path} is labelled with class(es) '房产', so "
+        "the model could not learn them; remove them from class_names or add training texts "
+        "labelled with them")
+    classes = tmp_path / "class.txt"
+    classes.write_text("股票\n房产\n体育\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(classes))}:2: no training text in "
+                                        r".* class\(es\) '房产' \(line 2, id 1\)"):
+        train(tiny_config, read_labelled(train_path), None, tmp_path / "m",
+              read_class_names(classes), progress=False, log=lambda m: None)
+    assert not (tmp_path / "m").exists()
+
+
 def test_inference_export_is_used_and_matches_the_dynamic_graph(sample_model, predictor):
     assert predictor.backend == FAST_BACKEND
     dynamic = Predictor.from_dir(sample_model, backend="dynamic")

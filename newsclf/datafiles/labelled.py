@@ -93,18 +93,22 @@ def _lookalike_labels(labels: list[str]) -> list[list[str]]:
     (``ＡＢ``/``AB``, ``Sports``/``sports``, ``1``/``01``)."""
     groups: dict = {}
     for label in sorted(set(labels)):
-        key = unicodedata.normalize("NFKC", label).lower()
-        groups.setdefault(str(int(key)) if key.isdecimal() else key, []).append(label)
+        groups.setdefault(_lookalike_key(label), []).append(label)
     return [group for group in groups.values() if len(group) > 1]
 
 
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+def _lookalike_key(label: str) -> str:
+    key = unicodedata.normalize("NFKC", label).lower()
+    return str(int(key)) if key.isdecimal() else key
 
 
 def _clean_label(label: str) -> str:
-    """A label without surrounding spaces and invisible characters (zero-width spaces and
-    joiners, BOMs), which would otherwise make ``股票`` and ``股票\u200b`` two classes."""
-    return label.translate(_INVISIBLE).strip()
+    """A label (or a class name of a class-names file) without surrounding spaces and invisible
+    formatting characters (Unicode category Cf: zero-width spaces and joiners, direction marks,
+    soft hyphens, BOMs), which would otherwise make ``股票`` and ``股票\u200b`` two classes."""
+    if not label.isascii():
+        label = "".join(ch for ch in label if unicodedata.category(ch) != "Cf")
+    return label.strip()
 
 
 def _resolve_label(label: str, class_names: Sequence[str], where: str) -> str:
@@ -116,20 +120,41 @@ def _resolve_label(label: str, class_names: Sequence[str], where: str) -> str:
             return class_names[index]
         raise DataError(f"{where}: label id {index} is out of range; the class-names file has "
                         f"{len(class_names)} classes (ids 0-{len(class_names) - 1})")
-    raise DataError(f"{where}: label {label!r} is not a known class; known: "
-                    f"{', '.join(class_names)}")
+    lookalikes = [name for name in class_names if _lookalike_key(name) == _lookalike_key(label)]
+    raise DataError(f"{where}: label {label!r} is not a known class"
+                    + (f" ({' / '.join(map(repr, lookalikes))} differs in case or width)"
+                       if lookalikes else "")
+                    + f"; known: {', '.join(class_names)}")
 
 
-def read_class_names(path: str | Path, encoding: str | None = None) -> list[str]:
-    """One class name per line; line N (from 0) is label id N."""
-    names = [line.strip() for line in read_file_text(path, encoding).split("\n")]
+class ClassNames(list):
+    """The class names of a class-names file, in its order, and the file they came from
+    (``source``), so that a class can be named with its line."""
+
+    def __init__(self, names, source: str):
+        super().__init__(names)
+        self.source = source
+
+
+def read_class_names(path: str | Path, encoding: str | None = None) -> ClassNames:
+    """One class name per line; line N (from 0) is label id N. Names are cleaned as labels are
+    (surrounding spaces and invisible characters removed), so a name and a label that look the
+    same are the same class."""
+    lines = read_file_text(path, encoding).split("\n")
+    names = [_clean_label(line) for line in lines]
     while names and not names[-1]:
         names.pop()
     if not names:
         raise DataError(f"{path}: class-names file is empty; write one class name per line")
+    first_line: dict = {}
     for number, name in enumerate(names, 1):
         if not name:
             raise DataError(f"{path}:{number}: empty class name")
-        if names.index(name) != number - 1:
-            raise DataError(f"{path}:{number}: class {name!r} is listed twice")
-    return names
+        if name in first_line:
+            first = first_line[name]
+            cleaned = (", once spaces and invisible characters are removed"
+                       if lines[first - 1] != lines[number - 1] else "")
+            raise DataError(f"{path}:{number}: class {name!r} is listed twice (lines {first} "
+                            f"and {number}{cleaned}); list each class once")
+        first_line[name] = number
+    return ClassNames(names, str(path))

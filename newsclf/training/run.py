@@ -46,7 +46,9 @@ class TrainResult:
 
 def resolve_classes(train: LabelledData, dev: LabelledData | None,
                     class_names: Sequence[str] | None) -> list[str]:
-    """The model's classes: the class-names file's order, else sorted training labels."""
+    """The model's classes: the class-names file's order, else sorted training labels. Every
+    class must have training texts, as in scikit-learn, whose classifiers learn the classes of
+    ``y``: a class of the class names that none has is refused, as is a dev label none has."""
     if len(train) == 0:
         raise DataError(f"{train.source}: no training texts")
     if dev is not None and len(dev) == 0:
@@ -59,6 +61,16 @@ def resolve_classes(train: LabelledData, dev: LabelledData | None,
     unknown = sorted(set(train.labels) - set(classes))
     if unknown:
         raise DataError(f"{train.source}: labels not in the class list: {', '.join(unknown)}")
+    trained = set(seen)
+    untrained = [(index, name) for index, name in enumerate(classes) if name not in trained]
+    if untrained:
+        source = getattr(class_names, "source", None)
+        where = f"{source}:{untrained[0][0] + 1}" if source else "class_names"
+        shown = ", ".join(f"{name!r}" + (f" (line {index + 1}, id {index})" if source else "")
+                          for index, name in untrained)
+        raise DataError(f"{where}: no training text in {train.source} is labelled with class(es) "
+                        f"{shown}, so the model could not learn them; remove them from "
+                        f"{source or 'class_names'} or add training texts labelled with them")
     if dev is not None:
         unseen = sorted(set(dev.labels) - set(seen))
         if unseen:
