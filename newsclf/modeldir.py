@@ -28,6 +28,7 @@ from newsclf import __version__
 from newsclf.errors import ModelDirError, NewsclfError
 from newsclf.files import sha256_bytes, write_atomic, write_json
 from newsclf.spec import USER_DICT_FILE, ModelSpec
+from newsclf.tokenize import UserDictionary
 from newsclf.vocab import Vocab
 
 FORMAT = "newsclf-model"
@@ -88,8 +89,9 @@ class ModelFiles:
 def save_model_dir(path: str | Path, *, spec: ModelSpec, vocab: Vocab, labels: list[str],
                    weights: dict, training: dict, user_dict: str | None = None) -> None:
     """Write (or overwrite) the model files of ``path``, ``config.json`` last. ``user_dict`` is
-    the path of the jieba user dictionary to copy in (when ``spec.user_dict`` names one);
-    ``training`` the record of how the model was trained (JSON-ready)."""
+    the jieba user dictionary to write in (when ``spec.user_dict`` names one): the
+    :class:`~newsclf.tokenize.UserDictionary` the model was trained with, or the path of a file
+    to copy as it is; ``training`` the record of how the model was trained (JSON-ready)."""
     import numpy as np
     from safetensors.numpy import save as save_safetensors
 
@@ -100,7 +102,9 @@ def save_model_dir(path: str | Path, *, spec: ModelSpec, vocab: Vocab, labels: l
         LABELS: json.dumps(labels, ensure_ascii=False).encode("utf-8"),
         WEIGHTS: save_safetensors({k: np.ascontiguousarray(v) for k, v in weights.items()}),
     }
-    if spec.user_dict:
+    if spec.user_dict and isinstance(user_dict, UserDictionary):
+        blobs[spec.user_dict] = user_dict.text.encode("utf-8")
+    elif spec.user_dict:
         try:
             blobs[spec.user_dict] = Path(user_dict).read_bytes()
         except (OSError, TypeError) as exc:

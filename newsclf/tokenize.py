@@ -17,15 +17,22 @@ token (:class:`_RjiebaWords`). With a user dictionary, or without rjieba install
 itself segments: rjieba cannot take a user dictionary the way jieba loads it (jieba estimates
 a missing frequency its own way, counts a re-listed word's frequency twice in its total, and
 keeps the words of frequency 0 out of its word graph and apart from its HMM's words).
+
+Training reads a user dictionary with :func:`read_user_dictionary`, which refuses the lines
+jieba would misread and writes the others the one way jieba reads them, and the model directory
+keeps that text; a model directory's copy is loaded as it is, so a model segments as it did when
+it was trained.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import operator
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
@@ -85,19 +92,105 @@ _NON_HAN_PAIR = re.compile(r"[^\u4E00-\u9FD5]{2}")
 _JIEBA_HMM_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
 
 
-class _JiebaWords:
-    """jieba's words of a text, whitespace dropped, by jieba itself."""
+@dataclass(frozen=True)
+class UserDictionary:
+    """A jieba user dictionary as training reads it (:func:`read_user_dictionary`): ``text`` is
+    what the model directory keeps, ``source`` the file it was read from."""
 
-    def __init__(self, user_dict: str | None):
+    source: str
+    text: str
+
+
+# jieba 0.42's reading of a user dictionary line (``jieba.re_userdict``), stripped
+_JIEBA_USER_LINE = re.compile(r"^(.+?)( [0-9]+)?( [a-z]+)?$")
+_FREQUENCY = re.compile(r"[0-9]+")
+_TAG = re.compile(r"[a-z]+")
+
+
+def read_user_dictionary(path: str | Path) -> UserDictionary:
+    """The jieba user dictionary at ``path`` (UTF-8, one ``word [freq] [tag]`` per line) as
+    training uses it and the model directory keeps it: each line's fields separated by one
+    space, the only separator jieba knows (it takes a tab-separated line, common in dictionaries
+    exported from other tools, for one word with tabs in it, which no text holds), and each word
+    normalized as texts are (:func:`normalize`: a text's ``A股`` is segmented as ``a股``).
+
+    A line jieba would misread is refused with its line: a word with a space in it (jieba cuts
+    texts at spaces, so no text has such a word), a frequency that is not a whole number, a tag
+    that is not lower-case letters, a tag before the frequency.
+    """
+    path = Path(path)
+    _check_user_dict_path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise NewsclfError(f"{path}: cannot read the user dictionary ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise NewsclfError(f"{path}: the user dictionary is not UTF-8; save it as UTF-8") from None
+    lines = []
+    for number, line in enumerate(text.split("\n"), 1):
+        fields = line.split()
+        if fields:
+            lines.append(_user_dictionary_line(fields, line, f"{path}:{number}"))
+    return UserDictionary(str(path), "".join(line + "\n" for line in lines))
+
+
+def _user_dictionary_line(fields: list[str], line: str, where: str) -> str:
+    """A user dictionary line as jieba reads it, from its whitespace-separated ``fields``."""
+    word, rest = normalize(fields[0]), fields[1:]
+    kinds = ["freq" if _FREQUENCY.fullmatch(field) else "tag" if _TAG.fullmatch(field)
+             else None for field in rest]
+    if kinds in ([], ["freq"], ["tag"], ["freq", "tag"]) and word and " " not in word:
+        return " ".join([word, *rest])
+    if not word:
+        raise NewsclfError(f"{where}: the word {fields[0]!r} is only invisible characters; "
+                           "delete the line or write the word")
+    for field, kind in zip(rest, kinds):
+        if kind is None and _is_number(field):
+            problem = f"the frequency {field!r} is not a whole number"
+            break
+        if kind is None and field.isascii() and field.isalpha():
+            problem = f"the tag {field!r} is not in lower-case letters"
+            break
+    else:
+        problem = (f"{rest[0]!r} comes before the frequency (a tag goes after it, and a word "
+                   "cannot hold a space)" if kinds == ["tag", "freq"] else
+                   "a word cannot hold a space (jieba cuts texts at spaces)")
+    misread = _JIEBA_USER_LINE.match(line.strip()).group(1)
+    raise NewsclfError(f"{where}: {problem}, so jieba would take {misread!r} for the word; "
+                       "write 'word [freq] [tag]', e.g. '券商板块 100 n'")
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_user_dict_path(path: Path) -> None:
+    if path.is_dir():
+        raise NewsclfError(f"{path}: is a directory, not a user dictionary; give the "
+                           "dictionary's file (UTF-8, one 'word [freq] [tag]' per line)")
+    if not path.is_file():
+        raise NewsclfError(f"{path}: user dictionary not found")
+
+
+class _JiebaWords:
+    """jieba's words of a text, whitespace dropped, by jieba itself, with the user dictionary
+    at a path (a model directory's copy, loaded as jieba reads it) or one training read."""
+
+    def __init__(self, user_dict: str | UserDictionary | None):
         import jieba
 
         jieba.setLogLevel(logging.WARNING)
         segmenter = jieba.Tokenizer()
         segmenter.initialize()
-        if user_dict:
+        if isinstance(user_dict, UserDictionary):
+            segmenter.load_userdict(io.BytesIO(user_dict.text.encode("utf-8")))
+        elif user_dict:
             path = Path(user_dict)
-            if not path.is_file():
-                raise NewsclfError(f"{path}: user dictionary not found")
+            _check_user_dict_path(path)
             try:
                 segmenter.load_userdict(str(path))
             except Exception as exc:  # jieba raises bare ValueErrors on bad lines
@@ -174,10 +267,11 @@ def _jieba_hmm_split(run: str) -> list[str]:
 _segmenters: dict = {}
 
 
-def _segmenter(user_dict: str | None):
+def _segmenter(user_dict: str | UserDictionary | None):
     """One word segmenter per user dictionary and process: rjieba when there is no user
     dictionary and it is installed, jieba otherwise (see the module docstring)."""
-    key = str(user_dict) if user_dict else None
+    key = (user_dict if isinstance(user_dict, UserDictionary) else
+           str(user_dict) if user_dict else None)
     if key not in _segmenters:
         if key is None:
             try:
@@ -220,9 +314,12 @@ class Tokenizer:
 
     With ``max_positions`` only as much of a long text is normalized and segmented as those
     positions need (pieces cut at punctuation or spaces, see :func:`text_pieces`), so a
-    50-megabyte cell costs no more than a headline when the model keeps 64 positions."""
+    50-megabyte cell costs no more than a headline when the model keeps 64 positions.
 
-    def __init__(self, mode: str = "mixed", user_dict: str | None = None):
+    ``user_dict`` is the path of a jieba user dictionary, loaded as jieba reads it (a model
+    directory's copy), or a :class:`UserDictionary` training read."""
+
+    def __init__(self, mode: str = "mixed", user_dict: str | UserDictionary | None = None):
         if mode not in TOKENIZERS:
             raise NewsclfError(f"tokenizer must be word, char or mixed, not {mode!r}")
         self.mode = mode

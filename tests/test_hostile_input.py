@@ -80,6 +80,44 @@ def test_class_names_with_invisible_characters_are_the_labels_they_look_like(tmp
     assert labels == names and "股票" in labels
 
 
+def test_a_user_dictionary_of_tab_separated_lines_is_kept_as_jieba_reads_it(tmp_path):
+    from newsclf import Predictor
+
+    user_dict = tmp_path / "dict.txt"
+    user_dict.write_text("券商板块\t100\tn\r\nA股\t50\n\n降准  \t 3\n", encoding="utf-8")
+    data = tmp_path / "head.tsv"
+    data.write_text("\n".join(sample_lines(100)) + "\n", encoding="utf-8")
+    result = train(tmp_path, data, "--user-dict", user_dict, "--tokenizer", "word")
+    assert result.returncode == 0, result.stderr
+    copy = tmp_path / "model" / "user_dict.txt"
+    assert copy.read_text(encoding="utf-8") == "券商板块 100 n\na股 50\n降准 3\n"
+    words = Predictor.from_dir(tmp_path / "model").tokenizer.words("券商板块领涨A股，央行降准")
+    assert words == ["券商板块", "领涨", "a股", ",", "央行", "降准"]
+
+
+@pytest.mark.parametrize("line, fragments", [
+    ("纽约 时报 100", ["a word cannot hold a space", "jieba would take '纽约 时报' for the word"]),
+    ("股市大涨 1.5", ["the frequency '1.5' is not a whole number",
+                  "jieba would take '股市大涨 1.5' for the word"]),
+    ("股市大涨 100 NR", ["the tag 'NR' is not in lower-case letters"]),
+    ("券商板块 n 100", ["'n' comes before the frequency"]),
+])
+def test_user_dictionary_lines_jieba_would_misread_are_refused(tmp_path, line, fragments):
+    user_dict = tmp_path / "dict.txt"
+    user_dict.write_text(f"降准 3\n{line}\n", encoding="utf-8")
+    assert_user_error(train(tmp_path, GOOD, "--user-dict", user_dict), f"{user_dict}:2: ",
+                      *fragments, "write 'word [freq] [tag]'")
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_user_dictionary_that_is_a_directory_is_named_so(tmp_path):
+    assert_user_error(train(tmp_path, GOOD, "--user-dict", tmp_path),
+                      f"{tmp_path}: is a directory, not a user dictionary; give the dictionary's "
+                      "file")
+    assert_user_error(train(tmp_path, GOOD, "--user-dict", tmp_path / "none.txt"),
+                      f"{tmp_path / 'none.txt'}: user dictionary not found")
+
+
 def test_dev_class_unseen_in_training(tmp_path):
     dev = tmp_path / "dev.tsv"
     dev.write_text("新车上市\t汽车\n", encoding="utf-8")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import unicodedata
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from newsclf import tokenize
 from newsclf.data import encode_texts
+from newsclf.errors import NewsclfError
 from newsclf.tokenize import Tokenizer, normalize
 from newsclf.vocab import PAD, UNK, Vocab
 
@@ -257,6 +259,92 @@ def test_user_dictionary_gives_jiebas_words_with_that_dictionary(tmp_path, monke
     for text in texts + thucnews_headlines()[-3000:]:
         assert tokenizer.words(text) == jieba_words(reference, text), text
     assert "新闻分类器" in tokenizer.words(texts[0])
+
+
+def test_training_reads_a_user_dictionary_the_one_way_jieba_reads_it(tmp_path, monkeypatch):
+    import jieba
+    import jieba.finalseg
+
+    # jieba keeps the words of frequency 0 in one set for all its tokenizers: keep this test's
+    # out of the other tests
+    monkeypatch.setattr(jieba.finalseg, "Force_Split_Words", set(jieba.finalseg.Force_Split_Words))
+    user_dict = tmp_path / "dict.txt"
+    user_dict.write_bytes("\ufeff券商板块\t100\tn\r\n\n  Ａ股  50 \r\n杭研\t0\n".encode("utf-8"))
+    read = tokenize.read_user_dictionary(user_dict)
+    assert read == tokenize.UserDictionary(str(user_dict), "券商板块 100 n\na股 50\n杭研 0\n")
+    as_given = jieba.Tokenizer()
+    as_given.load_userdict(str(user_dict))  # jieba alone takes each tab line for one word
+    text = "券商板块领涨ａ股"
+    assert "券商板块" not in jieba_words(as_given, text)
+    kept = tmp_path / "kept.txt"
+    kept.write_text(read.text, encoding="utf-8")
+    reference = jieba.Tokenizer()
+    reference.load_userdict(str(kept))
+    words = Tokenizer("word", read).words(text)
+    assert words == jieba_words(reference, text) == ["券商板块", "领涨", "a股"]
+    assert Tokenizer("word", str(kept)).words(text) == words
+
+
+def test_a_model_directorys_user_dictionary_is_loaded_as_it_is(tmp_path):
+    """A model trained before tab-separated lines were read as jieba lines segments as it did."""
+    import json
+    import shutil
+
+    import jieba
+
+    from newsclf import Predictor
+    from newsclf.files import sha256_bytes
+
+    model = tmp_path / "v1-single"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "models" / "v1-single", model)
+    copy = "准备金率\t10\n券商板块\t10\n".encode("utf-8")
+    (model / "user_dict.txt").write_bytes(copy)
+    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    config["files"]["user_dict.txt"] = {"sha256": sha256_bytes(copy), "bytes": len(copy)}
+    (model / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    reference = jieba.Tokenizer()
+    reference.load_userdict(str(model / "user_dict.txt"))
+    text = "券商板块下调存款准备金率"
+    words = Predictor.from_dir(model).tokenizer.words(text)
+    assert words == jieba_words(reference, text) and "券商板块" not in words
+
+
+@pytest.mark.parametrize("line, message", [
+    ("纽约 时报 100", "a word cannot hold a space (jieba cuts texts at spaces), so jieba would take "
+                  "'纽约 时报' for the word"),
+    ("new york 100 n", "a word cannot hold a space (jieba cuts texts at spaces), so jieba would "
+                       "take 'new york' for the word"),
+    ("股市大涨\t1.5\tn", "the frequency '1.5' is not a whole number, so jieba would take "
+                      "'股市大涨\\t1.5\\tn' for the word"),
+    ("股市大涨 -3", "the frequency '-3' is not a whole number, so jieba would take '股市大涨 -3' for "
+                "the word"),
+    ("股市大涨 100 NR", "the tag 'NR' is not in lower-case letters, so jieba would take "
+                     "'股市大涨 100 NR' for the word"),
+    ("券商板块 n 100", "'n' comes before the frequency (a tag goes after it, and a word cannot hold "
+                   "a space), so jieba would take '券商板块 n' for the word"),
+])
+def test_user_dictionary_lines_jieba_would_misread_are_refused(tmp_path, line, message):
+    user_dict = tmp_path / "dict.txt"
+    user_dict.write_text(f"降准 3\n\n{line}\n", encoding="utf-8")
+    with pytest.raises(NewsclfError) as refused:
+        tokenize.read_user_dictionary(user_dict)
+    assert str(refused.value) == (f"{user_dict}:3: {message}; write 'word [freq] [tag]', e.g. "
+                                  "'券商板块 100 n'")
+
+
+def test_a_user_dictionary_that_is_a_directory_or_not_utf8_is_named_so(tmp_path):
+    for user_dict in (tmp_path, str(tmp_path)):
+        with pytest.raises(NewsclfError, match=r"is a directory, not a user dictionary; give the "
+                                               r"dictionary's file \(UTF-8, one 'word \[freq\] "
+                                               r"\[tag\]' per line\)$"):
+            tokenize.read_user_dictionary(user_dict)
+        with pytest.raises(NewsclfError, match="is a directory, not a user dictionary"):
+            Tokenizer("word", str(user_dict)).words("测试")
+    gbk = tmp_path / "gbk.txt"
+    gbk.write_bytes("券商板块 100 n\n".encode("gbk"))
+    with pytest.raises(NewsclfError, match=r"gbk\.txt: the user dictionary is not UTF-8; save it "
+                                           "as UTF-8$"):
+        tokenize.read_user_dictionary(gbk)
 
 
 def test_without_rjieba_jieba_gives_the_same_words(monkeypatch, jieba_tokenizer):

@@ -20,7 +20,8 @@ _CHOICES = {"tokenizer": TOKENIZERS, "pooling": POOLINGS, "position": POSITIONS}
 _HELP = {
     "tokenizer": "word: jieba words; char: characters; mixed: characters with their bigram and "
                  "jieba word",
-    "user_dict": "jieba user dictionary file (copied into the model directory)",
+    "user_dict": "jieba user dictionary file: UTF-8, one 'word [freq] [tag]' per line, separated "
+                 "by spaces or tabs (kept in the model directory as jieba reads it)",
     "min_freq": "keep vocabulary entries seen at least this often in training",
     "max_vocab": "vocabulary size cap (most frequent kept)",
     "max_len": "positions kept per text (longer texts are truncated)",

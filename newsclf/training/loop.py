@@ -29,6 +29,7 @@ from newsclf.data import drop_tokens, pad_batch
 from newsclf.errors import NewsclfError, TrainingDiverged
 from newsclf.modeldir import save_model_dir
 from newsclf.spec import USER_DICT_FILE
+from newsclf.tokenize import UserDictionary
 from newsclf.training.checkpoint import (CHECKPOINT_DIR, CHECKPOINT_STATE, load_checkpoint,
                                          optimizer_tensors, restore_optimizer, save_checkpoint)
 from newsclf.training.distributed import Parallel
@@ -109,6 +110,8 @@ class RunSetup:
     # the weights the model starts from instead of a random initialization (the student's
     # start, see distill.student_start)
     initial_weights: dict | None = None
+    # the user dictionary the texts were segmented with, written into the model directory
+    user_dict: UserDictionary | None = None
 
     @property
     def student(self) -> bool:
@@ -159,7 +162,7 @@ class RunSetup:
             training["distillation"] = distillation
         return dict(spec=self.member_spec() if one_encoder else self.model_spec(),
                     vocab=self.vocab, labels=self.classes, training=training,
-                    user_dict=self.config.user_dict)
+                    user_dict=self.user_dict)
 
 
 @dataclass

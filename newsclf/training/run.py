@@ -25,7 +25,7 @@ from newsclf.data import LabelledData, encode_texts
 from newsclf.errors import DataError, NewsclfError, TrainingDiverged, check_count
 from newsclf.files import sha256_texts, write_json
 from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
-from newsclf.tokenize import Tokenizer
+from newsclf.tokenize import Tokenizer, read_user_dictionary
 from newsclf.training.checkpoint import checkpoint_settings
 from newsclf.training.distill import (best_round, check_unlabeled_allowed, student_config,
                                       student_replaces_ensemble, student_start, train_students,
@@ -114,6 +114,8 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     output = OutputDirectory(output_dir, overwrite=overwrite, resume=resume)
     output.check()  # before Paddle's seconds of import; checked again holding the lock
     classes = resolve_classes(train_data, dev_data, class_names)
+    # read once: what the model trains with is what its directory keeps
+    user_dict = read_user_dictionary(config.user_dict) if config.user_dict else None
     configure_paddle()
     parallel = Parallel()
     if workers is None:
@@ -122,7 +124,7 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
         work_dir = Path(parallel.broadcast(None))
         _train_locked(config, train_data, dev_data, unlabeled_texts or [], work_dir, classes,
                       False, lambda message: None, resume, parallel, 1,
-                      output.resume_flags(work_dir))
+                      output.resume_flags(work_dir), user_dict)
         return TrainResult(output.path, {})
     with output.lock():
         target_existed = output.path.exists()
@@ -133,7 +135,7 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
         try:
             metrics = _train_locked(config, train_data, dev_data, unlabeled_texts or [],
                                     work_dir, classes, progress, log, resume, parallel, workers,
-                                    resume_flags)
+                                    resume_flags, user_dict)
             if export:
                 _export(work_dir, log)
         except NewsclfError as exc:
@@ -176,10 +178,11 @@ def _export(model_dir: Path, log) -> None:
 
 def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path, classes,
                   progress, log, resume, parallel: Parallel, workers: int,
-                  resume_flags: str) -> dict:
+                  resume_flags: str, user_dict=None) -> dict:
     """Train into ``work_dir`` (the output directory or its staging directory) and write the
     model there; returns the metrics ({} on the processes that do not write). ``resume_flags``
-    are the options that continue the run if it is interrupted."""
+    are the options that continue the run if it is interrupted; ``user_dict`` is the
+    :class:`~newsclf.tokenize.UserDictionary` read from ``config.user_dict``."""
     started = time.perf_counter()
     automatic = config.automatic()
     config = config.for_training_size(len(train_data), n_unlabeled=len(unlabeled_texts))
@@ -199,7 +202,7 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     if kept:
         automatic = []
     class_index = {name: i for i, name in enumerate(classes)}
-    tokenizer = Tokenizer(config.tokenizer, config.user_dict)
+    tokenizer = Tokenizer(config.tokenizer, user_dict)
     train_features = [tokenizer.features(text) for text in train_data.texts]
     unlabeled_features = [tokenizer.features(text) for text in unlabeled_texts]
     vocab = Vocab(parallel.broadcast(
@@ -236,6 +239,7 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
                        if unseen is not None and dev_ids is not None else dev_ids)
     setup = RunSetup(config, classes, vocab, train_ids, y_train, members_dev_ids, y_dev,
                      run_identity, work_dir, resume, resume_flags, automatic=tuple(automatic),
+                     user_dict=user_dict,
                      student_settings=(student_config(config, automatic, n_student)
                                        if config.distilling else None))
     n_members = config.ensemble_size
