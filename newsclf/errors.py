@@ -27,7 +27,15 @@ class ModelDirError(NewsclfError):
 
 class TrainingDiverged(NewsclfError):
     """A training run stopped because its loss (or its model's output) stopped being a finite
-    number: the settings, the learning rate above all, make the weights blow up."""
+    number: the settings, the learning rate above all, make the weights blow up. ``reason`` is
+    what happened and which settings to change, without what to do with the output directory."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message, reason)
+        self.reason = reason or message
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 def check_count(value, name: str, *, optional: bool = False) -> int | None:

@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from newsclf.config import TrainConfig
-from newsclf.errors import ModelDirError, NewsclfError
+from newsclf.errors import ModelDirError, NewsclfError, TrainingDiverged
 
 TRAINING_DEFAULTS = TrainConfig().to_dict()
 # Options of a run that leave the trained model unchanged.
@@ -101,10 +101,13 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             check_consistent_length(dev_texts, dev_labels)
             dev = LabelledData(dev_texts, _names_of(dev_labels, names), "eval_set")
         training_data = LabelledData(texts, _names_of(labels, names), "X")
-        predictor, workdir, result = _model_in_new_dir(lambda directory: train(
-            config, training_data, dev, directory, class_names=list(names.values()),
-            progress=bool(self.verbose), log=print if self.verbose else _quiet,
-            workers=self.workers))
+        try:
+            predictor, workdir, result = _model_in_new_dir(lambda directory: train(
+                config, training_data, dev, directory, class_names=list(names.values()),
+                progress=bool(self.verbose), log=print if self.verbose else _quiet,
+                workers=self.workers))
+        except TrainingDiverged as exc:  # the run's directory is gone: just fit again
+            raise TrainingDiverged(f"{exc.reason}, then fit again", exc.reason) from None
         self._adopt(predictor, classes, result.metrics, workdir)
         return self
 

@@ -240,3 +240,16 @@ def test_a_loaded_estimator_leaves_chosen_settings_to_be_chosen_again(sample_mod
     # the fixture gave epochs and left patience to the data size
     params = TextClassifier.load(sample_model).get_params()
     assert params["epochs"] == 6 and params["patience"] is None
+
+
+def test_a_diverging_fit_says_to_fit_again_not_where_a_checkpoint_was_kept(sample):
+    from newsclf.errors import TrainingDiverged
+
+    train, _ = sample
+    model = TextClassifier(**{**TINY, "lr": 1e30})
+    with pytest.raises(TrainingDiverged) as diverged:
+        model.fit(train.texts[:60], train.labels[:60])
+    # the temporary directory is gone with the failed fit: no --overwrite, no path
+    assert str(diverged.value).startswith("training diverged: the ")
+    assert str(diverged.value).endswith("; lower --lr (now 1e+30), then fit again")
+    assert "--overwrite" not in str(diverged.value)

@@ -142,8 +142,8 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
             if (replacing or not target_existed) and not any(work_dir.iterdir()):
                 work_dir.rmdir()  # refused before writing anything: no empty folder left
             if isinstance(exc, TrainingDiverged):
-                raise TrainingDiverged(
-                    f"{exc}, then {_after_divergence(output, work_dir)}") from None
+                raise TrainingDiverged(f"{exc}, then {_after_divergence(output, work_dir)}",
+                                       exc.reason) from None
             raise
         except KeyboardInterrupt:
             if replacing:
