@@ -249,7 +249,7 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
     from tqdm.auto import tqdm
 
     from newsclf.datafiles.output import LabelledWriter
-    from newsclf.datafiles.texts import open_texts, text_chunks
+    from newsclf.datafiles.texts import column_texts, open_texts, text_chunks
     from newsclf.modeldir import load_model_dir
 
     distributed = _require("distributed")
@@ -302,6 +302,9 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
                     bar.refresh()
                     for frame, column in text_chunks(table, part_rows):
                         refuse_column_clashes(frame.columns, added)
+                        # what label_partition classifies; a CSV part holds a JSON lines value
+                        # (a number, null) as this same text
+                        frame[column] = column_texts(frame[column])
                         name = f"part-{len(parts) + len(pending):05d}.csv"
                         future = client.submit(label_partition, frame, column, model, top_k,
                                                probabilities, long_text, batch_size,

@@ -106,7 +106,8 @@ def predict_file(model, input_path: str, output_path: str, *, text_column=None,
     """Label every row of a data file of any layout newsclf reads (see
     :mod:`newsclf.datafiles.layout`; ``fmt``, ``header``, ``text_column`` and ``sheet``
     override what is detected) and write all input columns plus the prediction columns, one
-    output row per input row, in order.
+    output row per input row, in order. The values of a JSON lines input are written back as
+    they were to JSON lines output, and as their text to the other formats.
 
     Streams in chunks (flat memory at any size); writes to a temporary file renamed at the end,
     so a failed run leaves nothing under ``output_path``. ``-`` reads standard input / writes
@@ -125,7 +126,7 @@ def predict_file(model, input_path: str, output_path: str, *, text_column=None,
     from tqdm.auto import tqdm
 
     from newsclf.datafiles.output import LabelledWriter
-    from newsclf.datafiles.texts import open_texts, text_chunks
+    from newsclf.datafiles.texts import column_texts, open_texts, text_chunks
     from newsclf.modeldir import load_model_dir
 
     if isinstance(model, Predictor):
@@ -161,7 +162,7 @@ def predict_file(model, input_path: str, output_path: str, *, text_column=None,
         chunks = _chunks_without_clashes(text_chunks(table, chunk_size), added)
 
         def classify_here(texts):
-            return predictor.classify(texts, batch_size, long_text)
+            return predictor.classify(column_texts(texts), batch_size, long_text)
 
         def write(frame, column, classify):
             nonlocal rows, empty
@@ -176,7 +177,7 @@ def predict_file(model, input_path: str, output_path: str, *, text_column=None,
             if pool is None:
                 pending.append((frame, column, classify_here))
             else:
-                future = pool.submit(_worker_classify, frame[column].tolist(), batch_size,
+                future = pool.submit(_worker_classify, column_texts(frame[column]), batch_size,
                                      long_text)
                 pending.append((frame, column, lambda _texts, future=future: pool.result(future)))
             while len(pending) > (2 * workers if pool else 0):

@@ -103,6 +103,19 @@ def test_files_on_cluster_are_labelled_as_predict_file_does(client, sample_model
                                    for line in data_lines(text))  # an error in the last field
 
 
+def test_json_lines_files_are_labelled_as_predict_file_does(client, sample_model, predictor,
+                                                           tmp_path):
+    src = tmp_path / "in.jsonl"  # texts that are not strings are classified as their text
+    src.write_text('{"id": 7, "title": 2024, "tags": ["a"]}\n'
+                   '{"id": 8, "title": null, "tags": {"k": "é"}}\n'
+                   '{"id": 9.5, "title": "沪指放量上涨", "tags": true}\n', encoding="utf-8")
+    predict_file(predictor, str(src), str(tmp_path / "expected.csv"), progress=False)
+    newsclf_dask.predict_files(sample_model, str(src), tmp_path / "labelled", client,
+                               progress=False)
+    assert (tmp_path / "labelled" / "part-00000.csv").read_text(encoding="utf-8") == \
+        (tmp_path / "expected.csv").read_text(encoding="utf-8")
+
+
 def test_dataframe_is_labelled_as_predict_file_does_with_one_load_per_worker(
         client, sample_model, inputs, tmp_path):
     reference = tmp_path / "reference.csv"

@@ -402,6 +402,18 @@ def test_bad_unlabeled_input_is_one_line_before_training(tmp_path, data, case):
     assert not out.exists()
 
 
+def test_unlabeled_json_lines_texts_are_read_as_text(tmp_path):
+    from newsclf.cli import build_parser
+    from newsclf.cli.train import read_unlabeled
+
+    path = tmp_path / "unlabeled.jsonl"
+    path.write_text('{"text": "央行宣布下调存款准备金率", "id": 1}\n{"text": 2024, "id": 2}\n'
+                    '{"text": null, "id": 3}\n', encoding="utf-8")
+    args = build_parser().parse_args(["train", "--train", str(SAMPLE / "train.tsv"), "--output",
+                                      str(tmp_path / "m"), "--unlabeled", str(path)])
+    assert read_unlabeled(args) == ["央行宣布下调存款准备金率", "2024"]
+
+
 def test_resume_after_a_crash_during_the_student_ends_like_the_uninterrupted_run(tmp_path,
                                                                                  data):
     args = ["--train", SAMPLE / "train.tsv", "--unlabeled", data["txt"], *TINY, "--distill",

@@ -12,7 +12,8 @@ import pytest
 
 from conftest import SAMPLE, run_cli
 from newsclf.data import read_labelled
-from newsclf.datafiles import NumericLabelsWarning, iter_input_chunks, open_texts, text_chunks
+from newsclf.datafiles import (NumericLabelsWarning, column_texts, iter_input_chunks, open_texts,
+                                text_chunks)
 from newsclf.errors import DataError
 from newsclf.predict import predict_file
 
@@ -227,6 +228,21 @@ def test_fasttext_jsonl_and_excel_specific_errors(tmp_path):
     (tmp_path / "e.xlsx").write_bytes(b"not a workbook")
     with pytest.raises(DataError, match=r"e\.xlsx: cannot read as an \.xlsx workbook"):
         read_labelled(tmp_path / "e.xlsx")
+
+
+def test_json_lines_values_are_text_in_labelled_data_and_kept_in_texts_to_label(tmp_path):
+    lines = ['{"id": 1, "text": "沪指上涨", "label": 1}\n',
+             '{"id": 2.5, "text": 2024, "label": "体育"}\n', '{"text": ["球赛"], "label": null}\n']
+    data = read_labelled(write(tmp_path / "v.jsonl", "".join(lines[:2])), ["财经", "股票", "体育"])
+    assert data.texts == ["沪指上涨", "2024"] and data.labels == ["股票", "体育"]
+    with pytest.raises(DataError, match=r"w\.jsonl:3: empty label"):
+        read_labelled(write(tmp_path / "w.jsonl", "".join(lines)))
+    (frame, column), = iter_input_chunks(str(tmp_path / "w.jsonl"))
+    assert [[(type(value).__name__, value) for value in row] for row in frame.values.tolist()] \
+        == [[("int", 1), ("str", "沪指上涨"), ("int", 1)],
+            [("float", 2.5), ("int", 2024), ("str", "体育")],
+            [("NoneType", None), ("list", ["球赛"]), ("NoneType", None)]]  # id left out
+    assert column_texts(frame[column]) == ["沪指上涨", "2024", '["球赛"]']
 
 
 def test_xlsx_and_jsonl_output_keep_every_column(tmp_path, predictor):

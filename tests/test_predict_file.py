@@ -1,8 +1,11 @@
 """Batch prediction on files: every row kept, in order, across formats and encodings."""
 
 
+import csv
 import io
+import json
 
+import openpyxl
 import pandas as pd
 import pytest
 
@@ -393,3 +396,129 @@ def test_a_file_of_lines_whose_first_line_has_a_comma_and_a_column_word_stays_li
         tmp_path, sample_model, first):
     texts = [first, "央行宣布下调存款准备金率", "国足主场两球战胜对手", "教育部发布高考报名新规"]
     assert texts_read_back(tmp_path / "in.txt", texts, sample_model) == texts
+
+
+# JSON lines holding every kind of value: numbers an int64 or a double cannot hold exactly
+# elsewhere, true/false/null, nested lists and objects, unicode keys and values; the last line
+# leaves keys out
+JSON_LINES = [
+    '{"id": 7, "title": "沪指放量上涨", "score": 1e3, "ok": true, "tags": ["a"], "note": null}',
+    '{"id": 9223372036854775808, "title": "央行宣布下调存款准备金率", "score": 0.1, "ok": false, '
+    '"tags": {"来源": "新华社", "层": [1, 2.5, null]}, "note": "备注😀"}',
+    '{"id": -12345678901234567890123, "title": "国足主场两球战胜对手", '
+    '"score": 1.7976931348623157e308, "ok": null, "tags": [], "note": {}}',
+    '{"title": "ＮＢＡ总决赛第七场", "score": 2.5e-08}',
+]
+JSON_COLUMNS = ["id", "title", "score", "ok", "tags", "note"]
+ADDED = ["pred_label", "pred_score", "error"]
+
+
+def typed(value):
+    """A JSON value with every type and key order spelled out (in Python 1 == 1.0 == True, and
+    dicts equal in any order)."""
+    if isinstance(value, dict):
+        return [(key, typed(item)) for key, item in value.items()]
+    if isinstance(value, list):
+        return [typed(item) for item in value]
+    return type(value).__name__, value
+
+
+def json_lines_in(path, lines=JSON_LINES):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def records_of(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def assert_values_written_back(out, lines, columns, predictor):
+    records = records_of(out)
+    assert len(records) == len(lines)
+    for line, record in zip(lines, records):
+        read = json.loads(line)
+        assert list(record) == columns + ADDED
+        assert typed({key: record[key] for key in columns}) == \
+            typed({key: read.get(key) for key in columns})  # a key left out: null
+    assert [record["pred_label"] for record in records] == \
+        [best["label"] for best in predictor.predict([record["title"] for record in records])]
+
+
+def test_json_lines_output_keeps_every_value_of_json_lines_input(tmp_path, predictor,
+                                                                  sample_model):
+    src = json_lines_in(tmp_path / "in.jsonl")
+    out = tmp_path / "out.jsonl"
+    predict_file(predictor, str(src), str(out), progress=False, chunk_size=3)
+    assert_values_written_back(out, JSON_LINES, JSON_COLUMNS, predictor)
+    assert out.read_text(encoding="utf-8").splitlines()[0].startswith(
+        '{"id":7,"title":"沪指放量上涨","score":1000.0,"ok":true,"tags":["a"],"note":null,'
+        '"pred_label":')
+    cli_out = tmp_path / "cli.jsonl"
+    result = run_cli("predict", "--model", sample_model, "--input", src, "--output", cli_out,
+                     "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert_values_written_back(cli_out, JSON_LINES, JSON_COLUMNS, predictor)
+
+
+# what the text formats and Excel hold for JSON_LINES (README, "Labelling files")
+JSON_LINES_AS_TEXT = [
+    ["7", "沪指放量上涨", "1000.0", "true", '["a"]', ""],
+    ["9223372036854775808", "央行宣布下调存款准备金率", "0.1", "false",
+     '{"来源": "新华社", "层": [1, 2.5, null]}', "备注😀"],
+    ["-12345678901234567890123", "国足主场两球战胜对手", "1.7976931348623157e+308", "", "[]",
+     "{}"],
+    ["", "ＮＢＡ总决赛第七场", "2.5e-08", "", "", ""],
+]
+
+
+def test_json_lines_input_is_written_as_text_to_csv_tsv_and_excel(tmp_path, predictor,
+                                                                  sample_model):
+    src = json_lines_in(tmp_path / "in.jsonl")
+    for name in ("out.csv", "out.tsv"):
+        result = run_cli("predict", "--model", sample_model, "--input", src, "--output",
+                         tmp_path / name, "--no-progress")
+        assert result.returncode == 0, result.stderr
+        with open(tmp_path / name, encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle, **({"delimiter": "\t", "quoting": csv.QUOTE_NONE}
+                                              if name.endswith(".tsv") else {})))
+        assert rows[0] == JSON_COLUMNS + ADDED
+        assert [row[:len(JSON_COLUMNS)] for row in rows[1:]] == JSON_LINES_AS_TEXT
+    predict_file(predictor, str(src), str(tmp_path / "out.xlsx"), progress=False)
+    sheet = openpyxl.load_workbook(tmp_path / "out.xlsx").active
+    cells = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert [list(row[:len(JSON_COLUMNS)]) for row in cells] == \
+        [[field or None for field in row] for row in JSON_LINES_AS_TEXT]  # text cells, empty
+    assert all(isinstance(row[JSON_COLUMNS.index("id")], (str, type(None))) for row in cells)
+
+
+def test_a_json_lines_text_that_is_not_a_string_is_classified_as_its_text_and_kept(
+        tmp_path, predictor):
+    lines = ['{"title": 2024, "n": 1}', '{"title": null, "n": 2}',
+             '{"title": ["沪指放量上涨", "券商板块集体走强"], "n": 3}', '{"title": "央行降息", "n": 4}']
+    src = json_lines_in(tmp_path / "in.jsonl", lines)
+    out = tmp_path / "out.jsonl"
+    predict_file(predictor, str(src), str(out), progress=False)
+    records = records_of(out)
+    assert [typed(record["title"]) for record in records] == \
+        [typed(json.loads(line)["title"]) for line in lines]
+    in_workers = tmp_path / "workers.jsonl"
+    predict_file(predictor, str(src), str(in_workers), progress=False, workers=2, chunk_size=2)
+    assert in_workers.read_bytes() == out.read_bytes()
+    assert [record["error"] for record in records][1] == "empty text"
+    texts = ["2024", '["沪指放量上涨", "券商板块集体走强"]', "央行降息"]
+    assert [records[i]["pred_label"] for i in (0, 2, 3)] == \
+        [best["label"] for best in predictor.predict(texts)]
+    predict_file(predictor, str(src), str(tmp_path / "out.csv"), progress=False)
+    written = read_out(tmp_path / "out.csv")
+    assert written["title"].tolist() == ["2024", "", texts[1], "央行降息"]
+    assert written["pred_label"].tolist() == [record["pred_label"] for record in records]
+
+
+def test_csv_input_gives_strings_in_json_lines_output(tmp_path, predictor):
+    src = tmp_path / "in.csv"
+    src.write_text('id,title,ok,tags\n007,央行降息,true,"[1, 2]"\n1e3,,null,\n',
+                   encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    predict_file(predictor, str(src), str(out), progress=False)
+    assert [[record[key] for key in ("id", "title", "ok", "tags")] for record in records_of(out)] \
+        == [["007", "央行降息", "true", "[1, 2]"], ["1e3", "", "null", ""]]

@@ -136,7 +136,9 @@ class Layout:
 class Table:
     """An open data file: its :class:`Layout`, an estimate of its rows (for progress bars,
     counted only when asked for: readers that need no estimate do not read the file twice),
-    and its rows as ``(line, fields)`` with one field per column. Close it (or use ``with``)."""
+    and its rows as ``(line, fields)`` with one field per column: text, except in JSON lines
+    opened to label, whose values are kept as parsed (numbers, true/false, None for null or a
+    key left out, lists, dicts). Close it (or use ``with``)."""
 
     def __init__(self, layout: Layout, rows: Iterator[Record], count_rows, closer):
         self.layout, self.rows = layout, rows
@@ -158,8 +160,8 @@ class Table:
         self.close()
 
     def chunks(self, size: int):
-        """The rows as DataFrames of strings (every column, indexed by line) of ``size`` rows;
-        one empty frame for a file without rows."""
+        """The rows as DataFrames of their fields (every column, indexed by line; object
+        dtype) of ``size`` rows; one empty frame for a file without rows."""
         import pandas as pd
 
         columns = list(self.layout.columns)
@@ -288,6 +290,9 @@ def _text_table(source, fmt, lines, head, labelled, header, text_choice, label_c
             raise _empty(source, labelled)
         text_index, label_index = _named_columns(columns, [], source, labelled, text_choice,
                                                  label_choice, "key")
+        if labelled:  # texts and labels; a file to label keeps its values for the output
+            records = ((line, [rec.json_text(value) for value in values])
+                       for line, values in records)
         return Layout(source, fmt, tuple(columns), text_index, label_index,
                       encoding=encoding), records
     parse = rec.csv_records if fmt == "csv" else rec.tsv_records

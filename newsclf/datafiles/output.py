@@ -1,16 +1,24 @@
 """Writing labelled rows: CSV, TSV, Excel (.xlsx) or JSON lines by the output's extension, or
 CSV on standard output; into a temporary file beside the target that takes its name only when
-everything is written, so a failed run leaves nothing under the output's name."""
+everything is written, so a failed run leaves nothing under the output's name.
+
+The values of a JSON lines input (numbers, true/false, null, lists, objects) are written back
+as they were to JSON lines, and as their text (:func:`~newsclf.datafiles.records.json_text`) to
+the other formats."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import stat
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from newsclf.datafiles.records import json_text
 from newsclf.errors import DataError, NewsclfError
 from newsclf.files import refuse_read_only
 
@@ -76,17 +84,16 @@ class LabelledWriter:
     def write(self, frame) -> None:
         header = not self.header_written
         if self.format == "xlsx":
-            self._sheet.write(frame, header)
+            self._sheet.write(_text_fields(frame), header)
         elif self.format == "jsonl":
             repeated = sorted({name for name in frame.columns if list(frame.columns).count(name) > 1})
             if repeated:
                 raise DataError(f"{self.source}: column name(s) {', '.join(map(repr, repeated))} "
                                 "appear more than once, which JSON lines cannot hold; name every "
                                 "column, or write .csv output")
-            if len(frame):
-                self.handle.write(frame.to_json(orient="records", lines=True, force_ascii=False)
-                                  .rstrip("\n") + "\n")
+            self.handle.write(_json_lines(frame))
         else:
+            frame = _text_fields(frame)
             if header and self.excel and self.to_stdout:
                 self.handle.write("\ufeff")  # a file gets it from its encoding, utf-8-sig
             options = {}
@@ -116,6 +123,38 @@ class LabelledWriter:
         if self.handle is not None:
             self.handle.close()
         self.tmp.unlink(missing_ok=True)
+
+
+def _json_lines(frame) -> str:
+    """The rows as JSON lines: every value as it was read (a JSON lines input's values exactly,
+    text as strings) and the scores as pandas writes them (10 decimals; an empty one null)."""
+    keys = [json.dumps(name, ensure_ascii=False) + ":" for name in frame.columns]
+    values = [_json_values(frame.iloc[:, position]) for position in range(frame.shape[1])]
+    return "".join("{" + ",".join(key + value for key, value in zip(keys, row)) + "}\n"
+                   for row in zip(*values))
+
+
+def _json_values(column) -> list[str]:
+    if column.dtype.kind in "biuf":  # JSON numbers, true/false and null hold no comma
+        written = column.to_json(orient="values")[1:-1]
+        return written.split(",") if written else []
+    return [json.dumps(value, ensure_ascii=False, separators=(",", ":")) for value in column]
+
+
+def _text_fields(frame):
+    """``frame`` with the values of a JSON lines input in text form (:func:`json_text`) for
+    the text formats and Excel; a frame of text and scores is returned as it is."""
+    from pandas.api.types import infer_dtype
+
+    other = [position for position, dtype in enumerate(frame.dtypes)
+             if dtype == object and infer_dtype(frame.iloc[:, position], skipna=False) != "string"]
+    if not other:
+        return frame
+    frame = frame.copy(deep=False)
+    for position in other:
+        frame.isetitem(position, np.array([json_text(value) for value in frame.iloc[:, position]],
+                                          dtype=object))
+    return frame
 
 
 def _refuse_writing_over_input(input_path: str, target: Path) -> None:

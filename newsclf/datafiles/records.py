@@ -1,6 +1,7 @@
 """Cutting decoded text into records, one parser per text format: each yields
 ``(line the record starts on, fields)`` and skips blank lines, except the one-text-per-line format,
-where every line is a text (a blank one is an empty text).
+where every line is a text (a blank one is an empty text). Fields are text, except in JSON lines,
+whose values are kept as parsed (:func:`json_text` gives their text).
 
 Header rows, column counts and which column is which are :mod:`newsclf.datafiles.layout`'s
 concern; JSON lines and fastText lines get their columns here because the format fixes them.
@@ -94,8 +95,9 @@ _FASTTEXT_LABEL = re.compile(re.escape(FASTTEXT_PREFIX) + r"(\S*)(?:\s+|$)")
 
 def jsonl_records(lines: Iterable[str], source: str) -> tuple[list[str], Iterator[Record]]:
     """JSON lines: one object per line. The columns are the first object's keys, in order; a
-    later object may leave keys out (empty fields) but not add new ones. Strings are kept, other
-    values written as JSON (``null`` as an empty field). Returns ``(columns, records)``."""
+    later object may leave keys out (None, as null) but not add new ones. The fields are the
+    values as parsed (str, int, float, bool, None, list, dict), for prediction to write back as
+    they were; :func:`json_text` gives their text. Returns ``(columns, records)``."""
     objects = _json_objects(lines, source)
     first = next(objects, None)
     if first is None:
@@ -104,7 +106,7 @@ def jsonl_records(lines: Iterable[str], source: str) -> tuple[list[str], Iterato
 
     def records():
         number, value = first
-        yield number, [_field(value.get(key)) for key in columns]
+        yield number, [value.get(key) for key in columns]
         known = set(columns)
         for number, value in objects:
             extra = [key for key in value if key not in known]
@@ -112,7 +114,7 @@ def jsonl_records(lines: Iterable[str], source: str) -> tuple[list[str], Iterato
                 raise DataError(f"{source}:{number}: key(s) {', '.join(map(repr, extra))} not in "
                                 f"the first line's keys ({', '.join(map(repr, columns))}); give "
                                 "every line the same keys")
-            yield number, [_field(value.get(key)) for key in columns]
+            yield number, [value.get(key) for key in columns]
 
     return columns, records()
 
@@ -148,7 +150,10 @@ def _object_noting_repeats(repeated: list, pairs: list) -> dict:
     return value
 
 
-def _field(value) -> str:
+def json_text(value) -> str:
+    """A JSON value as a text field: a string as it is, null empty, any other value as JSON
+    (``7``, ``0.1``, ``true``, ``["a"]``; unicode kept). Texts to classify, labelled data and
+    every output but JSON lines take JSON lines values this way."""
     if value is None:
         return ""
     if isinstance(value, str):

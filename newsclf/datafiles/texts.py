@@ -4,6 +4,7 @@ with every column of the file kept."""
 from __future__ import annotations
 
 from newsclf.datafiles.layout import Table, open_table
+from newsclf.datafiles.records import json_text
 from newsclf.errors import NoTextsError
 from newsclf.tokenize import normalize
 
@@ -17,8 +18,11 @@ def open_texts(path: str, *, fmt: str | None = None, text_column=None,
 
 
 def text_chunks(table: Table, chunk_size: int = 10000):
-    """Yield ``(frame, text_column)``: DataFrames of strings (every column, unchanged, indexed
-    by the line each row starts on) of ``chunk_size`` rows, and the name of the text column.
+    """Yield ``(frame, text_column)``: DataFrames of every column, unchanged, indexed by the
+    line each row starts on, of ``chunk_size`` rows, and the name of the text column. Fields
+    are strings, except in JSON lines, whose values are kept as parsed (numbers, true/false,
+    None for null or a key left out, lists, dicts) for an output that writes them back as they
+    were; :func:`column_texts` gives the texts to classify.
 
     A file without rows raises :class:`~newsclf.errors.NoTextsError` before anything is
     yielded; one whose texts are all blank (nothing left after
@@ -34,8 +38,7 @@ def text_chunks(table: Table, chunk_size: int = 10000):
                                if layout.header else
                                f"{layout.source}: empty file; no texts in it")
         rows += len(frame)
-        seen_text = seen_text or any(isinstance(text, str) and normalize(text)
-                                     for text in frame[layout.text_column])
+        seen_text = seen_text or any(map(normalize, column_texts(frame[layout.text_column])))
         yield frame, layout.text_column
     if not seen_text:
         what = "key" if layout.format == "jsonl" else "column"
@@ -43,6 +46,13 @@ def text_chunks(table: Table, chunk_size: int = 10000):
                            f"row{'s' * (rows > 1)}); no texts in it"
                            + ("" if len(layout.columns) == 1 else
                               f" (--text-column chooses another {what})"))
+
+
+def column_texts(values) -> list[str]:
+    """The texts to classify in a chunk's text column: a JSON lines value that is not a string
+    is classified as its text (:func:`~newsclf.datafiles.records.json_text`: ``123``, null an
+    empty text)."""
+    return list(map(json_text, values))
 
 
 def iter_input_chunks(path: str, *, fmt: str | None = None, text_column=None,
