@@ -222,6 +222,11 @@ def test_fasttext_jsonl_and_excel_specific_errors(tmp_path):
     with pytest.raises(DataError, match=r"c\.jsonl:2: key\(s\) 'source' not in the first "
                                         "line's keys"):
         read_labelled(extra)
+    keyless = write(tmp_path / "e.jsonl", "{}\n{}\n")  # it was "an empty file"
+    for read in (read_labelled, iter_input_chunks):
+        with pytest.raises(DataError, match=r"e\.jsonl:1: an object with no keys; the first "
+                                            r"line's keys are the file's"):
+            list(read(str(keyless)))
     (tmp_path / "d.xls").write_bytes(b"\xd0\xcf\x11\xe0")
     with pytest.raises(DataError, match=r"d\.xls: an old binary Excel file; save it as \.xlsx"):
         read_labelled(tmp_path / "d.xls")

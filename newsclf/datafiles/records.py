@@ -103,6 +103,9 @@ def jsonl_records(lines: Iterable[str], source: str) -> tuple[list[str], Iterato
     if first is None:
         return [], iter(())
     columns = list(first[1])
+    if not columns:  # the first object names the keys: "{}" names none
+        raise DataError(f"{source}:{first[0]}: an object with no keys; the first line's keys are "
+                        "the file's, e.g. {\"text\": \"...\", \"label\": \"...\"}")
 
     def records():
         number, value = first
