@@ -82,6 +82,16 @@ def test_a_line_longer_than_the_csv_modules_field_limit_in_a_file_of_texts_is_re
     assert pd.read_csv(tmp_path / "out.csv")["text"].tolist() == [long_text, "短新闻"]
 
 
+def test_a_json_escape_of_half_a_character_is_refused_with_its_line(tmp_path, sample_model):
+    # json.loads keeps "\\ud800" as a lone surrogate, which no UTF-8 output could write (a
+    # traceback); an escaped pair is one character and reads fine
+    source = write(tmp_path / "in.jsonl", '{"text": "央行\\ud83d\\ude00降息"}\n'
+                                          '{"text": "球队\\ud800夺冠"}\n')
+    assert_refused(predict_cli(sample_model, source, tmp_path / "out.jsonl"),
+                   "in.jsonl:2: a \\uD800-\\uDFFF escape without its pair")
+    assert files_in(tmp_path) == ["in.jsonl"]
+
+
 # --- 2. mixed encodings -------------------------------------------------------------------------
 
 def test_utf8_rows_then_gbk_rows_are_refused_at_the_line_where_the_encoding_changes(

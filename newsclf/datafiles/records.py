@@ -140,7 +140,24 @@ def _json_objects(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict
         if repeated[-1] is not None:  # the line's object is the last one completed
             raise DataError(f"{source}:{number}: the key {repeated[-1]!r} appears more than once, "
                             "and only one of its values could be kept; give each key once")
+        if _SURROGATE_ESCAPE.search(line) and not _encodable(value):
+            raise DataError(f"{source}:{number}: a \\uD800-\\uDFFF escape without its pair (half "
+                            "of a character written as UTF-16), which no text can hold; write "
+                            "the character itself, or both halves of its pair")
         yield number, value
+
+
+# "\ud83d\ude00" is one character; either escape alone is no character (Python keeps it as a
+# lone surrogate, which no UTF-8 output can write)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _encodable(value) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _object_noting_repeats(repeated: list, pairs: list) -> dict:
