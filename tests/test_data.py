@@ -51,6 +51,14 @@ def test_big5_is_detected_though_its_bytes_also_decode_as_gbk(tmp_path):
     data = read_labelled(write(tmp_path / "a.tsv", raw.decode("big5"), "big5"))
     assert data.texts == [line.split("\t")[0] for line in lines]
     assert data.labels == ["股票", "時政", "體育"]
+    # a short line of rare characters reads as everyday ones in the other encoding (a name:
+    # 瑄甯 in Big5, 李祎 in GBK): it neither decides the encoding nor makes the file mixed
+    byline = "台北股市今日收盤上漲，電子股領軍\t股票\n記者林瑄甯\t股票\n"
+    assert read_labelled(write(tmp_path / "c.tsv", byline, "big5hkscs")).texts == [
+        "台北股市今日收盤上漲，電子股領軍", "記者林瑄甯"]
+    names = "李祎\t人物\n沪指放量上涨 券商板块集体走强\t股票\n刘玥\t人物\n"
+    assert read_labelled(write(tmp_path / "d.tsv", names, "gbk")).texts == [
+        "李祎", "沪指放量上涨 券商板块集体走强", "刘玥"]
     # simplified and traditional text saved as GBK stay GBK, though most of it decodes as Big5
     for text in ("央行宣布降息\t财经\n", "台北股市今日收盤上漲\t股票\n"):
         assert text.encode("gbk").decode("big5", errors="ignore")

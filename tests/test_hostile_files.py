@@ -158,7 +158,8 @@ def test_big5_mixed_with_utf8_is_refused_at_the_line_where_the_encoding_changes(
                    "c.txt:4: not Big5, the encoding of the lines before it (byte 0x81)")
     # GBK and Big5 lines in one file: every Big5 line decodes as GBK and most GBK lines as
     # Big5, into other characters; the line that reads as the other encoding's is refused
-    gbk_then_big5 = write(tmp_path / "d.txt", "沪指放量上涨\n球队夺冠\n".encode("gbk") + big5_line)
+    gbk_then_big5 = write(tmp_path / "d.txt", "沪指放量上涨 券商板块集体走强\n主队加时赛绝杀晋级决赛\n"
+                          .encode("gbk") + big5_line)
     assert_refused(predict_cli(sample_model, gbk_then_big5, tmp_path / "out.csv"),
                    "d.txt:3: Big5 text after GBK text: the file mixes two encodings")
     gbk_line = "央行宣布降息\n".encode("gbk")

@@ -9,6 +9,7 @@ import functools
 import io
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -22,25 +23,40 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 # Big5 text also decodes as GBK, into other characters: mostly rare ones, kana and symbols (and
 # GBK text mostly decodes as Big5, into rare characters). A reading is scored by its share of
 # everyday characters: those of the punctuation and first-level hanzi rows of the encoding's core
-# table (GB2312 lead bytes A1-A3 and B0-F7; Big5 lead bytes A1-C6); a reading this much better
-# than the other is the text's encoding.
+# table; a reading this much better than the other is the text's encoding.
 _MARGIN = 0.25
-_EVERYDAY_ROWS = {  # encoding: (core table, lead bytes, trail bytes)
-    "gb18030": ("gb2312", [*range(0xA1, 0xA4), *range(0xB0, 0xF8)], range(0xA1, 0xFF)),
-    "big5hkscs": ("big5hkscs", range(0xA1, 0xC7), [*range(0x40, 0x7F), *range(0xA1, 0xFF)])}
-_LEGACY_CHINESE = {"gb18030": "GBK/GB18030", "big5hkscs": "Big5"}  # detected: their names
-_SHORT_NAMES = {"gb18030": "GBK", "big5hkscs": "Big5"}
+# a line needs this many non-ASCII characters to say alone which it is: a name of two or three
+# rare characters reads as everyday ones in the other encoding often enough (林瑄甯, 李祎)
+_MIN_EVIDENCE = 8
+
+
+@dataclass(frozen=True)
+class _Legacy:
+    """A legacy Chinese encoding newsclf detects."""
+
+    short: str                  # in messages: "Big5 text after GBK text"
+    name: str                   # in the line saying how a file was read
+    table: str                  # the core table whose rows hold the everyday characters
+    leads: tuple[int, ...]      # the lead bytes of those rows
+    trails: tuple[int, ...]     # their trail bytes
+
+
+_LEGACY_CHINESE = {
+    "gb18030": _Legacy("GBK", "GBK/GB18030", "gb2312", (*range(0xA1, 0xA4), *range(0xB0, 0xF8)),
+                       tuple(range(0xA1, 0xFF))),
+    "big5hkscs": _Legacy("Big5", "Big5", "big5hkscs", tuple(range(0xA1, 0xC7)),
+                         (*range(0x40, 0x7F), *range(0xA1, 0xFF)))}
 
 
 @functools.cache
 def _unusual(encoding: str) -> re.Pattern:
     """A pattern of the non-ASCII characters that are not everyday ones in ``encoding``."""
-    table, leads, trails = _EVERYDAY_ROWS[encoding]
+    legacy = _LEGACY_CHINESE[encoding]
     everyday = set()
-    for lead in leads:
-        for trail in trails:
+    for lead in legacy.leads:
+        for trail in legacy.trails:
             try:
-                everyday.add(bytes((lead, trail)).decode(table))
+                everyday.add(bytes((lead, trail)).decode(legacy.table))
             except UnicodeDecodeError:
                 continue
     return re.compile("[^\\x00-\\x7f" + "".join(map(re.escape, sorted(everyday))) + "]")
@@ -58,32 +74,33 @@ def _decodes(raw: bytes, encoding: str) -> bool:
     return True
 
 
-def _everyday_share(text: str, encoding: str) -> float:
-    """The share of ``text``'s non-ASCII characters that are everyday ones in ``encoding``."""
-    characters = len(_NON_ASCII.findall(text))
-    return 1 - len(_unusual(encoding).findall(text)) / characters if characters else 0.0
-
-
 def legacy_chinese_encoding(raw: bytes) -> str:
     """GB18030 (a superset of GBK) or Big5 for Chinese text that is not UTF-8: the encoding of
     the first line of ``raw`` that reads as far more everyday characters in it than in the other
-    (:func:`_reads_as`); GB18030 when no line does."""
-    for line in raw.split(b"\n"):
-        verdict = None if line.isascii() else _reads_as(line)
+    (:func:`_reads_as`); for a file of short lines only, of all of them; else GB18030."""
+    lines = raw.split(b"\n")
+    for line in lines:
+        verdict = _reads_as(line)
         if verdict is not None:
             return verdict
-    return "gb18030"
+    return _reads_as(raw, minimum=1) or "gb18030"
 
 
-def _reads_as(line: bytes) -> str | None:
-    """GB18030 or Big5, the encoding in which ``line`` reads as far more everyday characters
-    than in the other (or the only one it decodes in); None when neither is clearly better."""
+def _reads_as(raw: bytes, minimum: int = _MIN_EVIDENCE) -> str | None:
+    """GB18030 or Big5, the encoding in which ``raw`` reads as far more everyday characters
+    than in the other (or the only one it decodes in); None when neither is clearly better or
+    it holds fewer than ``minimum`` non-ASCII characters."""
     shares = {}
-    for encoding in _SHORT_NAMES:
+    for encoding in _LEGACY_CHINESE:
         try:
-            shares[encoding] = _everyday_share(line.decode(encoding), encoding)
+            text = raw.decode(encoding)
         except UnicodeDecodeError:
             shares[encoding] = -1.0
+            continue
+        characters = len(_NON_ASCII.findall(text))
+        if characters < minimum:
+            return None
+        shares[encoding] = 1 - len(_unusual(encoding).findall(text)) / characters
     best, other = sorted(shares, key=shares.get, reverse=True)
     return best if shares[best] > shares[other] + _MARGIN else None
 
@@ -233,7 +250,7 @@ class Decoder:
         where = f"{self.source}:{self.lines_done + _line_of(raw, offset)}"
         if (self.encoding == "utf-8" and (self.non_ascii_seen or not raw[:offset].isascii())
                 and _decodes(line_bytes, "gb18030")):
-            legacy = "Big5" if legacy_chinese_encoding(line_bytes) == "big5hkscs" else "GBK"
+            legacy = _LEGACY_CHINESE[legacy_chinese_encoding(line_bytes)].short
             return DataError(f"{where}: {legacy} text after UTF-8 text: the file mixes two "
                              "encodings; save all of it as UTF-8")
         if (self.detecting and self.encoding in _LEGACY_CHINESE
@@ -245,8 +262,8 @@ class Decoder:
                              f"{raw[offset]:#04x}); the file may mix encodings: save all of it as "
                              "UTF-8, or pass --encoding with its encoding")
         if self.detecting:
-            return DataError(f"{where}: cannot decode as UTF-8 or GBK/GB18030; pass --encoding "
-                             "with the file's encoding")
+            return DataError(f"{where}: cannot decode as UTF-8, GBK/GB18030 or Big5; pass "
+                             "--encoding with the file's encoding")
         return DataError(f"{where}: not valid {self.name} (byte {raw[offset]:#04x}); check the "
                          "file's encoding")
 
@@ -266,8 +283,8 @@ class Decoder:
 
     def _refuse_other_legacy_lines(self, raw: bytes, text: str) -> None:
         """In a file detected as GBK (Big5), refuse a line that reads as Big5 (GBK) by
-        :func:`_reads_as`: the file mixes the two. Only lines holding a character that is not
-        an everyday one in the file's encoding are looked at."""
+        :func:`_reads_as`: the file mixes the two. Only a line with enough non-ASCII characters,
+        a quarter of them at least not everyday ones in the file's encoding, can."""
         unusual = _unusual(self.encoding)
         if not unusual.search(text):
             return
@@ -275,16 +292,20 @@ class Decoder:
         for number, (line, line_bytes) in enumerate(zip(text.split("\n"), raw.split(b"\n")), 1):
             if not unusual.search(line):
                 continue
+            characters = len(_NON_ASCII.findall(line))
+            if (characters < _MIN_EVIDENCE
+                    or len(unusual.findall(line)) < _MARGIN * characters):
+                continue  # this reading cannot be far worse than the other
             other = _reads_as(line_bytes)
             if other not in (None, self.encoding):
                 raise DataError(
-                    f"{self.source}:{self.lines_done + number}: {_SHORT_NAMES[other]} text after "
-                    f"{_SHORT_NAMES[self.encoding]} text: the file mixes two encodings; save all "
-                    f"of it as UTF-8 (or pass --encoding {other} if all of it is "
-                    f"{_SHORT_NAMES[other]})")
+                    f"{self.source}:{self.lines_done + number}: "
+                    f"{_LEGACY_CHINESE[other].short} text after "
+                    f"{_LEGACY_CHINESE[self.encoding].short} text: the file mixes two encodings; "
+                    "save all of it as UTF-8")
 
     def _utf8_after_legacy(self, where: str) -> DataError:
-        legacy = _SHORT_NAMES[self.encoding]
+        legacy = _LEGACY_CHINESE[self.encoding].short
         return DataError(f"{where}: UTF-8 text after {legacy} text: the file mixes two encodings; "
                          f"save all of it as UTF-8 (or pass --encoding {self.encoding} if this "
                          f"line is {legacy})")
@@ -294,7 +315,8 @@ def encoding_name(decoder: Decoder) -> str:
     """The encoding a decoder reads with, as a person would name it."""
     if decoder.encoding == "utf-8":
         return "UTF-8 with BOM" if decoder.had_bom else "UTF-8"
-    return _LEGACY_CHINESE.get(decoder.encoding, decoder.encoding)
+    legacy = _LEGACY_CHINESE.get(decoder.encoding)
+    return decoder.encoding if legacy is None else legacy.name
 
 
 def decode_bytes(raw: bytes, path: str, encoding: str | None = None) -> str:
