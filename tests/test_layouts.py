@@ -242,12 +242,17 @@ def test_json_lines_values_are_text_in_labelled_data_and_kept_in_texts_to_label(
     assert data.texts == ["沪指上涨", "2024"] and data.labels == ["股票", "体育"]
     with pytest.raises(DataError, match=r"w\.jsonl:3: empty label"):
         read_labelled(write(tmp_path / "w.jsonl", "".join(lines)))
-    (frame, column), = iter_input_chunks(str(tmp_path / "w.jsonl"))
+    with open_texts(str(tmp_path / "w.jsonl")) as table:
+        (frame, column), = text_chunks(table)
     assert [[(type(value).__name__, value) for value in row] for row in frame.values.tolist()] \
         == [[("int", 1), ("str", "沪指上涨"), ("int", 1)],
             [("float", 2.5), ("int", 2024), ("str", "体育")],
             [("NoneType", None), ("list", ["球赛"]), ("NoneType", None)]]  # id left out
     assert column_texts(frame[column]) == ["沪指上涨", "2024", '["球赛"]']
+    # the public reader gives the text column as texts, ready for Predictor.predict
+    (frame, column), = iter_input_chunks(str(tmp_path / "w.jsonl"))
+    assert frame[column].tolist() == ["沪指上涨", "2024", '["球赛"]']
+    assert frame["id"].tolist()[:2] == [1, 2.5]
 
 
 def test_xlsx_and_jsonl_output_keep_every_column(tmp_path, predictor):

@@ -58,7 +58,10 @@ def column_texts(values) -> list[str]:
 def iter_input_chunks(path: str, *, fmt: str | None = None, text_column=None,
                       header: bool | None = None, encoding: str | None = None,
                       sheet: str | None = None, chunk_size: int = 10000):
-    """:func:`text_chunks` of a file opened with :func:`open_texts`."""
+    """:func:`text_chunks` of a file opened with :func:`open_texts`, the text column holding
+    the texts to classify (:func:`column_texts`: str, also where a JSON lines value is not)."""
     with open_texts(path, fmt=fmt, text_column=text_column, header=header, encoding=encoding,
                     sheet=sheet) as table:
-        yield from text_chunks(table, chunk_size)
+        for frame, column in text_chunks(table, chunk_size):
+            frame[column] = column_texts(frame[column])
+            yield frame, column
