@@ -434,3 +434,33 @@ def test_resume_refuses_other_training_or_dev_data_of_the_same_size(tmp_path, mo
     resumed = run(train_file, dev_file, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after epoch 1 " in resumed.stderr
+
+
+def test_resume_refuses_another_user_dictionary_or_one_an_earlier_release_read(
+        tmp_path, monkeypatch):
+    dictionary = tmp_path / "dict.txt"
+    dictionary.write_text("券商板块 100 n\n", encoding="utf-8")
+    out = tmp_path / "m"
+
+    def run(*extra):
+        return run_cli("train", "--train", SAMPLE / "train.tsv", "--output", out, *TINY, *NEW,
+                       "--user-dict", dictionary, *extra)
+
+    monkeypatch.setenv(CRASH_ENV, "9")  # the first write after epoch 1's checkpoint
+    assert run().returncode == CRASH_EXIT_STATUS
+    monkeypatch.delenv(CRASH_ENV)
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 1
+    dictionary.write_text("券商板块 100 n\n集体走强 50\n", encoding="utf-8")
+    refused = run("--resume")
+    assert refused.returncode == 2, refused.stderr
+    assert "the checkpoint was made with other user dictionary" in refused.stderr
+    # a checkpoint of an earlier release has no record of it: it segmented with the file as it
+    # was, which this release cleans, so it is refused too
+    dictionary.write_text("券商板块 100 n\n", encoding="utf-8")
+    state_path = out / "checkpoint" / "state.json"
+    state = json.loads(state_path.read_text(encoding="utf-8"))
+    del state["run"]["user_dict_sha256"]
+    state_path.write_text(json.dumps(state), encoding="utf-8")
+    refused = run("--resume")
+    assert refused.returncode == 2 and "or one read as it was, by an earlier release" in \
+        refused.stderr, refused.stderr

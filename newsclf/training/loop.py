@@ -182,9 +182,11 @@ class MemberResult:
 
 # what a checkpoint's records of its run (RunSetup.run_identity) are, for a refused --resume
 _RUN_RECORDS = {"classes": "classes", "vocab_size": "vocabulary", "vocab_head": "vocabulary",
-                "n_train": "training texts", "train_sha256": "training texts or labels",
-                "n_dev": "dev texts", "dev_sha256": "dev texts or labels",
-                "unlabeled_sha256": "unlabelled texts", "n_unlabeled": "unlabelled texts"}
+                "n_train": "training texts or labels", "train_sha256": "training texts or labels",
+                "n_dev": "dev texts or labels", "dev_sha256": "dev texts or labels",
+                "unlabeled_sha256": "unlabelled texts", "n_unlabeled": "unlabelled texts",
+                "user_dict_sha256": "user dictionary (or one read as it was, by an earlier "
+                                    "release: this one cleans it)"}
 
 
 # Paddle trains on one thread. A model that trains alone in its process, the only encoder or
@@ -261,8 +263,10 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
         report("log", f"{name}has no checkpoint yet: it starts from its first epoch")
     if setup.resume and not member_not_started:
         state, tensors = load_checkpoint(checkpoint_dir, setup.output_dir)
-        # a record an earlier release did not keep (the data's hashes) is not compared
-        changed = sorted(k for k in identity if state["run"].get(k, identity[k]) != identity[k])
+        # a record an earlier release did not keep (the data's hashes) is not compared, but for
+        # the user dictionary's: those releases segmented with the file as it was, not cleaned
+        changed = sorted(k for k in identity if state["run"].get(
+            k, None if k == "user_dict_sha256" else identity[k]) != identity[k])
         if changed:
             if "config" in changed:  # say which settings, with the checkpoint's values
                 saved = state["run"].get("config") or {}

@@ -230,7 +230,8 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
                     "n_dev": len(dev_data) if dev_data else 0,
                     "train_sha256": sha256_texts(train_data.texts, train_data.labels),
                     "dev_sha256": sha256_texts(dev_data.texts, dev_data.labels) if dev_data
-                    else None, "unlabeled_sha256": sha256_texts(unlabeled_texts)}
+                    else None, "unlabeled_sha256": sha256_texts(unlabeled_texts),
+                    "user_dict_sha256": sha256_texts([user_dict.text]) if user_dict else None}
     n_student = len(train_ids) + len(unlabeled_ids)
     # the members learn from the labelled texts only: entries found only in the unlabelled
     # ones are [UNK] to them (their dev texts mapped so, their weights made so after training)
