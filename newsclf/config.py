@@ -15,7 +15,8 @@ import operator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from newsclf.errors import NewsclfError, check_count
+from newsclf.arguments import check_count
+from newsclf.errors import NewsclfError
 from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS, USER_DICT_FILE, ModelSpec
 
 # Settings that may be left to TrainConfig.for_training_size (None); training.json records the

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from newsclf.datafiles.output import OUTPUT_FORMATS
-from newsclf.errors import DataError, NewsclfError, NoTextsError, check_count
+from newsclf.arguments import check_count
+from newsclf.errors import DataError, NewsclfError, NoTextsError
 from newsclf.predict import added_column_names, label_frame, refuse_column_clashes
 from newsclf.predictor import check_prediction_options
 

@@ -1,9 +1,7 @@
-"""Errors newsclf raises for problems the user can fix (bad input, bad model directory), and
-:func:`check_count`, the one check of a count argument (batch size, top-k, threads, workers...)."""
+"""Errors newsclf raises for problems the user can fix (bad input, bad model directory)."""
 
 from __future__ import annotations
 
-import operator
 
 
 class NewsclfError(Exception):
@@ -36,18 +34,3 @@ class TrainingDiverged(NewsclfError):
 
     def __str__(self) -> str:
         return self.args[0]
-
-
-def check_count(value, name: str, *, optional: bool = False) -> int | None:
-    """``value`` as a plain int if it is a whole number of at least 1 (an int, a numpy integer,
-    anything ``operator.index`` takes, but not a bool), or None if ``optional`` and it is None;
-    anything else is refused in one line naming ``name``."""
-    if value is None and optional:
-        return None
-    try:
-        number = None if isinstance(value, bool) else operator.index(value)
-    except TypeError:
-        number = None
-    if number is None or number < 1:
-        raise NewsclfError(f"{name} must be a whole number of at least 1, not {value!r}")
-    return number

@@ -283,14 +283,14 @@ def _model_in_new_dir(write):
 
 def _texts(X, name: str) -> list:
     """``X`` as a list of texts: a list, 1-D array or pandas Series of str
-    (:func:`~newsclf.predictor.as_text_list`, a single string refused)."""
+    (:func:`~newsclf.arguments.as_text_list`, a single string refused)."""
     if hasattr(X, "columns"):
         raise TypeError(f"{name} is a table ({type(X).__name__}); pass its text column, "
                         f"e.g. {name}['text'], one text per sample")
     if getattr(X, "ndim", 1) != 1:
         raise ValueError(f"{name} must be one-dimensional (one text per sample), "
                          f"got shape {X.shape}")
-    from newsclf.predictor import as_text_list
+    from newsclf.arguments import as_text_list
 
     return as_text_list(X, name, one_text=False)
 

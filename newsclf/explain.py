@@ -95,7 +95,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from newsclf.errors import NewsclfError, check_count
+from newsclf.arguments import check_count
+from newsclf.errors import NewsclfError
 from newsclf.spec import EXPLAIN_METHODS as METHODS, IG_STEPS
 
 UNK_TOKEN = "[UNK]"
@@ -406,7 +407,7 @@ def explain_batch(predictor, texts: Sequence[str], *, method: str = "rollout",
     handful of texts (one batch, ``[batch, layers, heads, L, L]`` floats in memory); occlusion
     and integrated gradients then run one more batch per text."""
     from newsclf.data import pad_batch, padding_mask
-    from newsclf.predictor import as_text_list
+    from newsclf.arguments import as_text_list
     from newsclf.runtime import configure_paddle
 
     check_method(method, steps)

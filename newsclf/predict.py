@@ -9,7 +9,8 @@ from collections import deque
 
 import numpy as np
 
-from newsclf.errors import DataError, check_count
+from newsclf.arguments import check_count
+from newsclf.errors import DataError
 from newsclf.predictor import Predictor, check_prediction_options, choose_backend
 
 __all__ = ["predict_file", "prediction_columns", "added_column_names", "label_frame",

@@ -8,14 +8,14 @@ Runtime when installed, else Paddle Inference), else on the network itself (the 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from newsclf.data import encode_texts
-from newsclf.errors import ModelDirError, NewsclfError, check_count
+from newsclf.arguments import as_text_list, check_count
+from newsclf.errors import ModelDirError, NewsclfError
 from newsclf.modeldir import ModelFiles, dev_metrics, load_model_dir
 from newsclf.spec import BACKENDS, LONG_TEXT_MODES
 from newsclf.tokenize import Tokenizer, normalize
@@ -38,9 +38,9 @@ class Predictor:
     probabilities (the model has no evidence); :meth:`classify` returns both at once.
 
     ``texts`` is a list, tuple, 1-D array or pandas Series of str, or one str (one text);
-    bytes, a dict and a DataFrame are refused, saying what to pass (:func:`as_text_list`).
+    bytes, a dict and a DataFrame are refused, saying what to pass (:func:`~newsclf.arguments.as_text_list`).
     Counts (``top_k``, ``batch_size``, ``threads``) are whole numbers of at least 1, numpy
-    integers included (:func:`~newsclf.errors.check_count`).
+    integers included (:func:`~newsclf.arguments.check_count`).
 
     Attributes: ``classes_`` (class names, the column order of ``predict_proba``), ``spec``
     (the :class:`~newsclf.spec.ModelSpec`: tokenizer, sizes, architecture), ``training_settings``
@@ -271,7 +271,7 @@ def combine_windows(scores, rule: str = CHUNK_RULE) -> np.ndarray:
 def check_prediction_options(*, top_k=1, long_text: str = "truncate", batch_size=256,
                              backend: str = "auto") -> None:
     """Refuse prediction options nothing can run with, in one line each: ``top_k`` and
-    ``batch_size`` whole numbers of at least 1 (:func:`~newsclf.errors.check_count`),
+    ``batch_size`` whole numbers of at least 1 (:func:`~newsclf.arguments.check_count`),
     ``long_text`` and ``backend`` known names."""
     check_count(top_k, "top_k")
     if long_text not in LONG_TEXT_MODES:
@@ -342,35 +342,3 @@ def has_content(text: str) -> bool:
     """Whether anything is left of ``text`` after normalization (fast for ordinary text:
     a letter or digit always survives)."""
     return any(ch.isalnum() for ch in text) or bool(normalize(text))
-
-
-def as_text_list(texts, name: str = "texts", one_text: bool = True) -> list[str]:
-    """``texts`` as a list of str, or a one-line refusal naming ``name`` and the fix. One
-    string is one text (with ``one_text=False``, as scikit-learn wants, a TypeError); a list,
-    tuple, 1-D array, pandas Series or other iterable gives its items, which must be str.
-    Bytes, a mapping (dict) and a table (DataFrame) are refused with what to pass instead."""
-    if isinstance(texts, str):
-        if not one_text:
-            raise TypeError(f"{name} must be a sequence of texts, not a single str; wrap one "
-                            "text in a list")
-        return [texts]
-    if isinstance(texts, (bytes, bytearray, memoryview)):
-        raise NewsclfError(f"{name} is {type(texts).__name__}, not text; decode it first: "
-                           "data.decode('utf-8'), or pass a list of decoded texts")
-    if type(texts).__name__ == "DataFrame":
-        raise NewsclfError(f"{name} is a table (DataFrame); pass its text column, e.g. "
-                           "frame['text']")
-    if isinstance(texts, Mapping):
-        # iterating a dict gives its keys: classifying them is never what was meant
-        raise NewsclfError(f"{name} is a mapping ({type(texts).__name__}); pass its texts, "
-                           "e.g. list(d.values()), or a list or Series of texts")
-    if texts is None or not hasattr(texts, "__iter__"):
-        raise NewsclfError(f"{name} must be {'a string or ' if one_text else ''}a sequence of "
-                           f"strings, not {type(texts).__name__}")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{name}[{i}] is {type(text).__name__}, not str"
-                            + ("; decode it first: data.decode('utf-8')"
-                               if isinstance(text, (bytes, bytearray)) else ""))
-    return texts

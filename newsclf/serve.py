@@ -33,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException
 
 from newsclf import __version__
-from newsclf.errors import NewsclfError, check_count
+from newsclf.arguments import check_count
+from newsclf.errors import NewsclfError
 from newsclf.spec import LONG_TEXT_MODES, SERVE_MAX_CHARS, SERVE_MAX_TEXTS, SERVE_MAX_WAIT_MS
 
 MAX_TEXTS, MAX_CHARS, MAX_WAIT_MS = SERVE_MAX_TEXTS, SERVE_MAX_CHARS, SERVE_MAX_WAIT_MS

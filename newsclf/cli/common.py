@@ -7,12 +7,13 @@ import argparse
 import sys
 
 from newsclf.datafiles.layout import FORMATS, format_named
-from newsclf.errors import DataError, NewsclfError, check_count
+from newsclf.arguments import check_count
+from newsclf.errors import DataError, NewsclfError
 
 
 def at_least_one(text: str) -> int:
     """An argparse type: a count (batch size, workers, top-k) by the rule of
-    :func:`~newsclf.errors.check_count`, refused with the flag's name."""
+    :func:`~newsclf.arguments.check_count`, refused with the flag's name."""
     try:
         return check_count(int(text), "")
     except (ValueError, NewsclfError):

@@ -42,7 +42,7 @@ def evaluate(predictor, texts: Sequence[str], labels: Sequence[str],
     classify by (empty, or no token it knows; ``predict`` gives it no label) counts as an
     error, predicted ``"(no label)"``. ``texts`` are read as :meth:`Predictor.predict
     <newsclf.predictor.Predictor.predict>` reads them; ``batch_size`` as well."""
-    from newsclf.predictor import as_text_list
+    from newsclf.arguments import as_text_list
 
     texts = as_text_list(texts)
     labels = [labels] if isinstance(labels, str) else list(labels)

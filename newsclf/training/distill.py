@@ -56,7 +56,7 @@ MAX_ACCURACY_LOSS = 0.005  # dev accuracy the student may lose against the ensem
 
 def unlabeled_text_list(texts, source: str) -> list[str]:
     """The unlabelled texts to distil on, blank ones skipped; none left is an error."""
-    from newsclf.predictor import as_text_list
+    from newsclf.arguments import as_text_list
 
     kept = [text for text in as_text_list(texts, source) if text.strip()]
     if not kept:

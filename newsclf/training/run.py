@@ -22,7 +22,8 @@ import numpy as np
 
 from newsclf.config import TrainConfig
 from newsclf.data import LabelledData, encode_texts
-from newsclf.errors import DataError, NewsclfError, TrainingDiverged, check_count
+from newsclf.arguments import check_count
+from newsclf.errors import DataError, NewsclfError, TrainingDiverged
 from newsclf.files import sha256_texts, write_json
 from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
 from newsclf.tokenize import Tokenizer, read_user_dictionary
