@@ -100,7 +100,7 @@ class TrainConfig:
         need(self.position in POSITIONS, f"position must be one of {', '.join(POSITIONS)}, not {self.position!r}")
         for name in ("min_freq", "max_vocab", "max_len", "d_model", "n_heads", "n_layers", "d_ff",
                      "epochs", "batch_size", "ensemble_size", "patience", "distill_rounds"):
-            check_count(getattr(self, name), name, optional=name in AUTOMATIC)
+            setattr(self, name, check_count(getattr(self, name), name, optional=name in AUTOMATIC))
         need(self.d_model % self.n_heads == 0,
              f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
         # rotary encoding turns each head's dimensions in pairs (model.layers.rotate)

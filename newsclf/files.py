@@ -128,13 +128,16 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_texts(*columns) -> str:
-    """One hash of columns of texts, their order included (a text's end and a column's end are
-    marked, so no two different columns hash alike by shifting a text across)."""
+    """One hash of columns of texts, their order included: each text is hashed with its
+    length, and each column with its number of texts, so no two different columns hash alike."""
     digest = hashlib.sha256()
     for column in columns:
+        count = 0
         for text in column:
-            digest.update(str(text).encode("utf-8", "surrogatepass") + b"\x00")
-        digest.update(b"\x01")
+            data = str(text).encode("utf-8", "surrogatepass")
+            digest.update(len(data).to_bytes(8, "little") + data)
+            count += 1
+        digest.update(count.to_bytes(8, "little"))
     return digest.hexdigest()
 
 

@@ -372,4 +372,4 @@ def _temporary(name: str) -> bool:
 def _left_by_a_run(name: str) -> bool:
     """Whether a directory entry is what a killed training run (or an earlier release's lock)
     leaves inside a directory it wrote."""
-    return name == INNER_LOCK_FILE or _MEMBERS_SETUP.fullmatch(name) is not None
+    return name == INNER_LOCK_FILE or _temporary(name)
