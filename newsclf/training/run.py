@@ -69,9 +69,13 @@ def resolve_classes(train: LabelledData, dev: LabelledData | None,
         where = f"{source}:{untrained[0][0] + 1}" if source else "class_names"
         shown = ", ".join(f"{name!r}" + (f" (line {index + 1}, id {index})" if source else "")
                           for index, name in untrained)
+        # ids name classes by their line: a line removed above the last renumbers those below
+        renumbers = source and untrained[0][0] < len(classes) - len(untrained)
         raise DataError(f"{where}: no training text in {train.source} is labelled with class(es) "
                         f"{shown}, so the model could not learn them; remove them from "
-                        f"{source or 'class_names'} or add training texts labelled with them")
+                        f"{source or 'class_names'} or add training texts labelled with them"
+                        + (" (if the labels are class ids, removing a line changes the ids of "
+                           "the lines below it)" if renumbers else ""))
     if dev is not None:
         unseen = sorted(set(dev.labels) - set(seen))
         if unseen:
