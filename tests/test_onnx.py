@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, SAMPLE, assert_user_error, run_cli
 from newsclf import Predictor
 from newsclf.data import read_labelled
-from newsclf.errors import ModelDirError
+from newsclf.errors import ModelDirError, NewsclfError
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 pytest.importorskip("paddle2onnx", reason="the onnx extra is not installed")
@@ -167,7 +167,7 @@ def test_exporting_again_replaces_the_export_whole(model_copy):
     assert Predictor.from_dir(model_copy).backend == "onnx"
 
 
-def test_an_export_folder_replaced_by_a_file_is_no_export_and_is_repaired(model_copy):
+def test_an_export_folder_replaced_by_a_file_is_no_export_and_is_not_replaced(model_copy):
     from newsclf.model.export import export_model
 
     before = sorted(path.name for path in model_copy.iterdir())
@@ -176,6 +176,11 @@ def test_an_export_folder_replaced_by_a_file_is_no_export_and_is_repaired(model_
     assert Predictor.from_dir(model_copy).backend == "dynamic"
     result = run_cli("info", model_copy)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    # the file is not newsclf's: exporting would delete it (the library as the command)
+    with pytest.raises(NewsclfError, match=r"holds files newsclf did not write \(inference\)"):
+        export_model(model_copy)
+    assert (model_copy / "inference").read_text(encoding="utf-8") == "x"
+    (model_copy / "inference").unlink()
     export_model(model_copy)
     assert sorted(path.name for path in model_copy.iterdir()) == before
     assert Predictor.from_dir(model_copy).backend == "onnx"

@@ -20,11 +20,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     from newsclf.model.export import export_model, export_summary
-    from newsclf.modeldir import load_model_dir
-    from newsclf.training.lock import refuse_to_delete_foreign_export_files
 
-    files = load_model_dir(args.model)  # read and checked once, for both
-    refuse_to_delete_foreign_export_files(files.path)
-    info = export_model(files)
+    info = export_model(args.model)
     print(f"exported to {args.model}/inference: {export_summary(info)}")
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from newsclf.errors import ModelDirError
-from newsclf.files import sha256_file, write_json
+from newsclf.errors import ModelDirError, NewsclfError
+from newsclf.files import names_pattern, not_newsclfs, sha256_file, write_json
 from newsclf.modeldir import EXPORT_DIR, ModelFiles, load_model_dir
 
 EXPORT_PREFIX, EXPORT_INFO = "model", "export.json"
@@ -32,6 +32,8 @@ ONNX_FILE = EXPORT_PREFIX + ".onnx"
 # every file an export holds (the ONNX graph only with the onnx extra)
 EXPORT_FILES = (EXPORT_INFO, EXPORT_PREFIX + ".json", EXPORT_PREFIX + ".pdiparams", ONNX_FILE)
 CONVERTED_ONNX = "converted.onnx"  # paddle2onnx's graph, before constant folding
+# what newsclf writes into DIR/inference (a layout of newsclf.files.not_newsclfs)
+EXPORT_LAYOUT = (names_pattern(*EXPORT_FILES), ())
 EXPORT_TOKEN_BYTES = 4  # an export is staged in DIR/.inference-<8 hex digits>
 ONNX_EXTRA = 'pip install "newsclf[onnx]"'
 ONNX_RUNTIME_MISSING = f"ONNX Runtime is not installed; {ONNX_EXTRA}"
@@ -196,6 +198,7 @@ def export_model(model_dir: str | Path | ModelFiles, tolerance: float = 1e-3) ->
                                          predict_scores)
 
     files = model_dir if isinstance(model_dir, ModelFiles) else load_model_dir(model_dir)
+    _refuse_to_replace_foreign_files(files.path)
     network = load_network(files)
     spec = files.spec
     rng = np.random.RandomState(0)
@@ -249,6 +252,21 @@ def export_model(model_dir: str | Path | ModelFiles, tolerance: float = 1e-3) ->
             else:
                 leftover.unlink(missing_ok=True)
     return info
+
+
+def _refuse_to_replace_foreign_files(directory: Path) -> None:
+    """Refuse, naming them, to replace the export folder of the model in ``directory`` while
+    it holds files newsclf did not write, or while a file or link of the user's is in its
+    place: they would be deleted with it."""
+    if not os.path.lexists(directory / EXPORT_DIR):
+        return
+    foreign = not_newsclfs(directory, [EXPORT_DIR],
+                           (names_pattern(), ((names_pattern(EXPORT_DIR), EXPORT_LAYOUT),)))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise NewsclfError(f"{directory}: holds files newsclf did not write ({shown}), and "
+                           f"exporting replaces the whole {EXPORT_DIR} folder: move them out "
+                           "first")
 
 
 def export_summary(info: dict) -> str:

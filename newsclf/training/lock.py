@@ -32,7 +32,8 @@ from pathlib import Path
 from newsclf.errors import NewsclfError
 from newsclf.evaluation.report import REPORT_LAYOUT
 from newsclf.files import folder_content, is_unfinished_write, names_pattern, not_newsclfs
-from newsclf.model.export import CONVERTED_ONNX, EXPORT_DIR, EXPORT_FILES, EXPORT_TOKEN_BYTES
+from newsclf.model.export import (CONVERTED_ONNX, EXPORT_DIR, EXPORT_FILES, EXPORT_LAYOUT,
+                                  EXPORT_TOKEN_BYTES)
 from newsclf.modeldir import (CLASS_VALUES_FILE, CONFIG, EVAL_DEV, EVAL_REPORTS_PREFIX, LABELS,
                               METRICS, TRAIN_LOG, TRAINING, USER_DICT, VOCAB, WEIGHTS,
                               is_model_dir)
@@ -55,7 +56,7 @@ _CHECKPOINT_FILES = re.compile(rf"{re.escape(CHECKPOINT_STATE)}|state-epoch\d+\.
 _OWN_LAYOUT = (
     names_pattern(CONFIG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING, METRICS, TRAIN_LOG,
            CLASS_VALUES_FILE),
-    ((names_pattern(EXPORT_DIR), (names_pattern(*EXPORT_FILES), ())),
+    ((names_pattern(EXPORT_DIR), EXPORT_LAYOUT),
      (re.compile(rf"\.{EXPORT_DIR}-[0-9a-f]{{{2 * EXPORT_TOKEN_BYTES}}}"),
       (names_pattern(*EXPORT_FILES, CONVERTED_ONNX), ())),
      (names_pattern(EVAL_DEV), REPORT_LAYOUT),
@@ -321,19 +322,6 @@ def refuse_to_delete_foreign_files(directory: Path, replacing: str) -> None:
     holds files newsclf did not write there: they would be deleted with the old model. Its
     own files go with it, ``newsclf evaluate``'s reports on the old model too."""
     _refuse_foreign_files(directory, _content(os.listdir(directory)), replacing)
-
-
-def refuse_to_delete_foreign_export_files(directory: Path) -> None:
-    """Refuse, naming them, to replace the inference export of the model in ``directory`` while
-    its folder holds files newsclf did not write: they would be deleted with the old export."""
-    if not os.path.lexists(directory / EXPORT_DIR):
-        return
-    # a file or a link in the export folder's place is not newsclf's: exporting replaced it
-    foreign = _foreign(directory, [EXPORT_DIR])
-    if foreign:
-        raise NewsclfError(f"{directory}: holds files newsclf did not write ({_shown(foreign)}), "
-                           f"and newsclf export replaces the whole {EXPORT_DIR} folder: move "
-                           "them out first")
 
 
 def _refuse_foreign_files(directory: Path, names: list[str], replacing: str) -> None:
