@@ -101,6 +101,8 @@ class TrainConfig:
         for name in ("min_freq", "max_vocab", "max_len", "d_model", "n_heads", "n_layers", "d_ff",
                      "epochs", "batch_size", "ensemble_size", "patience", "distill_rounds"):
             setattr(self, name, check_count(getattr(self, name), name, optional=name in AUTOMATIC))
+        need(self.d_model >= 2, "d_model must be at least 2: layer normalization over one "
+                                "feature gives every text the same output")
         need(self.d_model % self.n_heads == 0,
              f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
         # rotary encoding turns each head's dimensions in pairs (model.layers.rotate)

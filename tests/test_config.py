@@ -37,6 +37,9 @@ def test_defaults_validate_and_round_trip():
      r"^rotary positions need an even head size: d_model / n_heads is 3; make d_model a "
      r"multiple of 2 x n_heads \(8\), or choose another position$"),
     ({"position": "rotary", "d_model": 7, "n_heads": 1}, "d_model / n_heads is 7;"),
+    # one feature: layer normalization outputs its bias whatever the text (every text 0.100)
+    ({"d_model": 1, "n_heads": 1}, "^d_model must be at least 2: layer normalization over one "
+                                   "feature gives every text the same output$"),
 ])
 def test_bad_settings_are_named(values, message):
     with pytest.raises(NewsclfError, match=message):
