@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import operator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -80,15 +79,6 @@ class TrainConfig:
     def __post_init__(self):
         if self.distill is None:
             self.distill = True
-        # numpy integers (a parameter grid built with numpy) become ints: training.json is JSON
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type in ("int", "int | None") and not isinstance(value, int) \
-                    and hasattr(value, "__index__"):
-                try:
-                    setattr(self, f.name, operator.index(value))
-                except TypeError:
-                    pass  # validate() refuses it by name
 
     def validate(self) -> "TrainConfig":
         def need(ok: bool, message: str) -> None:
@@ -100,6 +90,7 @@ class TrainConfig:
         need(self.position in POSITIONS, f"position must be one of {', '.join(POSITIONS)}, not {self.position!r}")
         for name in ("min_freq", "max_vocab", "max_len", "d_model", "n_heads", "n_layers", "d_ff",
                      "epochs", "batch_size", "ensemble_size", "patience", "distill_rounds"):
+            # as plain ints (a numpy integer from a parameter grid): training.json is JSON
             setattr(self, name, check_count(getattr(self, name), name, optional=name in AUTOMATIC))
         need(self.d_model >= 2, "d_model must be at least 2: layer normalization over one "
                                 "feature gives every text the same output")
