@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from newsclf import __version__
-from newsclf.errors import ModelDirError, NewsclfError
+from newsclf.errors import ModelDirError
 from newsclf.files import sha256_bytes, write_atomic, write_json
 from newsclf.spec import USER_DICT_FILE, ModelSpec
 from newsclf.tokenize import UserDictionary
@@ -87,11 +87,11 @@ class ModelFiles:
 
 
 def save_model_dir(path: str | Path, *, spec: ModelSpec, vocab: Vocab, labels: list[str],
-                   weights: dict, training: dict, user_dict: str | None = None) -> None:
+                   weights: dict, training: dict,
+                   user_dict: UserDictionary | None = None) -> None:
     """Write (or overwrite) the model files of ``path``, ``config.json`` last. ``user_dict`` is
-    the jieba user dictionary to write in (when ``spec.user_dict`` names one): the
-    :class:`~newsclf.tokenize.UserDictionary` the model was trained with, or the path of a file
-    to copy as it is; ``training`` the record of how the model was trained (JSON-ready)."""
+    the jieba user dictionary the model was trained with (written in when ``spec.user_dict``
+    names one); ``training`` the record of how the model was trained (JSON-ready)."""
     import numpy as np
     from safetensors.numpy import save as save_safetensors
 
@@ -102,14 +102,8 @@ def save_model_dir(path: str | Path, *, spec: ModelSpec, vocab: Vocab, labels: l
         LABELS: json.dumps(labels, ensure_ascii=False).encode("utf-8"),
         WEIGHTS: save_safetensors({k: np.ascontiguousarray(v) for k, v in weights.items()}),
     }
-    if spec.user_dict and isinstance(user_dict, UserDictionary):
+    if spec.user_dict:
         blobs[spec.user_dict] = user_dict.text.encode("utf-8")
-    elif spec.user_dict:
-        try:
-            blobs[spec.user_dict] = Path(user_dict).read_bytes()
-        except (OSError, TypeError) as exc:
-            raise NewsclfError(f"{user_dict}: cannot read the user dictionary "
-                               f"({getattr(exc, 'strerror', exc)})") from None
     for name, blob in blobs.items():
         write_atomic(path / name, blob)
     write_json(path / TRAINING, training)  # a record, not vouched for: loading never reads it

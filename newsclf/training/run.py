@@ -24,7 +24,7 @@ from newsclf.config import TrainConfig
 from newsclf.data import LabelledData, encode_texts
 from newsclf.arguments import check_count
 from newsclf.errors import DataError, NewsclfError, TrainingDiverged
-from newsclf.files import sha256_texts, write_json
+from newsclf.files import sha256_bytes, sha256_texts, write_json
 from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
 from newsclf.tokenize import Tokenizer, read_user_dictionary
 from newsclf.training.checkpoint import checkpoint_settings
@@ -236,7 +236,8 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
                     "train_sha256": sha256_texts(train_data.texts, train_data.labels),
                     "dev_sha256": sha256_texts(dev_data.texts, dev_data.labels) if dev_data
                     else None, "unlabeled_sha256": sha256_texts(unlabeled_texts),
-                    "user_dict_sha256": sha256_texts([user_dict.text]) if user_dict else None}
+                    "user_dict_sha256": sha256_bytes(user_dict.text.encode("utf-8"))
+                    if user_dict else None}
     n_student = len(train_ids) + len(unlabeled_ids)
     # the members learn from the labelled texts only: entries found only in the unlabelled
     # ones are [UNK] to them (their dev texts mapped so, their weights made so after training)
