@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from newsclf.datafiles.output import OUTPUT_FORMATS
 from newsclf.arguments import check_count
+from newsclf.datafiles.output import OUTPUT_FORMATS
 from newsclf.errors import DataError, NewsclfError, NoTextsError
+from newsclf.files import first_few
 from newsclf.predict import added_column_names, label_frame, refuse_column_clashes
 from newsclf.predictor import check_prediction_options
 
@@ -214,9 +215,8 @@ def _prepare_output_dir(output_dir: Path) -> bool:
                                "that receives one part per input chunk")
         held = sorted(child.name for child in output_dir.iterdir())
         if held:
-            raise NewsclfError(f"{output_dir}: not empty (holds {', '.join(held[:3])}"
-                               f"{', ...' if len(held) > 3 else ''}); give a new or empty "
-                               "directory")
+            raise NewsclfError(f"{output_dir}: not empty (holds {first_few(held)}); give a new "
+                               "or empty directory")
         return False
     if output_dir.suffix.lower() in OUTPUT_FORMATS:
         raise NewsclfError(f"{output_dir}: a file name; the output is a directory that receives "

@@ -406,8 +406,8 @@ def explain_batch(predictor, texts: Sequence[str], *, method: str = "rollout",
     checked: every row sums to 1 over real positions and is exactly 0 on padding. Meant for a
     handful of texts (one batch, ``[batch, layers, heads, L, L]`` floats in memory); occlusion
     and integrated gradients then run one more batch per text."""
-    from newsclf.data import pad_batch, padding_mask
     from newsclf.arguments import as_text_list
+    from newsclf.data import pad_batch, padding_mask
     from newsclf.runtime import configure_paddle
 
     check_method(method, steps)

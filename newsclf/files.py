@@ -48,6 +48,11 @@ def is_unfinished_write(name: str) -> bool:
     return _UNFINISHED_WRITE.fullmatch(name) is not None
 
 
+def first_few(names) -> str:
+    """The first three of a folder's ``names``, for an error message (``a, b, c, ...``)."""
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
 def names_pattern(*names: str) -> re.Pattern:
     """A pattern matching exactly the given file names."""
     return re.compile("|".join(map(re.escape, names)))

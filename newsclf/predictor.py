@@ -13,8 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from newsclf.data import encode_texts
 from newsclf.arguments import as_text_list, check_count
+from newsclf.data import encode_texts
 from newsclf.errors import ModelDirError, NewsclfError
 from newsclf.modeldir import ModelFiles, dev_metrics, load_model_dir
 from newsclf.spec import BACKENDS, LONG_TEXT_MODES

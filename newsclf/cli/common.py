@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from newsclf.datafiles.layout import FORMATS, format_named
 from newsclf.arguments import check_count
+from newsclf.datafiles.layout import FORMATS, format_named
 from newsclf.errors import DataError, NewsclfError
 
 

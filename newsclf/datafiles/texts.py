@@ -38,7 +38,8 @@ def text_chunks(table: Table, chunk_size: int = 10000):
                                if layout.header else
                                f"{layout.source}: empty file; no texts in it")
         rows += len(frame)
-        seen_text = seen_text or any(map(normalize, column_texts(frame[layout.text_column])))
+        seen_text = seen_text or any(normalize(json_text(text))
+                                     for text in frame[layout.text_column])
         yield frame, layout.text_column
     if not seen_text:
         what = "key" if layout.format == "jsonl" else "column"

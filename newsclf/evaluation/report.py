@@ -20,7 +20,7 @@ from newsclf.evaluation.metrics import (accuracy_and_macro_f1, classification_re
                                         mistakes_most_confident_first, most_confused,
                                         per_class_scores, row_shares, weighted_f1)
 from newsclf.evaluation.plot import confusion_matrix_png, plot_confusion_matrix
-from newsclf.files import folder_content, names_pattern, not_newsclfs
+from newsclf.files import first_few, folder_content, names_pattern, not_newsclfs
 
 METRICS_JSON = "metrics.json"
 REPORT_TXT = "classification_report.txt"
@@ -85,11 +85,9 @@ def _refuse_foreign_files(directory: Path) -> None:
     foreign = not_newsclfs(directory, entries, REPORT_LAYOUT)
     reason = None
     if foreign:
-        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        reason = f"holds files that are not an evaluation report ({shown})"
+        reason = f"holds files that are not an evaluation report ({first_few(foreign)})"
     elif not _is_report_metrics(directory / METRICS_JSON):
-        reason = (f"holds {', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''} but no "
-                  f"{METRICS_JSON} of an evaluation report")
+        reason = f"holds {first_few(entries)} but no {METRICS_JSON} of an evaluation report"
     if reason:
         raise NewsclfError(f"{directory}: {reason}; write the reports to a new or empty folder "
                            "(or one holding an earlier report, which they replace)")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from newsclf.errors import ModelDirError, NewsclfError
-from newsclf.files import names_pattern, not_newsclfs, sha256_file, write_json
+from newsclf.files import first_few, names_pattern, not_newsclfs, sha256_file, write_json
 from newsclf.modeldir import EXPORT_DIR, ModelFiles, load_model_dir
 
 EXPORT_PREFIX, EXPORT_INFO = "model", "export.json"
@@ -263,8 +263,8 @@ def _refuse_to_replace_foreign_files(directory: Path) -> None:
     foreign = not_newsclfs(directory, [EXPORT_DIR],
                            (names_pattern(), ((names_pattern(EXPORT_DIR), EXPORT_LAYOUT),)))
     if foreign:
-        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        raise NewsclfError(f"{directory}: holds files newsclf did not write ({shown}), and "
+        raise NewsclfError(f"{directory}: holds files newsclf did not write "
+                           f"({first_few(foreign)}), and "
                            f"exporting replaces the whole {EXPORT_DIR} folder: move them out "
                            "first")
 

@@ -31,7 +31,8 @@ from pathlib import Path
 
 from newsclf.errors import NewsclfError
 from newsclf.evaluation.report import REPORT_LAYOUT
-from newsclf.files import folder_content, is_unfinished_write, names_pattern, not_newsclfs
+from newsclf.files import (first_few, folder_content, is_unfinished_write, names_pattern,
+                           not_newsclfs)
 from newsclf.model.export import (CONVERTED_ONNX, EXPORT_DIR, EXPORT_FILES, EXPORT_LAYOUT,
                                   EXPORT_TOKEN_BYTES)
 from newsclf.modeldir import (CLASS_VALUES_FILE, CONFIG, EVAL_DEV, EVAL_REPORTS_PREFIX, LABELS,
@@ -55,15 +56,15 @@ _BEFORE_THE_FIRST_CHECKPOINT = {TRAIN_LOG, VOCAB, LABELS, WEIGHTS, USER_DICT, TR
 _CHECKPOINT_FILES = re.compile(rf"{re.escape(CHECKPOINT_STATE)}|state-epoch\d+\.safetensors")
 _OWN_LAYOUT = (
     names_pattern(CONFIG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING, METRICS, TRAIN_LOG,
-           CLASS_VALUES_FILE),
+                  CLASS_VALUES_FILE),
     ((names_pattern(EXPORT_DIR), EXPORT_LAYOUT),
      (re.compile(rf"\.{EXPORT_DIR}-[0-9a-f]{{{2 * EXPORT_TOKEN_BYTES}}}"),
       (names_pattern(*EXPORT_FILES, CONVERTED_ONNX), ())),
      (names_pattern(EVAL_DEV), REPORT_LAYOUT),
      (re.compile(re.escape(EVAL_REPORTS_PREFIX) + ".+"), REPORT_LAYOUT),
      (names_pattern(CHECKPOINT_DIR), (_CHECKPOINT_FILES,
-                               ((re.compile(r"member-\d+|student(-\d+)?"),
-                                 (_CHECKPOINT_FILES, ())),)))))
+                                      ((re.compile(r"member-\d+|student(-\d+)?"),
+                                        (_CHECKPOINT_FILES, ())),)))))
 # The name of the ensemble members' setup (newsclf.training.ensemble, tempfile.mkstemp)
 _MEMBERS_SETUP = re.compile(r"\.members-setup-\w+\.tmp")
 
@@ -250,7 +251,7 @@ class OutputDirectory:
                                                     or _stopped_before_saving(target, names))):
             raise NewsclfError(
                 f"{target}: {'no checkpoint to resume from: it ' if self.resume else ''}holds "
-                f"files that are not a newsclf model ({_shown(foreign or names)}); training "
+                f"files that are not a newsclf model ({first_few(foreign or names)}); training "
                 "never writes into or replaces such a folder: choose another --output")
         if self.resume:
             if self.overwrite and staged:
@@ -329,7 +330,8 @@ def _refuse_foreign_files(directory: Path, names: list[str], replacing: str) -> 
     ``directory``."""
     foreign = _foreign(directory, names)
     if foreign:
-        raise NewsclfError(f"{directory}: holds files newsclf did not write ({_shown(foreign)}), "
+        raise NewsclfError(f"{directory}: holds files newsclf did not write "
+                           f"({first_few(foreign)}), "
                            f"and {replacing} replaces the whole directory: move them out first, "
                            "or choose another output directory")
 
@@ -344,11 +346,6 @@ def _content(names) -> list[str]:
     """The entries among ``names`` that count as a directory's content (sorted): not the lock
     file earlier releases kept inside, a killed run's temporary files or a file browser's."""
     return folder_content(names, _left_by_a_run)
-
-
-def _shown(names: list[str]) -> str:
-    """The first few of ``names``, for an error message."""
-    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def _temporary(name: str) -> bool:

@@ -20,9 +20,9 @@ from typing import Sequence
 
 import numpy as np
 
+from newsclf.arguments import check_count
 from newsclf.config import TrainConfig
 from newsclf.data import LabelledData, encode_texts
-from newsclf.arguments import check_count
 from newsclf.errors import DataError, NewsclfError, TrainingDiverged
 from newsclf.files import sha256_bytes, sha256_texts, write_json
 from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
