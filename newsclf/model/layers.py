@@ -114,18 +114,20 @@ class SelfAttention(nn.Layer):
 class EncoderLayer(nn.Layer):
     """One Transformer encoder layer: self-attention and a GELU feed-forward block, each with a
     residual connection and layer norm (after it, or before it with ``pre_ln``). Parameter names
-    and arithmetic match ``paddle.nn.TransformerEncoderLayer``."""
+    and arithmetic match ``paddle.nn.TransformerEncoderLayer``; with post-LN, those of a BERT
+    layer too (:mod:`newsclf.pretrained.encoder` builds one from them)."""
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, *, dropout: float,
-                 attn_dropout: float, pre_ln: bool, relative: bool):
+                 attn_dropout: float, pre_ln: bool, relative: bool,
+                 layer_norm_eps: float = 1e-5):
         super().__init__()
         self.normalize_before = pre_ln
         self.self_attn = SelfAttention(d_model, n_heads, attn_dropout, relative)
         self.linear1 = nn.Linear(d_model, d_ff)
         self.dropout = nn.Dropout(dropout, mode="upscale_in_train")
         self.linear2 = nn.Linear(d_ff, d_model)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
+        self.norm1 = nn.LayerNorm(d_model, epsilon=layer_norm_eps)
+        self.norm2 = nn.LayerNorm(d_model, epsilon=layer_norm_eps)
         self.dropout1 = nn.Dropout(dropout, mode="upscale_in_train")
         self.dropout2 = nn.Dropout(dropout, mode="upscale_in_train")
 

@@ -1,0 +1,151 @@
+"""multilingual-e5-small as a Paddle network: BERT embeddings (piece + position + token type
+0, layer norm), newsclf's own post-LN encoder layers (:class:`~newsclf.model.layers.EncoderLayer`)
+and mean pooling over each text's pieces, ``<s>`` and ``</s>`` included, L2-normalized: the
+sentence vector e5 defines. :class:`E5` ties it to its tokenizer and weights.
+
+The network holds the embedding rows of the pieces it was built for only (a vocabulary of
+250,037 pieces is 384 MB in float32; a corpus of headlines uses a tenth of them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from newsclf.model.layers import EncoderLayer, configure_paddle
+from newsclf.pretrained.e5file import E5File, bundled_e5_path
+from newsclf.pretrained.sentencepiece import UnigramTokenizer
+
+paddle = configure_paddle()
+import paddle.nn as nn  # noqa: E402
+
+QUERY_PREFIX = "query: "  # e5 reads a text to classify as a query
+
+
+class PretrainedEncoder(nn.Layer):
+    """A BERT-family encoder over ``n_rows`` piece embeddings; returns per-token states."""
+
+    def __init__(self, n_rows: int, sizes, dropout: float = 0.0):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(n_rows, sizes.hidden)
+        self.position_embeddings = nn.Embedding(sizes.max_positions, sizes.hidden)
+        self.token_type = self.create_parameter([sizes.hidden])
+        self.embedding_norm = nn.LayerNorm(sizes.hidden, epsilon=sizes.layer_norm_eps)
+        self.embedding_dropout = nn.Dropout(dropout)
+        self.layers = nn.LayerList([
+            EncoderLayer(sizes.hidden, sizes.heads, sizes.feed_forward, dropout=dropout,
+                         attn_dropout=dropout, pre_ln=False, relative=False,
+                         layer_norm_eps=sizes.layer_norm_eps)
+            for _ in range(sizes.layers)])
+
+    def embed(self, rows):
+        """The layer-norm'd embeddings of ``rows`` ``[batch, length]``."""
+        positions = paddle.arange(rows.shape[1]).unsqueeze(0)
+        x = self.word_embeddings(rows) + self.position_embeddings(positions) + self.token_type
+        return self.embedding_dropout(self.embedding_norm(x))
+
+    def forward(self, rows, mask, first_layer: int = 0, states=None):
+        """Token states after the last layer, ``[batch, length, hidden]``; ``mask``
+        ``[batch, length]`` is True on real tokens. From ``first_layer`` on ``states`` (the
+        states after layer ``first_layer - 1``) when given."""
+        x = self.embed(rows) if states is None else states
+        keep = mask.unsqueeze([1, 2])
+        for layer in self.layers[first_layer:]:
+            x, _ = layer(x, keep)
+        return x
+
+
+def mean_pool(states, mask):
+    """The mean of each text's token states over its real tokens."""
+    weights = mask.astype(states.dtype).unsqueeze(-1)
+    return (states * weights).sum(axis=1) / weights.sum(axis=1)
+
+
+def state_dict_from_e5(e5: E5File, rows: np.ndarray) -> dict:
+    """The :class:`PretrainedEncoder` weights of ``e5`` for the embedding rows ``rows``."""
+    weights = {"word_embeddings.weight": e5.tensor("emb.word", rows=rows),
+               "position_embeddings.weight": e5.tensor("emb.pos"),
+               "token_type": e5.tensor("emb.type")[0],
+               "embedding_norm.weight": e5.tensor("emb.ln.w"),
+               "embedding_norm.bias": e5.tensor("emb.ln.b")}
+    parts = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
+             "ao": "self_attn.out_proj", "fi": "linear1", "fo": "linear2"}
+    norms = {"aln": "norm1", "oln": "norm2"}
+    for layer in range(e5.sizes.layers):
+        for short, name in parts.items():
+            # e5 keeps [out, in] matrices, paddle.nn.Linear [in, out]
+            weights[f"layers.{layer}.{name}.weight"] = e5.tensor(f"l{layer}.{short}.w").T.copy()
+            weights[f"layers.{layer}.{name}.bias"] = e5.tensor(f"l{layer}.{short}.b")
+        for short, name in norms.items():
+            weights[f"layers.{layer}.{name}.weight"] = e5.tensor(f"l{layer}.{short}.w")
+            weights[f"layers.{layer}.{name}.bias"] = e5.tensor(f"l{layer}.{short}.b")
+    return weights
+
+
+class E5:
+    """multilingual-e5-small: its tokenizer and, built on demand for the pieces of the texts
+    it is given, its Paddle network. ``path``: a packed e5 file (default: the bundled one)."""
+
+    def __init__(self, path=None):
+        self.file = E5File(path or bundled_e5_path())
+        self.sizes = self.file.sizes
+        self.tokenizer = UnigramTokenizer(self.file.pieces)
+        self.max_content = self.sizes.max_positions - 2
+
+    def piece_ids(self, text: str) -> list[int]:
+        """``<s>``, the pieces of ``query: text`` (the first 510), ``</s>``."""
+        pieces = self.file.pieces
+        content = self.tokenizer.content_ids(QUERY_PREFIX + text)[:self.max_content]
+        return [pieces.bos, *content, pieces.eos]
+
+    def network(self, piece_lists: list, dropout: float = 0.0):
+        """The network for texts of ``piece_lists``, and the map from piece id to its row."""
+        rows = np.unique(np.concatenate([np.asarray(ids) for ids in piece_lists]
+                                        + [[self.file.pieces.pad]]))
+        network = PretrainedEncoder(len(rows), self.sizes, dropout)
+        load_strictly(network, state_dict_from_e5(self.file, rows))
+        network.eval()
+        return network, {int(piece): row for row, piece in enumerate(rows)}
+
+    def sentence_vectors(self, texts: list[str], batch_size: int = 64,
+                         progress=None) -> np.ndarray:
+        """e5's sentence vectors of ``texts`` ``[n, hidden]``, L2-normalized, as the bundled
+        engine computes them for texts of up to 510 pieces (longer ones are cut, where the
+        engine averages windows). ``progress`` is called with each batch's size."""
+        piece_lists = [self.piece_ids(text) for text in texts]
+        network, row_of = self.network(piece_lists)
+        out = np.zeros((len(texts), self.sizes.hidden), dtype=np.float32)
+        for index, rows, mask in batches(piece_lists, row_of, batch_size):
+            with paddle.no_grad():
+                pooled = mean_pool(network(paddle.to_tensor(rows), paddle.to_tensor(mask)),
+                                   paddle.to_tensor(mask))
+            out[index] = pooled.numpy()
+            if progress is not None:
+                progress(len(index))
+        return out / np.linalg.norm(out, axis=1, keepdims=True).clip(min=1e-6)
+
+
+def load_strictly(network: nn.Layer, weights: dict) -> None:
+    """Set every parameter of ``network`` from ``weights`` (numpy arrays by state-dict name),
+    refusing a missing, extra or misshapen one (Paddle would skip it with a warning and leave
+    its random initialization)."""
+    expected = {name: tuple(value.shape) for name, value in network.state_dict().items()}
+    given = {name: tuple(value.shape) for name, value in weights.items()}
+    if expected != given:
+        wrong = sorted(set(expected.items()) ^ set(given.items()))
+        raise ValueError(f"pretrained weights do not fit the network: {wrong[:4]}")
+    network.set_state_dict({name: paddle.to_tensor(value) for name, value in weights.items()})
+
+
+def batches(piece_lists: list, row_of: dict, batch_size: int):
+    """Batches of similar length: (indices, rows ``[batch, length]``, mask), in length order."""
+    order = np.argsort([len(ids) for ids in piece_lists], kind="stable")
+    for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size]
+        length = max(len(piece_lists[i]) for i in index)
+        rows = np.zeros((len(index), length), dtype=np.int64)
+        mask = np.zeros((len(index), length), dtype=bool)
+        for k, i in enumerate(index):
+            ids = piece_lists[i]
+            rows[k, :len(ids)] = [row_of[piece] for piece in ids]
+            mask[k, :len(ids)] = True
+        yield index, rows, mask
