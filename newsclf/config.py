@@ -25,6 +25,7 @@ TEXTS_PER_ENCODER = 180_000
 # a student sees each text in many variations (training.distill): it learns longer
 TEXTS_PER_STUDENT = 360_000
 EPOCH_RANGE = (4, 100)
+TEACHERS = ("none", "e5")
 MAX_LEN_LIMIT = 4096  # positions per text in training (attention is quadratic in them)
 # the value types of the settings whose default None means "decided at training time"
 _TYPES_OF_UNSET = {"epochs": int, "patience": int, "distill_rounds": int}
@@ -64,6 +65,9 @@ class TrainConfig:
     # students trained one after the other, each the next one's teacher; None: chosen at
     # training time (see for_training_size)
     distill_rounds: int | None = None
+    # a pretrained teacher beside the members, for the student: "e5" (multilingual-e5-small,
+    # the pretrained extra; newsclf.pretrained.teacher) or "none"
+    teacher: str = "none"
     # optimisation; None: chosen from the number of training texts (see for_training_size)
     epochs: int | None = None
     batch_size: int = 64
@@ -123,6 +127,11 @@ class TrainConfig:
              "read in windows of max_len at prediction: --long-text chunk)")
         need(isinstance(self.seed, int) and 0 <= self.seed < 2 ** 32,
              f"seed must be a whole number from 0 to {2 ** 32 - 1}, got {self.seed}")
+        need(self.teacher in TEACHERS,
+             f"teacher must be one of {', '.join(TEACHERS)}, not {self.teacher!r}")
+        need(self.teacher == "none" or self.distilling,
+             f"teacher {self.teacher!r} teaches the student distilled from an ensemble: give "
+             "--ensemble-size 2 or more without --no-distill, or --teacher none")
         need(self.distill_rounds in (None, 1) or self.distilling,
              f"distill_rounds {self.distill_rounds} needs a distilled student: give "
              "--ensemble-size 2 or more without --no-distill, or leave out --distill-rounds")

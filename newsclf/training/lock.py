@@ -38,6 +38,7 @@ from newsclf.model.export import (CONVERTED_ONNX, EXPORT_DIR, EXPORT_FILES, EXPO
 from newsclf.modeldir import (CLASS_VALUES_FILE, CONFIG, EVAL_DEV, EVAL_REPORTS_PREFIX, LABELS,
                               METRICS, TRAIN_LOG, TRAINING, USER_DICT, VOCAB, WEIGHTS,
                               is_model_dir)
+from newsclf.pretrained.teacher import TEACHER_DIR, VECTORS_FILE
 from newsclf.training.checkpoint import CHECKPOINT_DIR, CHECKPOINT_STATE
 
 STAGING_SUFFIX, REPLACED_SUFFIX, LOCK_SUFFIX = (".newsclf-staging", ".newsclf-replaced",
@@ -64,7 +65,9 @@ _OWN_LAYOUT = (
      (re.compile(re.escape(EVAL_REPORTS_PREFIX) + ".+"), REPORT_LAYOUT),
      (names_pattern(CHECKPOINT_DIR), (_CHECKPOINT_FILES,
                                       ((re.compile(r"member-\d+|student(-\d+)?"),
-                                        (_CHECKPOINT_FILES, ())),)))))
+                                        (_CHECKPOINT_FILES, ())),
+                                       (names_pattern(TEACHER_DIR),
+                                        (names_pattern(VECTORS_FILE), ())))))))
 # The name of the ensemble members' setup (newsclf.training.ensemble, tempfile.mkstemp)
 _MEMBERS_SETUP = re.compile(r"\.members-setup-\w+\.tmp")
 

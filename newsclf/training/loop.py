@@ -112,6 +112,9 @@ class RunSetup:
     initial_weights: dict | None = None
     # the user dictionary the texts were segmented with, written into the model directory
     user_dict: UserDictionary | None = None
+    # the student's pretrained teacher beside the members
+    # (newsclf.pretrained.teacher.PretrainedTeacher)
+    pretrained: object | None = None
 
     @property
     def student(self) -> bool:
@@ -320,7 +323,7 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
                 logits = network(ids)
                 if setup.student:
                     loss = objective(logits, paddle.to_tensor(teacher_ids),
-                                     setup.y_train[index], ~spliced)
+                                     setup.y_train[index], ~spliced, index)
                 else:
                     loss = F.cross_entropy(logits, paddle.to_tensor(setup.y_train[index]),
                                            label_smoothing=config.label_smoothing)

@@ -116,6 +116,10 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     if unlabeled_texts is not None:
         check_unlabeled_allowed(config)
         unlabeled_texts = unlabeled_text_list(unlabeled_texts, "unlabeled_texts")
+    if config.teacher == "e5":  # before any training: the teacher is needed at its end
+        from newsclf.pretrained.e5file import bundled_e5_path
+
+        bundled_e5_path()
     output = OutputDirectory(output_dir, overwrite=overwrite, resume=resume)
     output.check()  # before Paddle's seconds of import; checked again holding the lock
     classes = resolve_classes(train_data, dev_data, class_names)
@@ -267,6 +271,10 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
             results = [dataclasses.replace(result,
                                            weights=embedding_rows_as_unk(result.weights, unseen))
                        for result in results]
+        if config.teacher != "none":
+            setup = dataclasses.replace(setup, pretrained=_pretrained_teacher(
+                setup, results, train_data.texts + list(unlabeled_texts),
+                dev_data.texts if dev_data else None, log))
         students = (train_students(dataclasses.replace(setup, dev_ids=dev_ids), results,
                                    unlabeled_ids, reporter, parallel)
                     if config.distilling else [])
@@ -278,6 +286,36 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     dev_no_label = [not has_known_token(ids) for ids in dev_ids] if dev_ids is not None else None
     return _save(setup, results, students, len(unlabeled_ids), dev_data, dev_no_label,
                  parallel.world, log, started)
+
+
+def _pretrained_teacher(setup: RunSetup, members: list[MemberResult], texts: list,
+                        dev_texts: list | None, log):
+    """The student's pretrained teacher (:mod:`newsclf.pretrained.teacher`) for the student's
+    ``texts`` (labelled, then unlabelled), its share beside the ``members`` chosen on dev."""
+    from newsclf.evaluation.metrics import accuracy_and_macro_f1
+    from newsclf.pretrained.teacher import TEACHER_DIR, best_mix, e5_teacher
+
+    from newsclf.training.checkpoint import CHECKPOINT_DIR
+
+    teacher = e5_teacher(texts, setup.y_train, dev_texts, len(setup.classes),
+                         setup.output_dir / CHECKPOINT_DIR / TEACHER_DIR, setup.config.seed, log)
+    if teacher.dev_probabilities is None:
+        teacher.weight = 0.5
+        log(f"pretrained teacher: {teacher.name}; no dev data to weigh it against the members: "
+            "half the student's teacher")
+        return teacher
+    members_dev = np.mean([member.probabilities for member in members], axis=0)
+    teacher.weight = best_mix(members_dev, teacher.dev_probabilities, setup.y_dev)
+    n_classes = len(setup.classes)
+    alone = accuracy_and_macro_f1(setup.y_dev, teacher.dev_probabilities.argmax(1), n_classes)
+    mixed = accuracy_and_macro_f1(setup.y_dev, ((1 - teacher.weight) * members_dev
+                                                + teacher.weight * teacher.dev_probabilities)
+                                  .argmax(1), n_classes)
+    teacher.dev_scores = {"dev_accuracy": alone[0], "dev_macro_f1": alone[1],
+                          "with_members_dev_accuracy": mixed[0]}
+    log(f"pretrained teacher: {teacher.name} (C {teacher.head_c:g}), dev accuracy {alone[0]:.4f}; "
+        f"with the members, weighted {teacher.weight:g}: {mixed[0]:.4f}")
+    return teacher
 
 
 def unseen_entries(vocab_size: int, train_ids: list) -> np.ndarray:
@@ -337,6 +375,11 @@ def _save(setup: RunSetup, results: list[MemberResult], students: list[MemberRes
                         "student_epochs": taught.epochs, "student_patience": taught.patience,
                         "rounds": len(students), "kept_round": kept_round,
                         "predicts_with": predicts_with}
+        if setup.pretrained is not None:
+            distillation["pretrained_teacher"] = {
+                "name": setup.pretrained.name, "weight": setup.pretrained.weight,
+                "head_c": setup.pretrained.head_c, **setup.pretrained.dev_scores}
+            metrics.update(pretrained_teacher=distillation["pretrained_teacher"])
         metrics.update(n_unlabeled=n_unlabeled, predicts_with=predicts_with)
         if len(students) > 1:
             metrics.update(student_rounds=[_summary(each, has_dev) for each in students],

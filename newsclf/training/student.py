@@ -44,21 +44,25 @@ class StudentObjective:
         from newsclf.model.layers import build_network, ensemble_weights, load_weights
 
         self.config = setup.config
+        self.pretrained = setup.pretrained
         self.teacher = build_network(dataclasses.replace(setup.model_spec(),
                                                          ensemble_size=len(members)))
         load_weights(self.teacher, ensemble_weights(members) if len(members) > 1 else members[0])
         self.teacher.eval()
 
-    def __call__(self, logits, teacher_ids, labels: np.ndarray, whole: np.ndarray):
+    def __call__(self, logits, teacher_ids, labels: np.ndarray, whole: np.ndarray,
+                 index: np.ndarray | None = None):
         """The mean loss of the student's ``logits``; ``teacher_ids`` the batch the teacher
         scores, ``labels`` -1 for unlabelled texts, ``whole`` False for spliced texts (whose
-        label no longer holds)."""
+        label no longer holds), ``index`` the texts' numbers (needed with a pretrained teacher)."""
         import paddle
         import paddle.nn.functional as F
 
         config, temperature = self.config, self.config.distill_temperature
         with paddle.no_grad():
             teacher = F.softmax(self.teacher(teacher_ids) / temperature, axis=-1)
+            if self.pretrained is not None and self.pretrained.weight and whole.any():
+                teacher = self._with_pretrained(teacher, index, whole, temperature)
         # the KL divergence: cross-entropy less the teacher's entropy (no gradient), so the
         # loss shown falls towards 0 as the student matches the teacher
         soft = (F.cross_entropy(logits / temperature, teacher, soft_label=True,
@@ -73,3 +77,16 @@ class StudentObjective:
         alpha = paddle.to_tensor(np.where(use_label, config.distill_alpha, 0.0)
                                  .astype("float32"))
         return (alpha * hard + (1.0 - alpha) * soft).mean()
+
+    def _with_pretrained(self, teacher, index: np.ndarray, whole: np.ndarray,
+                         temperature: float):
+        """The members' probabilities ``teacher`` mixed with the pretrained teacher's on the
+        texts left whole (it scored those texts, not spliced ones), both at ``temperature``."""
+        import paddle
+
+        softened = np.log(self.pretrained.train_probabilities[index].clip(1e-30)) / temperature
+        softened = np.exp(softened - softened.max(axis=1, keepdims=True))
+        softened /= softened.sum(axis=1, keepdims=True)
+        share = np.where(whole, self.pretrained.weight, 0.0).astype("float32")[:, None]
+        return (teacher * paddle.to_tensor(1.0 - share)
+                + paddle.to_tensor((share * softened).astype("float32")))
