@@ -68,11 +68,11 @@ class Predictor:
         """Load a model directory written by ``newsclf train`` (any release).
 
         ``backend="auto"`` runs on the directory's inference export when it has a current one:
-        on ONNX Runtime when the export has an ONNX graph and the ``onnx`` extra is installed
-        (Paddle is then never imported), else on Paddle Inference; without a usable export, on
-        the dynamic graph. ``"onnx"`` and ``"inference"`` require that engine, ``"dynamic"``
-        ignores the export. ``threads``: CPU threads of the engine, a whole number of at least
-        1 (default: the cores, at most 4)."""
+        on ONNX Runtime when the export has an ONNX graph and ONNX Runtime is installed (it is
+        by default; Paddle is then never imported), else on Paddle Inference; without a usable
+        export, on the dynamic graph. ``"onnx"`` and ``"inference"`` require that engine,
+        ``"dynamic"`` ignores the export. ``threads``: CPU threads of the engine, a whole number
+        of at least 1 (default: the cores, at most 4)."""
         return cls(load_model_dir(path), backend, threads)
 
     @property

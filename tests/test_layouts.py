@@ -36,8 +36,8 @@ def write_layout(folder, name, split):
         workbook.save(path)
         return path
     if name == "jsonl":
-        lines = [json.dumps({"id": i, "text": t, "label": l}, ensure_ascii=False)
-                 for i, (t, l) in enumerate(pairs)]
+        lines = [json.dumps({"id": i, "text": t, "label": label}, ensure_ascii=False)
+                 for i, (t, label) in enumerate(pairs)]
         suffix, encoding = ".jsonl", "utf-8"
     elif name == "fasttext":
         lines = [f"__label__{label} {text}" for text, label in pairs]
@@ -320,7 +320,7 @@ def test_digit_columns_are_positions_in_a_headerless_file(tmp_path):
 def test_text_first_tsv_with_tabs_in_some_texts_and_fasttext_with_tabs(tmp_path):
     texts = [text + ("\t(图)" if i % 3 == 0 else "") for i, text in enumerate(HEADLINES)]
     labels = ["财经", "体育", "教育"] * 4
-    path = write(tmp_path / "a.tsv", "".join(f"{t}\t{l}\n" for t, l in zip(texts, labels)))
+    path = write(tmp_path / "a.tsv", "".join(f"{t}\t{label}\n" for t, label in zip(texts, labels)))
     data = read_labelled(path)
     assert data.texts == texts and data.labels == labels
     fasttext = write(tmp_path / "b.txt", "__label__财经\t央行宣布降息\n__label__体育  国足获胜\n")

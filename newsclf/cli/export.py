@@ -11,9 +11,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export", help="write the inference graphs that fast prediction runs on",
         description="Export a model directory's network as a Paddle Inference graph and, with "
-                    "the onnx extra installed, an ONNX graph (DIR/inference), and check that "
-                    "each gives the network's scores; 'newsclf train' does this already. Run it "
-                    "again after installing the onnx extra to add the ONNX graph.")
+                    "ONNX Runtime and paddle2onnx installed (the default), an ONNX graph "
+                    "(DIR/inference), and check that each gives the network's scores; 'newsclf "
+                    "train' does this already. Run it again after installing them to add the "
+                    "ONNX graph.")
     add_model_option(export)
     return export
 

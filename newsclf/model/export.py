@@ -2,11 +2,11 @@
 computes what the network computes, and telling whether a directory's export can be used.
 
 The export holds the network as a Paddle Inference graph (``model.json`` + ``model.pdiparams``)
-and, when the ``onnx`` extra is installed, as an ONNX graph (``model.onnx``, converted with
-paddle2onnx) that ONNX Runtime runs without Paddle. Each graph is kept only if its scores match
-the network's. ``export.json`` ties the export to the exact model it was made from (the model
-directory's fingerprint), so an export left behind by other weights or an edited config is
-never used.
+and, when ONNX Runtime and paddle2onnx are installed (they are by default), as an ONNX graph
+(``model.onnx``, converted with paddle2onnx) that ONNX Runtime runs without Paddle. Each graph
+is kept only if its scores match the network's. ``export.json`` ties the export to the exact
+model it was made from (the model directory's fingerprint), so an export left behind by other
+weights or an edited config is never used.
 """
 
 from __future__ import annotations
@@ -29,14 +29,16 @@ from newsclf.modeldir import EXPORT_DIR, ModelFiles, load_model_dir
 
 EXPORT_PREFIX, EXPORT_INFO = "model", "export.json"
 ONNX_FILE = EXPORT_PREFIX + ".onnx"
-# every file an export holds (the ONNX graph only with the onnx extra)
+# every file an export holds (the ONNX graph only with ONNX Runtime and paddle2onnx)
 EXPORT_FILES = (EXPORT_INFO, EXPORT_PREFIX + ".json", EXPORT_PREFIX + ".pdiparams", ONNX_FILE)
 CONVERTED_ONNX = "converted.onnx"  # paddle2onnx's graph, before constant folding
 # what newsclf writes into DIR/inference (a layout of newsclf.files.not_newsclfs)
 EXPORT_LAYOUT = (names_pattern(*EXPORT_FILES), ())
 EXPORT_TOKEN_BYTES = 4  # an export is staged in DIR/.inference-<8 hex digits>
-ONNX_EXTRA = 'pip install "newsclf[onnx]"'
-ONNX_RUNTIME_MISSING = f"ONNX Runtime is not installed; {ONNX_EXTRA}"
+# newsclf installs both; these say how to bring back one that was left out or removed
+ONNX_RUNTIME_MISSING = "ONNX Runtime is not installed; pip install onnxruntime"
+PADDLE2ONNX_MISSING = ("paddle2onnx is not installed (pip install paddle2onnx; it has wheels for "
+                       "Python 3.12 and earlier only)")
 ONNX_OPSET = 17
 
 
@@ -104,8 +106,8 @@ def _onnx_problem(files: ModelFiles, digests: dict) -> str | None:
     if not onnx_runtime_installed():
         return ONNX_RUNTIME_MISSING
     if ONNX_FILE not in digests:
-        return (f"its inference export has no ONNX graph; with the onnx extra installed "
-                f"({ONNX_EXTRA}) run 'newsclf export --model {files.path}'")
+        return (f"its inference export has no ONNX graph; run 'newsclf export --model "
+                f"{files.path}' to add one (it needs paddle2onnx)")
     if not _intact(files.path / EXPORT_DIR / ONNX_FILE, digests[ONNX_FILE]):
         return (f"its inference export file {ONNX_FILE} is missing or damaged; run "
                 f"'newsclf export --model {files.path}'")
@@ -137,7 +139,7 @@ def _export_onnx(prefix: str, onnx_path: Path) -> str | None:
     """Convert the Paddle graph at ``prefix`` to ONNX, constants folded; returns why not (None:
     done)."""
     if importlib.util.find_spec("paddle2onnx") is None:
-        return f"paddle2onnx is not installed ({ONNX_EXTRA})"
+        return PADDLE2ONNX_MISSING
     converted = onnx_path.with_name(CONVERTED_ONNX)
     try:
         with _output_captured() as captured:
@@ -192,8 +194,8 @@ def export_model(model_dir: str | Path | ModelFiles, tolerance: float = 1e-3) ->
     """Write the inference export of a model directory into ``DIR/inference`` and check that
     each graph gives the network's scores (max absolute difference within ``tolerance``) on
     random texts of every length up to ``max_len``: the Paddle Inference graph (required) and,
-    with the ``onnx`` extra, the ONNX graph (left out, with the reason in ``onnx_skipped``, when
-    it cannot be made or does not match). Returns the export info."""
+    with ONNX Runtime and paddle2onnx, the ONNX graph (left out, with the reason in
+    ``onnx_skipped``, when it cannot be made or does not match). Returns the export info."""
     from newsclf.model.inference import (InferenceEngine, OnnxEngine, onnx_runtime_installed,
                                          predict_scores)
 

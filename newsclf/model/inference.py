@@ -65,7 +65,7 @@ class InferenceEngine:
 
 
 def onnx_runtime_installed() -> bool:
-    """Whether ONNX Runtime can be imported (the ``onnx`` extra)."""
+    """Whether ONNX Runtime can be imported (a dependency of newsclf, unless removed)."""
     return importlib.util.find_spec("onnxruntime") is not None
 
 
