@@ -144,10 +144,11 @@ def _json_values(column) -> list[str]:
 def _text_fields(frame):
     """``frame`` with the values of a JSON lines input in text form (:func:`json_text`) for
     the text formats and Excel; a frame of text and scores is returned as it is."""
-    from pandas.api.types import infer_dtype
+    from pandas.api.types import infer_dtype, is_object_dtype
 
     other = [position for position, dtype in enumerate(frame.dtypes)
-             if dtype == object and infer_dtype(frame.iloc[:, position], skipna=False) != "string"]
+             if is_object_dtype(dtype)
+             and infer_dtype(frame.iloc[:, position], skipna=False) != "string"]
     if not other:
         return frame
     frame = frame.copy(deep=False)

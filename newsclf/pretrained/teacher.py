@@ -90,8 +90,7 @@ def e5_teacher(texts: list[str], labels: np.ndarray, dev_texts: list[str] | None
             return e5.sentence_vectors(chunk, batch_size=128)
 
     vectors = cached_vectors(everything, folder, compute)
-    train_vectors, dev_vectors = vectors[:len(texts)], vectors[len(texts):]
-    head, c = fit_head(train_vectors[:len(labels)], labels, seed)
+    head, c = fit_head(vectors[:len(labels)], labels, seed)
     probabilities = np.zeros((len(vectors), n_classes), dtype=np.float32)
     probabilities[:, head.classes_] = head.predict_proba(vectors)
     return PretrainedTeacher("multilingual-e5-small + logistic regression",
