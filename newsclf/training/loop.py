@@ -115,6 +115,9 @@ class RunSetup:
     # the student's pretrained teacher beside the members
     # (newsclf.pretrained.teacher.PretrainedTeacher)
     pretrained: object | None = None
+    # token embeddings the model starts from (newsclf.pretrained.embeddings), when it does not
+    # start from initial_weights
+    initial_embedding: np.ndarray | None = None
 
     @property
     def student(self) -> bool:
@@ -234,6 +237,8 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
                           attn_dropout=config.attn_dropout, emb_dropout=config.emb_dropout)
     if setup.initial_weights is not None:
         load_weights(model, setup.initial_weights)
+    elif setup.initial_embedding is not None:
+        model.embedding.weight.set_value(setup.initial_embedding)
     network = paddle.DataParallel(model) if parallel.world > 1 else model
     lengths = np.array([len(ids) for ids in train_ids])
     steps_per_epoch = -(-len(train_ids) // (config.batch_size * parallel.world))

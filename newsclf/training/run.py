@@ -275,6 +275,13 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
             setup = dataclasses.replace(setup, pretrained=_pretrained_teacher(
                 setup, results, train_data.texts + list(unlabeled_texts),
                 dev_data.texts if dev_data else None, log))
+        if config.pretrained_embeddings and student_start(config) == "random":
+            from newsclf.pretrained.embeddings import entry_vectors
+            from newsclf.pretrained.encoder import E5
+
+            setup = dataclasses.replace(setup, initial_embedding=entry_vectors(
+                E5(), vocab.tokens, config.d_model))
+            log(f"the student's {len(vocab)} embeddings start from e5's input embeddings")
         students = (train_students(dataclasses.replace(setup, dev_ids=dev_ids), results,
                                    unlabeled_ids, reporter, parallel)
                     if config.distilling else [])
