@@ -51,7 +51,10 @@ def write(path, content, encoding="utf-8"):
       "a TSV field cannot contain a tab"]),
     ("short.csv", 'id,text\n1,"两行\n的文本"\n2\n3,房价回稳\n',
      ["short.csv: malformed CSV at line 4: 1 field, but the header has 2"]),
-], ids=["extra-field-csv", "tab-in-tsv-text", "short-row-csv"])
+    ("semicolons.csv", "标题;类别\n央行宣布下调存款准备金率;财经\n球队夺冠;体育;多余\n房价回稳;房产\n",
+     ["semicolons.csv: malformed CSV at line 3: 3 fields, but the header has 2",
+      "put a field that contains semicolons in double quotes"]),
+], ids=["extra-field-csv", "tab-in-tsv-text", "short-row-csv", "extra-field-semicolon-csv"])
 def test_a_row_with_more_or_fewer_fields_than_the_header_is_refused_with_its_line(
         tmp_path, sample_model, name, content, fragments):
     source = write(tmp_path / name, content)

@@ -314,8 +314,9 @@ _DELIMITER_NAMES = {",": "commas", "\t": "tabs", ";": "semicolons"}
 
 def _csv_delimiter(head: Sequence[str]) -> str:
     """The field separator of a CSV file: the first of comma, tab and semicolon that cuts the
-    first line into two fields or more and at least 90% of the first lines into as many (a
-    spreadsheet saved with another separator under the name ``.csv``); a comma if none does."""
+    first line into two fields or more, either usual column names or as many fields as it cuts
+    at least 90% of the first lines into (a spreadsheet saved with another separator under the
+    name ``.csv``); a comma if none does."""
     lines = [line for line in head if line.strip()]
     for delimiter in _DELIMITER_NAMES:
         try:
@@ -323,7 +324,9 @@ def _csv_delimiter(head: Sequence[str]) -> str:
                 rows = list(csv.reader(lines, delimiter=delimiter))
         except csv.Error:
             continue
-        if len(rows) >= 2 and len(rows[0]) > 1 and sum(
+        if len(rows) < 2 or len(rows[0]) < 2:
+            continue
+        if {field.strip().lower() for field in rows[0]} & _USUAL_NAMES or sum(
                 len(row) == len(rows[0]) for row in rows[1:]) >= 0.9 * (len(rows) - 1):
             return delimiter
     return ","
