@@ -212,6 +212,27 @@ def test_writing_over_the_input_is_refused_before_reading_it(tmp_path, sample_mo
     assert files_in(tmp_path) == ["a.csv", "hard.csv", "link.csv", "sub"]
 
 
+def test_writing_over_a_file_of_a_model_directory_is_refused(tmp_path, sample_model, predictor):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(sample_model, model)
+    source = write(tmp_path / "a.csv", "id,text\n1,央行宣布降息\n2,球队夺冠\n")
+    log = model / "train_log.jsonl"
+    before = log.read_bytes()
+    assert_refused(predict_cli(model, source, log),
+                   f"{log}: a file of the model directory {model}")
+    (tmp_path / "link.csv").symlink_to(model / "eval_dev" / "misclassified.csv")
+    for output in (model / "eval_dev" / "misclassified.csv", tmp_path / "link.csv"):
+        with pytest.raises(NewsclfError, match="a file of the model directory"):
+            label(predictor, source, output)
+    assert log.read_bytes() == before
+    assert (model / "eval_dev" / "misclassified.csv").read_bytes() == \
+        (sample_model / "eval_dev" / "misclassified.csv").read_bytes()
+    label(predictor, source, model / "labelled.csv")  # a file of the user's own beside them
+    assert (model / "labelled.csv").is_file()
+
+
 # --- 4. wrong or odd encodings ------------------------------------------------------------------
 
 def test_utf16_given_for_a_utf8_file_is_a_one_line_error_and_for_a_utf16_file_works(
