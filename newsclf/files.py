@@ -91,6 +91,16 @@ def not_newsclfs(directory: Path, names: list[str], layout,
     return foreign
 
 
+def in_layout(parts: tuple[str, ...], layout) -> bool:
+    """Whether the relative path ``parts`` (of a folder of ``layout``, as for
+    :func:`not_newsclfs`) names a file newsclf writes there."""
+    files, folders = layout
+    if len(parts) == 1:
+        return files.fullmatch(parts[0]) is not None
+    inner = next((held for pattern, held in folders if pattern.fullmatch(parts[0])), None)
+    return inner is not None and in_layout(parts[1:], inner)
+
+
 def write_atomic(path: str | Path, data: bytes | str) -> None:
     """Write a file so that readers see either the old content or the new, never a mix."""
     path = Path(path)

@@ -51,7 +51,10 @@ def write(path, content, encoding="utf-8"):
       "a TSV field cannot contain a tab"]),
     ("short.csv", 'id,text\n1,"两行\n的文本"\n2\n3,房价回稳\n',
      ["short.csv: malformed CSV at line 4: 1 field, but the header has 2"]),
-], ids=["extra-field-csv", "tab-in-tsv-text", "short-row-csv"])
+    ("semicolons.csv", "标题;类别\n央行宣布下调存款准备金率;财经\n球队夺冠;体育;多余\n房价回稳;房产\n",
+     ["semicolons.csv: malformed CSV at line 3: 3 fields, but the header has 2",
+      "put a field that contains semicolons in double quotes"]),
+], ids=["extra-field-csv", "tab-in-tsv-text", "short-row-csv", "extra-field-semicolon-csv"])
 def test_a_row_with_more_or_fewer_fields_than_the_header_is_refused_with_its_line(
         tmp_path, sample_model, name, content, fragments):
     source = write(tmp_path / name, content)
@@ -207,6 +210,27 @@ def test_writing_over_the_input_is_refused_before_reading_it(tmp_path, sample_mo
         label(predictor, tmp_path / "link.csv", source)
     assert source.read_text(encoding="utf-8") == content
     assert files_in(tmp_path) == ["a.csv", "hard.csv", "link.csv", "sub"]
+
+
+def test_writing_over_a_file_of_a_model_directory_is_refused(tmp_path, sample_model, predictor):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(sample_model, model)
+    source = write(tmp_path / "a.csv", "id,text\n1,央行宣布降息\n2,球队夺冠\n")
+    log = model / "train_log.jsonl"
+    before = log.read_bytes()
+    assert_refused(predict_cli(model, source, log),
+                   f"{log}: a file of the model directory {model}")
+    (tmp_path / "link.csv").symlink_to(model / "eval_dev" / "misclassified.csv")
+    for output in (model / "eval_dev" / "misclassified.csv", tmp_path / "link.csv"):
+        with pytest.raises(NewsclfError, match="a file of the model directory"):
+            label(predictor, source, output)
+    assert log.read_bytes() == before
+    assert (model / "eval_dev" / "misclassified.csv").read_bytes() == \
+        (sample_model / "eval_dev" / "misclassified.csv").read_bytes()
+    label(predictor, source, model / "labelled.csv")  # a file of the user's own beside them
+    assert (model / "labelled.csv").is_file()
 
 
 # --- 4. wrong or odd encodings ------------------------------------------------------------------

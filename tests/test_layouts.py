@@ -288,6 +288,24 @@ def test_cli_says_how_it_read_and_warns_in_one_line(tmp_path, sample_model):
         result.stderr
 
 
+@pytest.mark.parametrize("separator, said", [("\t", "tabs"), (";", "semicolons")])
+def test_a_csv_separated_by_tabs_or_semicolons_is_read_by_its_separator(
+        tmp_path, sample_model, separator, said):
+    pairs = list(zip(REFERENCE["dev"].texts, REFERENCE["dev"].labels))[:40]
+    source = write(tmp_path / "news.csv", "".join(
+        f"{text}{separator}{label}\n" for text, label in [("标题", "类别"), *pairs]))
+    result = run_cli("predict", "--model", sample_model, "--input", source, "--output",
+                     tmp_path / "out.csv", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert f"read as CSV separated by {said} with a header row, text column '标题'" in \
+        result.stderr
+    written = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert written.columns[:2].tolist() == ["标题", "类别"]
+    assert written["标题"].tolist() == [text for text, _ in pairs]
+    data = read_labelled(source)
+    assert (data.texts, data.labels) == tuple(map(list, zip(*pairs)))
+
+
 # --- files users really have -----------------------------------------------------------------
 
 def test_a_pipe_is_read_whole(tmp_path):

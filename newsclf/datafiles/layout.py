@@ -3,12 +3,13 @@ names the columns, and which columns hold the text and the label.
 
 The rules (the same for training, evaluation and prediction):
 
-- **Format** from the extension: ``.csv`` CSV, ``.tsv`` TSV, ``.xlsx`` Excel, ``.jsonl`` /
-  ``.ndjson`` / ``.json`` JSON lines. Any other extension (``.txt``, none): fastText if most lines
-  start with ``__label__``, JSON lines if the first line is a JSON object, TSV if at least 90% of
-  the lines hold a tab, CSV if the first line is a comma-separated row holding a usual column
-  name (below), else one text per line, which has no header row and no column to choose.
-  ``fmt`` overrides.
+- **Format** from the extension: ``.csv`` CSV (fields separated by commas, or by tabs or
+  semicolons when those, not commas, cut the first lines into the same fields), ``.tsv`` TSV,
+  ``.xlsx`` Excel, ``.jsonl`` / ``.ndjson`` / ``.json`` JSON lines. Any other extension
+  (``.txt``, none): fastText if most lines start with ``__label__``, JSON lines if the first
+  line is a JSON object, TSV if at least 90% of the lines hold a tab, CSV if the first line is
+  a comma-separated row holding a usual column name (below), else one text per line, which has
+  no header row and no column to choose. ``fmt`` overrides.
 - **Header row** (CSV, TSV, Excel): there is one if the first row holds a column name given by
   ``text_column``/``label_column`` or a usual one (``text``, ``title``, ``标题``, ``label``,
   ``category``, ``类别``, ...). Otherwise there is none, unless the first row looks like one
@@ -100,6 +101,7 @@ class Layout:
     header: bool | None = None  # None: the format has no header row
     encoding: str | None = None  # None: not a text file (Excel)
     sheet: str | None = None
+    delimiter: str = ","  # CSV only
 
     @property
     def text_column(self) -> str:
@@ -113,6 +115,8 @@ class Layout:
         """One line saying how the file is read, e.g. ``train.tsv: read as TSV without a header
         row, label<TAB>text, UTF-8``."""
         parts = [FORMAT_NAMES[self.format] + (f" sheet {self.sheet!r}" if self.sheet else "")]
+        if self.format == "csv" and self.delimiter != ",":
+            parts[0] += f" separated by {_DELIMITER_NAMES[self.delimiter]}"
         if self.header is not None:
             parts[0] += " with a header row" if self.header else " without a header row"
         if self.format in _TABLE_FORMATS or self.format == "jsonl":
@@ -126,7 +130,8 @@ class Layout:
                                                  (self.label_index, "label")) if index is not None}
         if not self.header and self.format != "jsonl":
             if len(self.columns) <= 2 and len(roles) == len(self.columns):
-                separator = {"csv": ",", "tsv": "<TAB>"}.get(self.format, " | ")
+                separator = {"csv": self.delimiter.replace("\t", "<TAB>"),
+                             "tsv": "<TAB>"}.get(self.format, " | ")
                 return separator.join(roles[i] for i in range(len(self.columns)))
             return ", ".join(f"{role} in column {i + 1}" for i, role in roles.items())
         key = "key" if self.format == "jsonl" else "column"
@@ -295,9 +300,36 @@ def _text_table(source, fmt, lines, head, labelled, header, text_choice, label_c
                        for line, values in records)
         return Layout(source, fmt, tuple(columns), text_index, label_index,
                       encoding=encoding), records
-    parse = rec.csv_records if fmt == "csv" else rec.tsv_records
-    return _table(source, fmt, parse(lines, source), labelled, header, text_choice,
-                  label_choice, encoding=encoding)
+    if fmt == "tsv":
+        records, delimiter = rec.tsv_records(lines, source), ","
+    else:
+        delimiter = _csv_delimiter(head)
+        records = rec.csv_records(lines, source, delimiter)
+    return _table(source, fmt, records, labelled, header, text_choice, label_choice,
+                  encoding=encoding, delimiter=delimiter)
+
+
+_DELIMITER_NAMES = {",": "commas", "\t": "tabs", ";": "semicolons"}
+
+
+def _csv_delimiter(head: Sequence[str]) -> str:
+    """The field separator of a CSV file: the first of comma, tab and semicolon that cuts the
+    first line into two fields or more, either usual column names or as many fields as it cuts
+    at least 90% of the first lines into (a spreadsheet saved with another separator under the
+    name ``.csv``); a comma if none does."""
+    lines = [line for line in head if line.strip()]
+    for delimiter in _DELIMITER_NAMES:
+        try:
+            with rec.unlimited_fields():
+                rows = list(csv.reader(lines, delimiter=delimiter))
+        except csv.Error:
+            continue
+        if len(rows) < 2 or len(rows[0]) < 2:
+            continue
+        if {field.strip().lower() for field in rows[0]} & _USUAL_NAMES or sum(
+                len(row) == len(rows[0]) for row in rows[1:]) >= 0.9 * (len(rows) - 1):
+            return delimiter
+    return ","
 
 
 def _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice) -> Table:
@@ -340,7 +372,7 @@ def _empty(source: str, labelled: bool, sheet: str | None = None) -> DataError:
 
 
 def _table(source, fmt, records, labelled, header, text_choice, label_choice, *,
-           encoding=None, sheet=None):
+           encoding=None, sheet=None, delimiter=","):
     """The layout and rows of a CSV, TSV or Excel table (see the module docstring)."""
     sample = list(itertools.islice(records, SAMPLE_ROWS))
     if not sample:
@@ -379,11 +411,11 @@ def _table(source, fmt, records, labelled, header, text_choice, label_choice, *,
         if label_index is not None:
             columns[label_index] = "label"
     layout = Layout(source, fmt, tuple(columns), text_index, label_index, header=header,
-                    encoding=encoding, sheet=sheet)
+                    encoding=encoding, sheet=sheet, delimiter=delimiter)
     width = len(columns)
     joined = text_index if fmt == "tsv" and width == 2 else None
     rows = _fitted(itertools.chain(data, records), width, source, fmt,
-                   tuple(columns) if header else None, joined)
+                   tuple(columns) if header else None, joined, delimiter)
     return layout, rows
 
 
@@ -573,7 +605,7 @@ def _has_chinese(text: str) -> bool:
     return any("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" for ch in text)
 
 
-def _fitted(records, width, source, fmt, header, joined):
+def _fitted(records, width, source, fmt, header, joined, delimiter=","):
     """Rows with ``width`` fields. A two-column TSV keeps tabs inside its text column
     (``joined``): the other column is cut at the first or last tab. Excel rows may end early
     (empty cells); other rows must have one field per column. A row that repeats the header
@@ -588,7 +620,8 @@ def _fitted(records, width, source, fmt, header, joined):
             elif fmt == "xlsx" and len(fields) < width:
                 fields = fields + [""] * (width - len(fields))
             else:
-                raise _field_count_error(source, kind, line, len(fields), width, header)
+                raise _field_count_error(source, kind, line, len(fields), width, header,
+                                         delimiter)
         if header_names and tuple(field.lstrip("\ufeff") for field in fields) == header and (
                 fields[0].startswith("\ufeff") or header_names & _USUAL_NAMES):
             raise DataError(f"{source}:{line}: this row repeats the header row (files joined "
@@ -596,14 +629,15 @@ def _fitted(records, width, source, fmt, header, joined):
         yield line, fields
 
 
-def _field_count_error(source, kind, line, count, expected, header) -> DataError:
+def _field_count_error(source, kind, line, count, expected, header,
+                       delimiter=",") -> DataError:
     if kind == "TSV" and expected == 2 and count == 1:
         return DataError(f"{source}:{line}: no tab; each line must be 'text<TAB>label' (or "
                          "'label<TAB>text')")
     if count < expected:
         fix = "give every row one field per column (empty fields too)"
     elif kind == "CSV":
-        fix = "put a field that contains commas in double quotes"
+        fix = f"put a field that contains {_DELIMITER_NAMES[delimiter]} in double quotes"
     elif kind == "TSV":
         fix = "a TSV field cannot contain a tab: remove it, or save the file as CSV"
     else:

@@ -65,6 +65,7 @@ class LabelledWriter:
         if not target.parent.is_dir():
             raise NewsclfError(f"{target.parent}: output folder does not exist")
         _refuse_writing_over_input(input_path, target)
+        _refuse_writing_into_a_model(target)
         refuse_read_only(target)
         self.target = target
         self.tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
@@ -164,6 +165,16 @@ def _refuse_writing_over_input(input_path: str, target: Path) -> None:
             and os.path.samefile(input_path, target):
         raise NewsclfError(f"{target}: this is the input file ({input_path}); write the labelled "
                            "rows to another file")
+
+
+def _refuse_writing_into_a_model(target: Path) -> None:
+    """Refuse an output that is one of the files of a model directory."""
+    from newsclf.training.lock import model_dir_owning
+
+    model_dir = model_dir_owning(target)
+    if model_dir is not None:
+        raise NewsclfError(f"{target}: a file of the model directory {model_dir}; write the "
+                           "labelled rows to another file")
 
 
 _TSV_BREAKERS = "[\t\r\n]"  # what would end a TSV field or row early

@@ -24,9 +24,10 @@ _NO_FIELD_LIMIT = 2**31 - 1  # a cell may hold a whole book
 FASTTEXT_PREFIX = "__label__"
 
 
-def csv_records(lines: Iterable[str], source: str) -> Iterator[Record]:
-    """CSV: commas; quoted fields may hold commas, quotes (doubled) and line breaks."""
-    return _records(csv.reader(lines, strict=True), source, "CSV")
+def csv_records(lines: Iterable[str], source: str, delimiter: str = ",") -> Iterator[Record]:
+    """CSV: fields separated by ``delimiter``; quoted fields may hold it, quotes (doubled) and
+    line breaks."""
+    return _records(csv.reader(lines, delimiter=delimiter, strict=True), source, "CSV")
 
 
 def tsv_records(lines: Iterable[str], source: str) -> Iterator[Record]:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 from newsclf.errors import NewsclfError
 from newsclf.evaluation.report import REPORT_LAYOUT
-from newsclf.files import (first_few, folder_content, is_unfinished_write, names_pattern,
-                           not_newsclfs)
+from newsclf.files import (first_few, folder_content, in_layout, is_unfinished_write,
+                           names_pattern, not_newsclfs)
 from newsclf.model.export import (CONVERTED_ONNX, EXPORT_DIR, EXPORT_FILES, EXPORT_LAYOUT,
                                   EXPORT_TOKEN_BYTES)
 from newsclf.modeldir import (CLASS_VALUES_FILE, CONFIG, EVAL_DEV, EVAL_REPORTS_PREFIX, LABELS,
@@ -343,6 +343,21 @@ def _foreign(directory: Path, names: list[str]) -> list[str]:
     """The entries among ``names`` (of ``directory``) that newsclf did not write there (see
     ``_OWN_LAYOUT``)."""
     return not_newsclfs(directory, names, _OWN_LAYOUT, _left_by_a_run)
+
+
+def model_dir_owning(path: Path) -> Path | None:
+    """The model directory (a model, or an interrupted run) of which ``path`` names one of the
+    files newsclf writes there (``train_log.jsonl``, ``eval_dev/misclassified.csv``...), if
+    any."""
+    path = Path(os.path.realpath(path))
+    for depth, folder in enumerate(path.parents[:_OWN_LAYOUT_DEPTH], 1):
+        if (is_model_dir(folder) or (folder / CHECKPOINT_DIR).is_dir()) and \
+                in_layout(path.parts[-depth:], _OWN_LAYOUT):
+            return folder
+    return None
+
+
+_OWN_LAYOUT_DEPTH = 3  # checkpoint/member-1/state.json
 
 
 def _content(names) -> list[str]:
