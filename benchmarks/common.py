@@ -44,7 +44,9 @@ def run_newsclf(config: TrainConfig, classes, train_data, dev_data, output: Path
             "dev_macro_f1": result.metrics["dev_macro_f1"], "train_seconds": train_seconds,
             "predict_rows_per_second": len(dev_data) / (time.perf_counter() - started),
             "best_epoch": result.metrics.get("best_epoch") or
-            [member["best_epoch"] for member in result.metrics["members"]], "seed": config.seed}
+            [member["best_epoch"] for member in result.metrics["members"]], "seed": config.seed,
+            "ensemble_dev_accuracy": result.metrics.get("teacher", {}).get("dev_accuracy"),
+            "pretrained_teacher": result.metrics.get("pretrained_teacher")}
 
 
 def baseline_row(result) -> dict:

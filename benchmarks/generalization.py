@@ -129,6 +129,10 @@ def main() -> None:
                     f"{ours['dev_accuracy']:>11.4f} {ours['dev_macro_f1']:>7.4f} "
                     f"{ours['train_seconds']:>6.0f} {svm['dev_accuracy']:>8.4f} "
                     f"{svm['dev_macro_f1']:>7.4f} {svm['train_seconds']:>5.1f} {gap:>+6.2f}")
+            if ours["pretrained_teacher"]:  # its own dev accuracy, and with the members
+                teacher = ours["pretrained_teacher"]
+                line += (f"  teacher {teacher['dev_accuracy']:.4f} (x{teacher['weight']:g} "
+                         f"with the members: {teacher['with_members_dev_accuracy']:.4f})")
             undrawn = (undrawn_texts(train, task_train)
                        if args.unlabeled and name.startswith("size-") else [])
             if undrawn:
