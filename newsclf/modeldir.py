@@ -129,6 +129,12 @@ def _read_config(path: Path) -> dict:
     if not path.is_dir():
         raise ModelDirError(f"{path}: model directory not found")
     if not config_path.is_file():
+        from newsclf.training.lock import unfinished_run  # which imports this module
+
+        run = unfinished_run(path)
+        if run is not None:
+            raise ModelDirError(f"{path}: no model to load yet: it {run} (newsclf train "
+                                f"--output {path})")
         raise ModelDirError(f"{path}: not a newsclf model directory (no {CONFIG}); "
                             "train one with 'newsclf train'")
     try:

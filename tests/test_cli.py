@@ -200,6 +200,8 @@ def test_usage_errors_are_one_line_naming_the_command(tmp_path):
      "argument --workers: must be"),
     (["evaluate", "--data", "dev.tsv", "--batch-size", "0"], "argument --batch-size: must be"),
     (["predict", "--text", "股市", "--excel"], "--excel goes with --input/--output"),
+    (["predict", "--text", "股市", "--probabilities"],
+     "--probabilities goes with --input/--output"),
 ])
 def test_counts_and_options_that_cannot_apply_are_refused_before_anything_loads(
         tmp_path, sample_model, arguments, message):

@@ -233,6 +233,22 @@ def test_writing_over_a_file_of_a_model_directory_is_refused(tmp_path, sample_mo
     assert (model / "labelled.csv").is_file()
 
 
+def test_a_json_array_is_refused_saying_json_lines_are_read_and_how_to_convert(
+        tmp_path, sample_model):
+    import json
+
+    rows = [{"text": "沪指放量上涨", "label": "股票"}, {"text": "教育部发布新规", "label": "教育"}]
+    for name, content, converted in (
+            ("arr.json", json.dumps(rows, ensure_ascii=False, indent=2), "arr.jsonl"),
+            ("flat.jsonl", json.dumps(rows, ensure_ascii=False), "flat-lines.jsonl")):
+        source = write(tmp_path / name, content + "\n")
+        expected = [f"{source}:1: a JSON array", "one object per line",
+                    f"jq -c '.[]' {source} > {tmp_path / converted}"]
+        assert_refused(predict_cli(sample_model, source, tmp_path / "out.csv"), *expected)
+        assert_refused(run_cli("evaluate", "--model", sample_model, "--data", source), *expected)
+    assert not (tmp_path / "out.csv").exists()
+
+
 # --- 4. wrong or odd encodings ------------------------------------------------------------------
 
 def test_utf16_given_for_a_utf8_file_is_a_one_line_error_and_for_a_utf16_file_works(

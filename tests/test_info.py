@@ -104,3 +104,28 @@ def test_info_on_an_edited_training_record(tmp_path, sample_model):
             assert "  trained " not in result.stdout
         else:
             assert shown in result.stdout
+
+
+def test_a_directory_of_an_unfinished_run_is_named_as_training_names_it(tmp_path, monkeypatch):
+    from conftest import sample_head
+    from newsclf.files import CRASH_ENV
+
+    train, dev = sample_head(tmp_path, "train.tsv", 200), sample_head(tmp_path, "dev.tsv", 40)
+    settings = ["--d-model", "32", "--n-heads", "2", "--d-ff", "64", "--epochs", "2",
+                "--min-freq", "1", "--no-export", "--no-progress"]
+    # killed: an ensemble member after its first epoch's checkpoint (every process ends at its
+    # third write), and one encoder at its first (the training log alone)
+    for name, crash_at, members, said in (
+            ("interrupted", 3, ["--ensemble-size", "2", "--no-distill", "--workers", "1"],
+             "holds an interrupted run; continue it with --resume"),
+            ("stopped", 1, ["--ensemble-size", "1"],
+             "holds the files of a run stopped before its first epoch was saved")):
+        out = tmp_path / name
+        monkeypatch.setenv(CRASH_ENV, str(crash_at))
+        run_cli("train", "--train", train, "--dev", dev, "--output", out, *members, *settings)
+        monkeypatch.delenv(CRASH_ENV)
+        assert not (out / "config.json").exists()
+        assert_user_error(run_cli("train", "--train", train, "--output", out), said)
+        assert_user_error(run_cli("info", out), f"{out}: no model to load yet: it {said}",
+                          f"(newsclf train --output {out})")
+        assert_user_error(run_cli("predict", "--model", out, "--text", "沪指放量上涨"), said)

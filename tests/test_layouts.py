@@ -306,6 +306,20 @@ def test_a_csv_separated_by_tabs_or_semicolons_is_read_by_its_separator(
     assert (data.texts, data.labels) == tuple(map(list, zip(*pairs)))
 
 
+def test_column_names_in_traditional_characters_are_known(tmp_path, sample_model):
+    rows = [("滬指放量上漲 券商板塊集體走強", "股票"), ("教育部發佈高考報名新規", "教育"),
+            ("主隊加時賽絕殺晉級決賽", "體育"), ("央行宣佈下調存款準備金率", "財經"),
+            ("新款手機發佈搭載自研芯片", "科技")]
+    source = write(tmp_path / "news.csv", "標題,類別\n" + "".join(f"{t},{l}\n" for t, l in rows))
+    result = run_cli("predict", "--model", sample_model, "--input", source, "--output",
+                     tmp_path / "out.csv", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "with a header row, text column '標題', label column '類別'" in result.stderr
+    written = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert written["標題"].tolist() == [text for text, _ in rows]
+    assert read_labelled(source).labels == [label for _, label in rows]
+
+
 # --- files users really have -----------------------------------------------------------------
 
 def test_a_pipe_is_read_whole(tmp_path):

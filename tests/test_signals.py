@@ -326,6 +326,29 @@ def test_importing_paddle_through_newsclf_keeps_the_signal_handlers():
     assert result.stdout == f"[{int(signal.SIGTERM)}, 'KeyboardInterrupt']\n"
 
 
+@pytest.mark.parametrize("ending", ["sys.exit(2)", "None"], ids=["failed", "finished"])
+def test_a_member_whose_work_is_over_ends_quietly_on_sigterm_while_it_exits(ending):
+    """When one member fails, the others are stopped with SIGTERM; one that has just failed or
+    finished too may get it while its interpreter exits, where an exception has nothing left
+    to catch it and prints a traceback. Such a member ends by the signal, quietly (here the
+    signal comes while it exits, from an exit handler, where an unlucky moment sends it)."""
+    script = textwrap.dedent(f"""
+        import atexit, os, signal, sys, time
+        from newsclf.training import ensemble
+
+        def work_over(*args):
+            atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(30)))
+            {ending}
+
+        ensemble._train_member_here = work_over
+        ensemble._member_process(0, "", None, os.getppid())
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == -signal.SIGTERM, result.stderr
+    assert result.stderr == ""
+
+
 # --- case 3: --workers capped -------------------------------------------------------------------
 
 def test_workers_beyond_cores_and_chunks_are_not_started(tmp_path, started, sample_model):

@@ -70,6 +70,10 @@ def run(args: argparse.Namespace) -> None:
     if args.text is not None and args.excel:
         raise NewsclfError("--excel goes with --input/--output (a CSV or TSV file for Excel); "
                            "the results of --text are printed")
+    if args.text is not None and args.probabilities:
+        raise NewsclfError("--probabilities goes with --input/--output (a prob_<class> column "
+                           "per class); for --text, --top-k K prints the K best with their "
+                           "scores")
     if args.text is not None and args.scheduler is not None:
         raise NewsclfError("--scheduler goes with --input/--output; --text is labelled here")
     if args.text is not None:

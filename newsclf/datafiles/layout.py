@@ -49,9 +49,20 @@ _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".xlsx": "xlsx", ".xlsm": "xlsx", "
                ".ndjson": "jsonl", ".json": "jsonl"}
 _TABLE_FORMATS = ("csv", "tsv", "xlsx")
 
-TEXT_NAMES = ("text", "title", "headline", "content", "sentence", "body", "标题", "新闻标题",
-              "内容", "正文", "文本")
-LABEL_NAMES = ("label", "category", "class", "topic", "类别", "标签", "分类", "类型", "主题")
+# the characters of the usual Chinese column names that traditional characters write otherwise
+_TRADITIONAL = str.maketrans("标题闻内类别签称语资讯", "標題聞內類別籤稱語資訊")
+
+
+def _with_traditional(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names``, each followed by its form in traditional characters (``标题``, ``標題``)."""
+    return tuple(dict.fromkeys(form for name in names for form in (name, name.translate(
+        _TRADITIONAL))))
+
+
+TEXT_NAMES = _with_traditional(("text", "title", "headline", "content", "sentence", "body",
+                                "标题", "新闻标题", "内容", "正文", "文本"))
+LABEL_NAMES = _with_traditional(("label", "category", "class", "topic", "类别", "标签", "分类",
+                                 "类型", "主题"))
 _USUAL_NAMES = set(TEXT_NAMES + LABEL_NAMES)
 SAMPLE_ROWS = 1000  # rows read ahead to detect the layout
 _FEW_ROWS = 10      # fewer rows than this: repeats say little, so lengths decide the label column
@@ -597,8 +608,8 @@ def _refuse_text_header_lookalike(data, source, line) -> None:
 
 # what the first row of a one-column table is when it names the column
 _IDENTIFIER = re.compile(r"[A-Za-z][a-z0-9]*(?:[_\- ][A-Za-z][a-z0-9]*)*")
-_NAME_ENDINGS = ("内容", "标题", "正文", "文本", "摘要", "新闻", "全文", "名称", "题目", "句子",
-                 "语料", "文章", "资讯")
+_NAME_ENDINGS = _with_traditional(("内容", "标题", "正文", "文本", "摘要", "新闻", "全文", "名称",
+                                   "题目", "句子", "语料", "文章", "资讯"))
 
 
 def _has_chinese(text: str) -> bool:

@@ -14,6 +14,8 @@ import csv
 import functools
 import json
 import re
+import shlex
+from pathlib import Path
 from typing import Iterable, Iterator
 
 from newsclf.errors import DataError
@@ -124,9 +126,13 @@ def jsonl_records(lines: Iterable[str], source: str) -> tuple[list[str], Iterato
 
 
 def _json_objects(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict]]:
+    first = True
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        if first and line.lstrip().startswith("["):
+            raise _json_array_error(source, number)
+        first = False
         repeated = []
         try:
             value = json.loads(line, object_pairs_hook=functools.partial(_object_noting_repeats,
@@ -146,6 +152,19 @@ def _json_objects(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict
                             "of a character written as UTF-16), which no text can hold; write "
                             "the character itself, or both halves of its pair")
         yield number, value
+
+
+def _json_array_error(source: str, number: int) -> DataError:
+    """A JSON array where JSON lines were expected (a file of JSON, pretty-printed or not)."""
+    if source == "<stdin>":
+        convert = "pipe it through jq -c '.[]'"
+    else:
+        target = Path(source).with_suffix(".jsonl")
+        if target == Path(source):  # a shell truncates the output before jq reads the input
+            target = target.with_name(f"{target.stem}-lines.jsonl")
+        convert = f"jq -c '.[]' {shlex.quote(source)} > {shlex.quote(str(target))}"
+    return DataError(f"{source}:{number}: a JSON array; newsclf reads JSON lines, one object per "
+                     f"line: convert it ({convert})")
 
 
 # "\ud83d\ude00" is one character; either escape alone is no character (Python keeps it as a

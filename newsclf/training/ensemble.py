@@ -105,7 +105,13 @@ def _member_process(member: int, setup_path: str, messages, parent_pid: int) -> 
     # ends by that signal, which the parent reads as "terminated"
     signal.signal(signal.SIGTERM, raise_terminated)
     try:
-        _train_member_here(member, setup_path, messages, parent_pid)
+        try:
+            _train_member_here(member, setup_path, messages, parent_pid)
+        finally:
+            # its work is over (finished, failed or stopped): a SIGTERM from now on, while the
+            # interpreter exits, too (the parent stopping the run another member failed), ends
+            # it as it is rather than as an exception with no one left to catch it
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
     except Terminated:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)

@@ -250,8 +250,7 @@ class OutputDirectory:
         staged = self.staging.is_dir()
         # a folder that is no model is newsclf's only as an interrupted run
         foreign = _foreign(target, names) if names and not model else []
-        if names and not model and (foreign or not (CHECKPOINT_DIR in names
-                                                    or _stopped_before_saving(target, names))):
+        if names and not model and not _holds_a_run(target, names, foreign):
             raise NewsclfError(
                 f"{target}: {'no checkpoint to resume from: it ' if self.resume else ''}holds "
                 f"files that are not a newsclf model ({first_few(foreign or names)}); training "
@@ -273,6 +272,26 @@ class OutputDirectory:
             self._refuse_unswappable()
             return self.staging
         raise NewsclfError(f"{target}: {_what_to_do(model, checkpoint, staged)}")
+
+
+def unfinished_run(directory: Path) -> str | None:
+    """What training says of ``directory``, a folder without a model, when it holds a run that
+    did not finish: interrupted (``holds an interrupted run; continue it with --resume, ...``)
+    or stopped before its first epoch was saved; None when it does not."""
+    try:
+        names = _content(os.listdir(directory))
+    except OSError:
+        return None
+    if not names or not _holds_a_run(directory, names, _foreign(directory, names)):
+        return None
+    staged = OutputDirectory(directory, overwrite=False, resume=False).staging.is_dir()
+    return _what_to_do(False, CHECKPOINT_DIR in names, staged)
+
+
+def _holds_a_run(directory: Path, names: list[str], foreign: list[str]) -> bool:
+    """Whether a folder without a model, of content ``names`` (``foreign`` among them not
+    newsclf's), is a training run's: interrupted, or stopped before its first checkpoint."""
+    return not foreign and (CHECKPOINT_DIR in names or _stopped_before_saving(directory, names))
 
 
 def _what_to_do(model: bool, checkpoint: bool, staged: bool) -> str:
