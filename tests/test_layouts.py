@@ -310,7 +310,7 @@ def test_column_names_in_traditional_characters_are_known(tmp_path, sample_model
     rows = [("滬指放量上漲 券商板塊集體走強", "股票"), ("教育部發佈高考報名新規", "教育"),
             ("主隊加時賽絕殺晉級決賽", "體育"), ("央行宣佈下調存款準備金率", "財經"),
             ("新款手機發佈搭載自研芯片", "科技")]
-    source = write(tmp_path / "news.csv", "標題,類別\n" + "".join(f"{t},{l}\n" for t, l in rows))
+    source = write(tmp_path / "news.csv", "標題,類別\n" + "".join(f"{text},{label}\n" for text, label in rows))
     result = run_cli("predict", "--model", sample_model, "--input", source, "--output",
                      tmp_path / "out.csv", "--no-progress")
     assert result.returncode == 0, result.stderr
