@@ -202,6 +202,8 @@ def test_usage_errors_are_one_line_naming_the_command(tmp_path):
     (["predict", "--text", "股市", "--excel"], "--excel goes with --input/--output"),
     (["predict", "--text", "股市", "--probabilities"],
      "--probabilities goes with --input/--output"),
+    (["predict", "--input", "news/*.csv", "--output", "out.csv"],
+     "news/*.csv: file not found; newsclf reads one file here and does not expand * or ?"),
 ])
 def test_counts_and_options_that_cannot_apply_are_refused_before_anything_loads(
         tmp_path, sample_model, arguments, message):

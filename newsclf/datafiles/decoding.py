@@ -360,7 +360,11 @@ def open_binary_input(path: str):
     try:
         return open(path, "rb"), path
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        pattern = any(ch in path for ch in "*?[")
+        raise DataError(f"{path}: file not found" + (
+            "; newsclf reads one file here and does not expand * or ?: name the file, or "
+            "label every file the pattern matches with newsclf predict --scheduler local"
+            if pattern else "")) from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, not a data file") from None
     except OSError as exc:
