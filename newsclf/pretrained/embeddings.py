@@ -12,7 +12,7 @@ from newsclf.pretrained.sentencepiece import METASPACE
 def entry_vectors(e5, tokens: list[str], d_model: int) -> np.ndarray:
     """``[len(tokens), d_model]`` initial embeddings for vocabulary ``tokens`` (``c:``, ``b:``
     or ``w:`` and the entry's text; the first two, ``[PAD]`` and ``[UNK]``, get zeros)."""
-    lone_space = e5.tokenizer._ids.get(METASPACE)
+    lone_space = e5.tokenizer.piece_id(METASPACE)
     pieces = []
     for token in tokens[2:]:
         ids = e5.tokenizer.content_ids(token.split(":", 1)[-1])

@@ -32,6 +32,10 @@ class UnigramTokenizer:
         self._max_bytes = max(len(piece.encode("utf-8")) for piece in tables.pieces)
         self._normalize = str.maketrans(tables.normalization)
 
+    def piece_id(self, piece: str) -> int | None:
+        """The id of the piece spelled ``piece`` (metaspaces included), None if none is."""
+        return self._ids.get(piece)
+
     def normalize(self, text: str) -> str:
         """The text as the pieces spell it: normalized, spaces collapsed, metaspaces."""
         text = _SPACES.sub(" ", text.translate(self._normalize))

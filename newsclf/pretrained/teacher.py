@@ -101,6 +101,6 @@ def e5_teacher(texts: list[str], labels: np.ndarray, dev_texts: list[str] | None
 def best_mix(members_dev: np.ndarray, teacher_dev: np.ndarray, y_dev: np.ndarray) -> float:
     """The share of the pretrained teacher's dev probabilities in a mean with the members'
     that gives the best dev accuracy (the smaller share on ties)."""
-    accuracies = [float(((1 - w) * members_dev + w * teacher_dev).argmax(1).__eq__(y_dev).mean())
+    accuracies = [(((1 - w) * members_dev + w * teacher_dev).argmax(1) == y_dev).mean()
                   for w in MIX_WEIGHTS]
     return float(MIX_WEIGHTS[int(np.argmax(accuracies))])
