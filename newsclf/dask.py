@@ -56,7 +56,7 @@ def _require(module: str):
 def _model_stamp(model_dir: Path) -> tuple:
     """What changes when a model directory is written again (its files' sizes and times), so a
     worker kept between jobs reloads a model retrained or exported again at the same path."""
-    from newsclf.model.export import EXPORT_DIR
+    from newsclf.layouts import EXPORT_DIR
 
     entries = []
     for folder in (model_dir, model_dir / EXPORT_DIR):

@@ -165,7 +165,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         predict --model`` and :meth:`load` read it). An existing non-empty ``directory`` is
         refused unless ``overwrite=True``, which replaces it if it holds a newsclf model."""
         from newsclf.files import write_json
-        from newsclf.modeldir import CLASS_VALUES_FILE, CONFIG
+        from newsclf.layouts import CLASS_VALUES_FILE, CONFIG
         from newsclf.training.lock import refuse_to_delete_foreign_files
 
         self._predictor()
@@ -204,7 +204,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         are the training settings recorded there (names this newsclf does not know are
         ignored, missing ones take their defaults). The directory must stay in place for
         :meth:`save` and pickling, which copy its files."""
-        from newsclf.modeldir import METRICS
+        from newsclf.layouts import METRICS
 
         predictor = _load_predictor(directory)
         recorded = predictor.training_settings
@@ -324,7 +324,7 @@ def _names_of(labels: np.ndarray, names: dict) -> list[str]:
 def _recorded_classes(predictor) -> np.ndarray:
     """The class values :meth:`TextClassifier.save` recorded beside the model, else its class
     names."""
-    from newsclf.modeldir import CLASS_VALUES_FILE
+    from newsclf.layouts import CLASS_VALUES_FILE
 
     names = [str(name) for name in predictor.classes_]
     path = Path(predictor.files.path) / CLASS_VALUES_FILE

@@ -27,23 +27,15 @@ from pathlib import Path
 from newsclf import __version__
 from newsclf.errors import ModelDirError
 from newsclf.files import sha256_bytes, write_atomic, write_json
-from newsclf.spec import USER_DICT_FILE, ModelSpec
+from newsclf.layouts import (CHECKPOINT_DIR, CLASS_VALUES_FILE, CONFIG, EVAL_DEV,  # noqa: F401
+                             EVAL_REPORTS_PREFIX, EXPORT_DIR, LABELS, METRICS, MODEL_FORMAT,
+                             TRAIN_LOG, TRAINING, USER_DICT, VOCAB, WEIGHTS, is_model_dir)
+from newsclf.spec import ModelSpec
 from newsclf.tokenize import UserDictionary
 from newsclf.vocab import Vocab
 
-FORMAT = "newsclf-model"
+FORMAT = MODEL_FORMAT
 FORMAT_VERSION = 2
-CONFIG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING = (
-    "config.json", "vocab.json", "labels.json", "model.safetensors", USER_DICT_FILE,
-    "training.json")
-METRICS, TRAIN_LOG, EVAL_DEV = "metrics.json", "train_log.jsonl", "eval_dev"
-# the original class values of a model saved by newsclf.estimator (when they are not strings)
-CLASS_VALUES_FILE = "estimator.json"
-# newsclf evaluate's reports, by default in the model directory: DIR/eval-<data file name>
-EVAL_REPORTS_PREFIX = "eval-"
-# the folders of the inference export (newsclf.model.export) and of a training run's
-# checkpoints (newsclf.training.checkpoint), each replaced whole by what writes it
-EXPORT_DIR, CHECKPOINT_DIR = "inference", "checkpoint"
 
 
 def library_versions() -> dict:
@@ -185,16 +177,6 @@ def _migrate_1_to_2(info: dict, source: str) -> dict:
 
 
 MIGRATIONS = {1: _migrate_1_to_2}  # format version -> function to the next version
-
-
-def is_model_dir(directory: str | Path) -> bool:
-    """Whether ``directory`` holds a newsclf model (a newsclf ``config.json``; whether the
-    model loads does not matter here)."""
-    try:
-        info = json.loads((Path(directory) / CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(info, dict) and info.get("format") == FORMAT
 
 
 def load_model_dir(path: str | Path) -> ModelFiles:

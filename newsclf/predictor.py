@@ -325,7 +325,7 @@ def _engine(files: ModelFiles, backend: str, threads: int, retry: bool = True):
 
 
 def _started_engine(files: ModelFiles, backend: str, threads: int):
-    from newsclf.model.export import EXPORT_DIR, EXPORT_PREFIX, ONNX_FILE
+    from newsclf.layouts import EXPORT_DIR, EXPORT_PREFIX, ONNX_FILE
 
     if backend == "onnx":
         from newsclf.model.inference import OnnxEngine

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> None:
     from newsclf.datafiles.labelled import named_by_numbers
     from newsclf.evaluation import evaluate
     from newsclf.evaluation.report import check_report_dir
-    from newsclf.modeldir import EVAL_REPORTS_PREFIX
+    from newsclf.layouts import EVAL_REPORTS_PREFIX
     from newsclf.predictor import Predictor
 
     output = (Path(args.output) if args.output

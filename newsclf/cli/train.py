@@ -13,7 +13,7 @@ from newsclf.cli.common import add_data_options, layout_help, log_to_stderr, rea
 from newsclf.config import TEACHERS, TrainConfig, setting_type
 from newsclf.errors import DataError, NewsclfError
 from newsclf.info import student_round
-from newsclf.modeldir import METRICS
+from newsclf.layouts import METRICS
 from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS
 
 _CHOICES = {"tokenizer": TOKENIZERS, "pooling": POOLINGS, "position": POSITIONS,

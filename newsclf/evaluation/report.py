@@ -20,19 +20,12 @@ from newsclf.evaluation.metrics import (accuracy_and_macro_f1, classification_re
                                         mistakes_most_confident_first, most_confused,
                                         per_class_scores, row_shares, weighted_f1)
 from newsclf.evaluation.plot import confusion_matrix_png, plot_confusion_matrix
-from newsclf.files import first_few, folder_content, names_pattern, not_newsclfs
+from newsclf.files import first_few, folder_content, not_newsclfs
+from newsclf.layouts import (CHECKPOINT_DIR, CONFUSION_CSV, CONFUSION_NORMALIZED_CSV,  # noqa: F401
+                             CONFUSION_PNG, EVAL_REPORTS_PREFIX, EXPORT_DIR, MISCLASSIFIED_CSV,
+                             REPORT_FILES, REPORT_LAYOUT, REPORT_TXT, is_model_dir)
+from newsclf.layouts import REPORT_METRICS_JSON as METRICS_JSON
 
-METRICS_JSON = "metrics.json"
-REPORT_TXT = "classification_report.txt"
-CONFUSION_CSV = "confusion_matrix.csv"
-CONFUSION_NORMALIZED_CSV = "confusion_matrix_normalized.csv"
-MISCLASSIFIED_CSV = "misclassified.csv"
-CONFUSION_PNG = "confusion_matrix.png"
-# every file a saved report holds
-REPORT_FILES = (METRICS_JSON, REPORT_TXT, CONFUSION_CSV, CONFUSION_NORMALIZED_CSV,
-                MISCLASSIFIED_CSV, CONFUSION_PNG)
-# what newsclf writes into a report folder (a layout of newsclf.files.not_newsclfs)
-REPORT_LAYOUT = (names_pattern(*REPORT_FILES), ())
 # the keys that tell a saved report's metrics.json (they are all in EvaluationResult.to_dict)
 REPORT_METRICS = {"accuracy", "macro_f1", "weighted_f1", "n", "per_class"}
 MATRIX_CORNER = "true\\predicted"  # header of the first column of the confusion-matrix CSVs
@@ -47,8 +40,6 @@ def check_report_dir(directory: Path, data: str | Path | None = None) -> None:
     newsclf replaces whole; a file; a folder holding anything but an earlier report (the user's
     files would be replaced or mixed with the report); and the folder of the evaluated ``data``
     file when the report would replace it."""
-    from newsclf.modeldir import CHECKPOINT_DIR, EVAL_REPORTS_PREFIX, EXPORT_DIR, is_model_dir
-
     directory = Path(directory)
     fix = (f"write them to another folder (by default a folder inside the model: "
            f"{EVAL_REPORTS_PREFIX}<data>)")

@@ -25,16 +25,10 @@ import numpy as np
 
 from newsclf.errors import ModelDirError, NewsclfError
 from newsclf.files import first_few, names_pattern, not_newsclfs, sha256_file, write_json
-from newsclf.modeldir import EXPORT_DIR, ModelFiles, load_model_dir
-
-EXPORT_PREFIX, EXPORT_INFO = "model", "export.json"
-ONNX_FILE = EXPORT_PREFIX + ".onnx"
-# every file an export holds (the ONNX graph only with ONNX Runtime and paddle2onnx)
-EXPORT_FILES = (EXPORT_INFO, EXPORT_PREFIX + ".json", EXPORT_PREFIX + ".pdiparams", ONNX_FILE)
-CONVERTED_ONNX = "converted.onnx"  # paddle2onnx's graph, before constant folding
-# what newsclf writes into DIR/inference (a layout of newsclf.files.not_newsclfs)
-EXPORT_LAYOUT = (names_pattern(*EXPORT_FILES), ())
-EXPORT_TOKEN_BYTES = 4  # an export is staged in DIR/.inference-<8 hex digits>
+from newsclf.layouts import (CONVERTED_ONNX, EXPORT_DIR, EXPORT_FILES,  # noqa: F401
+                             EXPORT_INFO, EXPORT_LAYOUT, EXPORT_PREFIX, EXPORT_TOKEN_BYTES,
+                             ONNX_FILE)
+from newsclf.modeldir import ModelFiles, load_model_dir
 # newsclf installs both; these say how to bring back one that was left out or removed
 ONNX_RUNTIME_MISSING = "ONNX Runtime is not installed; pip install onnxruntime"
 PADDLE2ONNX_MISSING = ("paddle2onnx is not installed (pip install paddle2onnx; it has wheels for "

@@ -17,9 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from newsclf.files import sha256_texts, write_atomic
-
-VECTORS_FILE = "vectors.safetensors"
-TEACHER_DIR = "teacher"
+from newsclf.layouts import TEACHER_VECTORS as VECTORS_FILE
 # the head's inverse regularization strengths tried (cross-validated on the training texts)
 HEAD_C = (1.0, 4.0, 16.0, 64.0)
 MIX_WEIGHTS = tuple(np.round(np.arange(0.0, 1.01, 0.1), 2))

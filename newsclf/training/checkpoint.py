@@ -13,9 +13,7 @@ from pathlib import Path
 
 from newsclf.errors import NewsclfError
 from newsclf.files import sha256_bytes, write_atomic, write_json
-from newsclf.modeldir import CHECKPOINT_DIR
-
-CHECKPOINT_STATE = "state.json"
+from newsclf.layouts import CHECKPOINT_DIR, CHECKPOINT_STATE
 _OPTIMIZER = "optimizer/"
 
 

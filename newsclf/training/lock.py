@@ -30,16 +30,10 @@ import shutil
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
-from newsclf.evaluation.report import REPORT_LAYOUT
 from newsclf.files import (first_few, folder_content, in_layout, is_unfinished_write,
-                           names_pattern, not_newsclfs)
-from newsclf.model.export import (CONVERTED_ONNX, EXPORT_DIR, EXPORT_FILES, EXPORT_LAYOUT,
-                                  EXPORT_TOKEN_BYTES)
-from newsclf.modeldir import (CLASS_VALUES_FILE, CONFIG, EVAL_DEV, EVAL_REPORTS_PREFIX, LABELS,
-                              METRICS, TRAIN_LOG, TRAINING, USER_DICT, VOCAB, WEIGHTS,
-                              is_model_dir)
-from newsclf.pretrained.teacher import TEACHER_DIR, VECTORS_FILE
-from newsclf.training.checkpoint import CHECKPOINT_DIR, CHECKPOINT_STATE
+                           not_newsclfs)
+from newsclf.layouts import (BEFORE_THE_FIRST_CHECKPOINT, CHECKPOINT_DIR, MODEL_LAYOUT,
+                             MODEL_LAYOUT_DEPTH, TRAIN_LOG, is_model_dir)
 
 STAGING_SUFFIX, REPLACED_SUFFIX, LOCK_SUFFIX = (".newsclf-staging", ".newsclf-replaced",
                                                 ".newsclf-train.lock")
@@ -47,27 +41,6 @@ STAGING_SUFFIX, REPLACED_SUFFIX, LOCK_SUFFIX = (".newsclf-staging", ".newsclf-re
 INNER_LOCK_FILE = ".newsclf-train.lock"
 
 
-# What a run writes before its first checkpoint: the epoch's log line, then (one encoder) the
-# model of that epoch, config.json last
-_BEFORE_THE_FIRST_CHECKPOINT = {TRAIN_LOG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING}
-# What newsclf writes into a model directory, as (the names of its files, (the names of its
-# folders, what such a folder holds)...): the model's files, a training run's checkpoints,
-# `newsclf evaluate`'s default reports (DIR/eval-<data>), the inference export and the folder a
-# killed export was staged in.
-_CHECKPOINT_FILES = re.compile(rf"{re.escape(CHECKPOINT_STATE)}|state-epoch\d+\.safetensors")
-_OWN_LAYOUT = (
-    names_pattern(CONFIG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING, METRICS, TRAIN_LOG,
-                  CLASS_VALUES_FILE),
-    ((names_pattern(EXPORT_DIR), EXPORT_LAYOUT),
-     (re.compile(rf"\.{EXPORT_DIR}-[0-9a-f]{{{2 * EXPORT_TOKEN_BYTES}}}"),
-      (names_pattern(*EXPORT_FILES, CONVERTED_ONNX), ())),
-     (names_pattern(EVAL_DEV), REPORT_LAYOUT),
-     (re.compile(re.escape(EVAL_REPORTS_PREFIX) + ".+"), REPORT_LAYOUT),
-     (names_pattern(CHECKPOINT_DIR), (_CHECKPOINT_FILES,
-                                      ((re.compile(r"member-\d+|student(-\d+)?"),
-                                        (_CHECKPOINT_FILES, ())),
-                                       (names_pattern(TEACHER_DIR),
-                                        (names_pattern(VECTORS_FILE), ())))))))
 # The name of the ensemble members' setup (newsclf.training.ensemble, tempfile.mkstemp)
 _MEMBERS_SETUP = re.compile(r"\.members-setup-\w+\.tmp")
 
@@ -330,7 +303,7 @@ def _stopped_before_saving(directory: Path, names: list[str]) -> bool:
     """Whether ``directory`` (no model, no checkpoint) holds what a run stopped before its
     first checkpoint leaves: its training log (one epoch's record per line) and the model files
     it was writing, if any."""
-    if TRAIN_LOG not in names or not set(names) <= _BEFORE_THE_FIRST_CHECKPOINT:
+    if TRAIN_LOG not in names or not set(names) <= BEFORE_THE_FIRST_CHECKPOINT:
         return False
     try:
         with open(directory / TRAIN_LOG, encoding="utf-8") as log:
@@ -360,8 +333,8 @@ def _refuse_foreign_files(directory: Path, names: list[str], replacing: str) -> 
 
 def _foreign(directory: Path, names: list[str]) -> list[str]:
     """The entries among ``names`` (of ``directory``) that newsclf did not write there (see
-    ``_OWN_LAYOUT``)."""
-    return not_newsclfs(directory, names, _OWN_LAYOUT, _left_by_a_run)
+    ``MODEL_LAYOUT``)."""
+    return not_newsclfs(directory, names, MODEL_LAYOUT, _left_by_a_run)
 
 
 def model_dir_owning(path: Path) -> Path | None:
@@ -369,14 +342,12 @@ def model_dir_owning(path: Path) -> Path | None:
     files newsclf writes there (``train_log.jsonl``, ``eval_dev/misclassified.csv``...), if
     any."""
     path = Path(os.path.realpath(path))
-    for depth, folder in enumerate(path.parents[:_OWN_LAYOUT_DEPTH], 1):
+    for depth, folder in enumerate(path.parents[:MODEL_LAYOUT_DEPTH], 1):
         if (is_model_dir(folder) or (folder / CHECKPOINT_DIR).is_dir()) and \
-                in_layout(path.parts[-depth:], _OWN_LAYOUT):
+                in_layout(path.parts[-depth:], MODEL_LAYOUT):
             return folder
     return None
 
-
-_OWN_LAYOUT_DEPTH = 3  # checkpoint/member-1/state.json
 
 
 def _content(names) -> list[str]:

@@ -27,11 +27,12 @@ import numpy as np
 from newsclf.config import TrainConfig
 from newsclf.data import drop_tokens, pad_batch
 from newsclf.errors import NewsclfError, TrainingDiverged
+from newsclf.layouts import CHECKPOINT_DIR, CHECKPOINT_STATE
 from newsclf.modeldir import save_model_dir
 from newsclf.spec import USER_DICT_FILE
 from newsclf.tokenize import UserDictionary
-from newsclf.training.checkpoint import (CHECKPOINT_DIR, CHECKPOINT_STATE, load_checkpoint,
-                                         optimizer_tensors, restore_optimizer, save_checkpoint)
+from newsclf.training.checkpoint import (load_checkpoint, optimizer_tensors, restore_optimizer,
+                                         save_checkpoint)
 from newsclf.training.distributed import Parallel
 from newsclf.training.report import EpochReport, distill_round, encoder_name
 from newsclf.vocab import Vocab

@@ -25,9 +25,10 @@ from newsclf.config import TrainConfig
 from newsclf.data import LabelledData, encode_texts
 from newsclf.errors import DataError, NewsclfError, TrainingDiverged
 from newsclf.files import sha256_bytes, sha256_texts, write_json
-from newsclf.modeldir import EVAL_DEV, METRICS, TRAIN_LOG, save_model_dir
+from newsclf.layouts import CHECKPOINT_DIR, EVAL_DEV, METRICS, TRAIN_LOG
+from newsclf.modeldir import save_model_dir
 from newsclf.tokenize import Tokenizer, read_user_dictionary
-from newsclf.training.checkpoint import CHECKPOINT_DIR, checkpoint_settings
+from newsclf.training.checkpoint import checkpoint_settings
 from newsclf.training.distill import (best_round, check_unlabeled_allowed, student_config,
                                       student_replaces_ensemble, student_start, train_students,
                                       unlabeled_text_list)
@@ -300,7 +301,8 @@ def _pretrained_teacher(setup: RunSetup, members: list[MemberResult], texts: lis
     """The student's pretrained teacher (:mod:`newsclf.pretrained.teacher`) for the student's
     ``texts`` (labelled, then unlabelled), its share beside the ``members`` chosen on dev."""
     from newsclf.evaluation.metrics import accuracy_and_macro_f1
-    from newsclf.pretrained.teacher import TEACHER_DIR, best_mix, e5_teacher
+    from newsclf.layouts import TEACHER_DIR
+    from newsclf.pretrained.teacher import best_mix, e5_teacher
 
     teacher = e5_teacher(texts, setup.y_train, dev_texts, len(setup.classes),
                          setup.output_dir / CHECKPOINT_DIR / TEACHER_DIR, setup.config.seed, log)
