@@ -108,9 +108,7 @@ def read_labelled_files(args: argparse.Namespace, *paths):
         data = None if path is None else read_labelled(
             path, class_names, label_column=args.label_column, **layout_arguments(args))
         if data is not None:
-            classes = len(set(data.labels))
-            log_to_stderr(f"{data.layout.describe()}: {len(data)} example{'s' * (len(data) != 1)}"
-                          f", {classes} class{'es' * (classes != 1)}")
+            log_to_stderr(data.summary())
         read.append(data)
     return class_names, *read
 

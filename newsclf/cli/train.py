@@ -156,17 +156,13 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 def read_unlabeled(args: argparse.Namespace) -> list[str]:
     """The texts of ``--unlabeled``, read as ``newsclf predict`` reads its input."""
-    from newsclf.datafiles import column_texts, open_texts, text_chunks
+    from newsclf.datafiles import read_texts
     from newsclf.training.distill import unlabeled_text_list
 
-    texts = []
     try:
-        with open_texts(args.unlabeled, text_column=args.unlabeled_text_column,
-                        header=args.unlabeled_header, sheet=args.unlabeled_sheet,
-                        encoding=args.unlabeled_encoding or args.encoding) as table:
-            log_to_stderr(table.layout.describe())
-            for frame, column in text_chunks(table):
-                texts.extend(column_texts(frame[column]))
+        texts = read_texts(args.unlabeled, text_column=args.unlabeled_text_column,
+                           header=args.unlabeled_header, sheet=args.unlabeled_sheet,
+                           encoding=args.unlabeled_encoding or args.encoding, log=log_to_stderr)
     except DataError as exc:  # its layout is chosen with this command's own flags
         flags = {"--text-column": "--unlabeled-text-column", "--header": "--unlabeled-header",
                  "--no-header": "--no-unlabeled-header", "--sheet": "--unlabeled-sheet",

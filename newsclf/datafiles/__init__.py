@@ -16,8 +16,10 @@ from newsclf.datafiles.decoding import decode_bytes, detect_encoding, read_file_
 from newsclf.datafiles.labelled import (LabelledData, LookalikeLabelsWarning,
                                         NumericLabelsWarning, read_class_names, read_labelled)
 from newsclf.datafiles.layout import FORMATS, Layout, open_table
-from newsclf.datafiles.texts import column_texts, iter_input_chunks, open_texts, text_chunks
+from newsclf.datafiles.texts import (column_texts, iter_input_chunks, open_texts, read_texts,
+                                    text_chunks)
 
 __all__ = ["FORMATS", "LabelledData", "Layout", "LookalikeLabelsWarning", "NumericLabelsWarning",
            "column_texts", "decode_bytes", "detect_encoding", "iter_input_chunks", "open_table",
-           "open_texts", "read_class_names", "read_file_text", "read_labelled", "text_chunks"]
+           "open_texts", "read_class_names", "read_file_text", "read_labelled", "read_texts",
+           "text_chunks"]

@@ -34,6 +34,12 @@ class LabelledData:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def summary(self) -> str:
+        """Where the data came from, how it was read, and its size, in one line."""
+        classes = len(set(self.labels))
+        return (f"{self.layout.describe() if self.layout else self.source}: {len(self)} "
+                f"example{'s' * (len(self) != 1)}, {classes} class{'es' * (classes != 1)}")
+
 
 def read_labelled(path: str | Path, class_names: Sequence[str] | None = None, *,
                   fmt: str | None = None, text_column=None, label_column=None,

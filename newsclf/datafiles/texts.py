@@ -49,6 +49,20 @@ def text_chunks(table: Table, chunk_size: int = 10000):
                               f" (--text-column chooses another {what})"))
 
 
+def read_texts(path: str, *, text_column=None, header: bool | None = None,
+               encoding: str | None = None, sheet: str | None = None, log=None) -> list[str]:
+    """Every text of a file, read as ``newsclf predict`` reads its input; ``log`` is told the
+    layout found."""
+    texts = []
+    with open_texts(path, text_column=text_column, header=header, sheet=sheet,
+                    encoding=encoding) as table:
+        if log is not None:
+            log(table.layout.describe())
+        for frame, column in text_chunks(table):
+            texts.extend(column_texts(frame[column]))
+    return texts
+
+
 def column_texts(values) -> list[str]:
     """The texts to classify in a chunk's text column: a JSON lines value that is not a string
     is classified as its text (:func:`~newsclf.datafiles.records.json_text`: ``123``, null an
