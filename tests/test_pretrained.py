@@ -54,6 +54,17 @@ def test_sentence_vectors_match_the_bundled_engine_on_1000_texts(e5, engine):
     assert same > other
 
 
+def test_onnx_runtime_and_paddle_give_the_same_vectors(e5):
+    from newsclf.pretrained.onnx import onnx_layers
+
+    texts = sample_texts()[:200]
+    network, _ = e5.network([e5.piece_ids(text) for text in texts])
+    assert onnx_layers(network, 2) is not None  # ONNX Runtime and paddle2onnx are installed
+    on_onnx = e5.sentence_vectors(texts, threads=2)
+    on_paddle = e5.sentence_vectors(texts, engine="paddle")
+    assert (on_onnx * on_paddle).sum(axis=1).min() >= 0.99999
+
+
 def test_a_file_that_is_not_a_packed_encoder_is_refused(tmp_path):
     from newsclf.errors import NewsclfError
     from newsclf.pretrained.e5file import E5File

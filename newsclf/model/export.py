@@ -82,14 +82,18 @@ def _export_info(files: ModelFiles) -> dict | str:
 def _export_static(network, prefix: str, n_features: int) -> None:
     """Save the network as a static graph (``prefix.json`` + ``prefix.pdiparams``); batch size
     and length stay dynamic."""
-    import paddle
     from paddle.static import InputSpec
 
+    save_static(network, prefix, [InputSpec([None, None, n_features], "int64", name="ids")])
+
+
+def save_static(network, prefix: str, input_spec: list) -> None:
+    """Save ``network`` (in evaluation mode) as the static graph of ``input_spec``
+    (``prefix.json`` + ``prefix.pdiparams``)."""
+    import paddle
+
     network.eval()
-    static = paddle.jit.to_static(
-        network, input_spec=[InputSpec([None, None, n_features], "int64", name="ids")],
-        full_graph=True)
-    paddle.jit.save(static, prefix)
+    paddle.jit.save(paddle.jit.to_static(network, input_spec=input_spec, full_graph=True), prefix)
 
 
 def _onnx_problem(files: ModelFiles, digests: dict) -> str | None:
@@ -129,7 +133,7 @@ def _output_captured():
                 os.close(fd)
 
 
-def _export_onnx(prefix: str, onnx_path: Path) -> str | None:
+def export_onnx(prefix: str, onnx_path: Path) -> str | None:
     """Convert the Paddle graph at ``prefix`` to ONNX, constants folded; returns why not (None:
     done)."""
     if importlib.util.find_spec("paddle2onnx") is None:
@@ -218,7 +222,7 @@ def export_model(model_dir: str | Path | ModelFiles, tolerance: float = 1e-3) ->
             raise ModelDirError(f"{files.path}: the exported graph's scores differ from the "
                                 f"model's by {difference:.2g} (over {tolerance}); not exported")
         onnx_path = staging / ONNX_FILE
-        onnx_skipped = (_export_onnx(prefix, onnx_path) if onnx_runtime_installed()
+        onnx_skipped = (export_onnx(prefix, onnx_path) if onnx_runtime_installed()
                         else ONNX_RUNTIME_MISSING)
         onnx_difference = None
         if onnx_skipped is None:

@@ -106,19 +106,31 @@ class E5:
         network.eval()
         return network, {int(piece): row for row, piece in enumerate(rows)}
 
-    def sentence_vectors(self, texts: list[str], batch_size: int = 64,
-                         progress=None) -> np.ndarray:
+    def sentence_vectors(self, texts: list[str], batch_size: int = 64, progress=None,
+                         engine: str = "auto", threads: int | None = None) -> np.ndarray:
         """e5's sentence vectors of ``texts`` ``[n, hidden]``, L2-normalized, as the bundled
         engine computes them for texts of up to 510 pieces (longer ones are cut, where the
-        engine averages windows). ``progress`` is called with each batch's size."""
+        engine averages windows). ``progress`` is called with each batch's size. The encoder
+        layers run on ONNX Runtime (``engine="auto"``, when it and paddle2onnx are there) or
+        on the Paddle network (``"paddle"``); ``threads``: ONNX Runtime's (default: the
+        cores)."""
+        import os
+
+        threads = threads or os.cpu_count() or 1
+        from newsclf.pretrained.onnx import onnx_layers
+
         piece_lists = [self.piece_ids(text) for text in texts]
         network, row_of = self.network(piece_lists)
+        layers = onnx_layers(network, threads) if engine == "auto" else None
         out = np.zeros((len(texts), self.sizes.hidden), dtype=np.float32)
         for index, rows, mask in batches(piece_lists, row_of, batch_size):
             with paddle.no_grad():
-                pooled = mean_pool(network(paddle.to_tensor(rows), paddle.to_tensor(mask)),
-                                   paddle.to_tensor(mask))
-            out[index] = pooled.numpy()
+                if layers is not None:
+                    pooled = layers(network.embed(paddle.to_tensor(rows)).numpy(), mask)
+                else:
+                    pooled = mean_pool(network(paddle.to_tensor(rows), paddle.to_tensor(mask)),
+                                       paddle.to_tensor(mask)).numpy()
+            out[index] = pooled
             if progress is not None:
                 progress(len(index))
         return out / np.linalg.norm(out, axis=1, keepdims=True).clip(min=1e-6)
