@@ -29,6 +29,7 @@ from newsclf.layouts import CHECKPOINT_DIR, EVAL_DEV, METRICS, TRAIN_LOG
 from newsclf.modeldir import save_model_dir
 from newsclf.tokenize import Tokenizer, read_user_dictionary
 from newsclf.training.checkpoint import checkpoint_settings
+from newsclf.training.datachecks import data_warnings
 from newsclf.training.distill import (best_round, check_unlabeled_allowed, student_config,
                                       student_replaces_ensemble, student_start, train_students,
                                       unlabeled_text_list)
@@ -128,6 +129,9 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     user_dict = read_user_dictionary(config.user_dict) if config.user_dict else None
     configure_paddle()
     parallel = Parallel()
+    if parallel.writer:
+        for warning in data_warnings(train_data, dev_data, classes):
+            log(f"warning: {warning}")
     if workers is None:
         workers = min(config.ensemble_size, os.cpu_count() or 1)
     if not parallel.writer:
