@@ -27,7 +27,8 @@ def check_count(value, name: str, *, optional: bool = False) -> int | None:
 def as_text_list(texts, name: str = "texts", one_text: bool = True) -> list[str]:
     """``texts`` as a list of str, or a one-line refusal naming ``name`` and the fix. One
     string is one text (with ``one_text=False``, as scikit-learn wants, a TypeError); a list,
-    tuple, 1-D array, pandas Series or other iterable gives its items, which must be str.
+    tuple, 1-D array, pandas Series or other iterable gives its items, which must be str; a
+    missing one (None, NaN, ``pd.NA``) is an empty text, as a missing cell of a file is.
     Bytes, a mapping (dict) and a table (DataFrame) are refused with what to pass instead."""
     if isinstance(texts, str):
         if not one_text:
@@ -47,10 +48,17 @@ def as_text_list(texts, name: str = "texts", one_text: bool = True) -> list[str]
     if texts is None or not hasattr(texts, "__iter__"):
         raise NewsclfError(f"{name} must be {'a string or ' if one_text else ''}a sequence of "
                            f"strings, not {type(texts).__name__}")
-    texts = list(texts)
+    texts = [("" if _missing(text) else text) for text in texts]
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"{name}[{i}] is {type(text).__name__}, not str"
                             + ("; decode it first: data.decode('utf-8')"
                                if isinstance(text, (bytes, bytearray)) else ""))
     return texts
+
+
+def _missing(value) -> bool:
+    """Whether a value stands for a missing text: None, a float NaN (pandas' and numpy's) or
+    ``pd.NA``."""
+    return value is None or (isinstance(value, float) and value != value) or \
+        type(value).__name__ == "NAType"

@@ -43,6 +43,28 @@ def test_api_gives_no_label_for_texts_with_nothing_to_classify(predictor):
     assert probabilities[-1].max() > 1.0 / n_classes
 
 
+def test_a_missing_text_is_an_empty_text_as_in_files(predictor):
+    texts = pd.Series(["央行宣布下调存款准备金率", None, np.nan, pd.NA], dtype=object)
+    results = predictor.predict(texts)
+    assert results[0]["label"] in predictor.classes_
+    assert results[1:] == [{"label": None, "score": None, "error": "empty text"}] * 3
+
+
+def test_training_refuses_an_empty_text_in_every_entry_point(tmp_path):
+    from newsclf import TextClassifier
+
+    texts, labels = ["央行宣布下调存款准备金率", "  ", "主队加时赛绝杀"], ["财经", "财经", "体育"]
+    with pytest.raises(NewsclfError, match=r"X\[1\]: empty text"):
+        TextClassifier(epochs=1, ensemble_size=1).fit(texts, labels)
+    with pytest.raises(NewsclfError, match=r"X\[1\]: empty text"):
+        TextClassifier(epochs=1, ensemble_size=1).fit([texts[0], None, texts[2]], labels)
+    broken = tmp_path / "train.tsv"
+    broken.write_text("央行宣布下调存款准备金率\t财经\n \t财经\n主队加时赛绝杀\t体育\n",
+                      encoding="utf-8")
+    assert_user_error(run_cli("train", "--train", broken, "--output", tmp_path / "m"),
+                      "train.tsv:2: empty text")
+
+
 def test_cli_text_explain_and_files_agree_on_nothing_to_classify(sample_model, tmp_path):
     shown = run_cli("predict", "--model", sample_model, "--text", "", "--text", "🙂🙂",
                     "--text", "央行降息", "--top-k", "2")

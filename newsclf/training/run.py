@@ -56,6 +56,12 @@ def resolve_classes(train: LabelledData, dev: LabelledData | None,
         raise DataError(f"{train.source}: no training texts")
     if dev is not None and len(dev) == 0:
         raise DataError(f"{dev.source}: no dev texts; give labelled dev data or none")
+    for data in (train, dev):
+        blank = next((i for i, text in enumerate(data.texts) if not text.strip()), None) \
+            if data is not None else None
+        if blank is not None:
+            raise DataError(f"{data.source}[{blank}]: empty text; every example needs one "
+                            "(a file's empty text is refused the same way): drop it")
     seen = sorted(set(train.labels))
     classes = list(class_names) if class_names is not None else seen
     if len(seen) < 2:
