@@ -49,7 +49,7 @@ def model_info(path: str | Path) -> dict:
         "classes": list(files.labels),
         "metrics": {key: metrics[key] for key in ("dev_accuracy", "dev_macro_f1", "n_train",
                                                    "n_dev") if key in metrics},
-        "predicts_with": _predicts_with(files, metrics),
+        "predicts_with": predicts_with(files, metrics),
         "model": spec,
         "parameters": parameters,
         "bytes": {"model": sum(entry.get("bytes", 0)
@@ -91,7 +91,9 @@ def student_round(metrics: dict) -> str:
     return f" (round {kept} of {len(rounds)})"
 
 
-def _predicts_with(files: ModelFiles, metrics: dict) -> str:
+def predicts_with(files: ModelFiles, metrics: dict) -> str:
+    """What the model predicts with, as words: "one encoder", "an ensemble of 3 encoders",
+    "one student encoder distilled from an ensemble of 2"."""
     members = files.spec.ensemble_size
     if metrics.get("predicts_with") == "student":
         taught = metrics.get("members")

@@ -240,6 +240,7 @@ def create_app(model=None, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
     batcher = MicroBatcher(predictor, max_batch_texts, max_wait_ms)
     batcher.run_in_model_thread(predictor.predict, [_WARM_UP_TEXT])
     metrics = _dev_metrics(predictor.files)
+    described = _predicts_with(predictor.files)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -303,7 +304,8 @@ def create_app(model=None, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
             "backend": predictor.backend,
             "tokenizer": spec.tokenizer,
             "max_len": spec.max_len,
-            "ensemble_size": spec.ensemble_size,
+            "ensemble_size": spec.ensemble_size,  # the encoders it runs: 1 for a student
+            "predicts_with": described,
             "limits": {"max_texts": max_texts, "max_chars": max_chars},
             "batching": {"max_batch_texts": max_batch_texts, "max_wait_ms": max_wait_ms},
             "stats": asdict(batcher.stats),
@@ -340,6 +342,14 @@ def _dev_metrics(files) -> dict | None:
     recorded = dev_metrics(files)
     keys = ("predicts_with", "dev_accuracy", "dev_macro_f1", "best_epoch", "n_train", "n_dev")
     return {key: recorded[key] for key in keys if key in recorded} or None
+
+
+def _predicts_with(files) -> str:
+    """What the model predicts with, as ``newsclf info`` says it."""
+    from newsclf.info import predicts_with
+    from newsclf.modeldir import dev_metrics
+
+    return predicts_with(files, dev_metrics(files))
 
 
 def _error(status: int, detail: str) -> JSONResponse:

@@ -201,6 +201,7 @@ def test_health_info_and_docs(client, predictor, sample_model):
     assert info["backend"] == predictor.backend
     assert info["max_len"] == predictor.spec.max_len
     assert info["ensemble_size"] == predictor.spec.ensemble_size
+    assert info["predicts_with"] == "one encoder"  # as newsclf info says it
     assert info["limits"] == {"max_texts": MAX_TEXTS, "max_chars": MAX_CHARS}
     assert set(info["stats"]) == {"requests", "texts", "model_calls", "largest_batch"}
     schema = client.get("/openapi.json").json()
@@ -330,3 +331,21 @@ def test_missing_extra_says_what_to_install(monkeypatch, capsys, tmp_path):
     assert main(["serve", "--model", str(tmp_path)]) == 2
     assert capsys.readouterr().err == ('newsclf serve: error: serve needs FastAPI and uvicorn: '
                                        'pip install "newsclf[serve]"\n')
+
+
+def test_info_of_a_student_says_what_it_was_distilled_from(tmp_path, sample_model):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from newsclf.serve import create_app
+
+    model = tmp_path / "student"
+    shutil.copytree(sample_model, model)
+    record = json.loads((model / "metrics.json").read_text(encoding="utf-8"))
+    record.update(predicts_with="student", members=[{"seed": 1}, {"seed": 2}])
+    (model / "metrics.json").write_text(json.dumps(record), encoding="utf-8")
+    with TestClient(create_app(model)) as client:
+        info = client.get("/info").json()
+    assert info["predicts_with"] == "one student encoder distilled from an ensemble of 2"
+    assert info["ensemble_size"] == 1  # the encoders it runs
