@@ -55,11 +55,12 @@ def test_sentence_vectors_match_the_bundled_engine_on_1000_texts(e5, engine):
 
 
 def test_onnx_runtime_and_paddle_give_the_same_vectors(e5):
+    from newsclf.pretrained.encoder import PooledLayers
     from newsclf.pretrained.onnx import onnx_layers
 
     texts = sample_texts()[:200]
     network, _ = e5.network([e5.piece_ids(text) for text in texts])
-    assert onnx_layers(network, 2) is not None  # ONNX Runtime and paddle2onnx are installed
+    assert onnx_layers(PooledLayers(network), 384, 2) is not None  # ONNX Runtime and paddle2onnx are installed
     on_onnx = e5.sentence_vectors(texts, threads=2)
     on_paddle = e5.sentence_vectors(texts, engine="paddle")
     assert (on_onnx * on_paddle).sum(axis=1).min() >= 0.99999

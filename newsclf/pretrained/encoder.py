@@ -54,6 +54,18 @@ class PretrainedEncoder(nn.Layer):
         return x
 
 
+class PooledLayers(nn.Layer):
+    """The encoder layers of a :class:`PretrainedEncoder` from embedded pieces and their mask
+    to mean-pooled states: the part of e5 that runs on ONNX Runtime (:mod:`.onnx`)."""
+
+    def __init__(self, encoder: PretrainedEncoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, embedded, mask):
+        return mean_pool(self.encoder(None, mask, states=embedded), mask)
+
+
 def mean_pool(states, mask):
     """The mean of each text's token states over its real tokens."""
     weights = mask.astype(states.dtype).unsqueeze(-1)
@@ -112,28 +124,43 @@ class E5:
         engine computes them for texts of up to 510 pieces (longer ones are cut, where the
         engine averages windows). ``progress`` is called with each batch's size. The encoder
         layers run on ONNX Runtime (``engine="auto"``, when it and paddle2onnx are there) or
-        on the Paddle network (``"paddle"``); ``threads``: ONNX Runtime's (default: the
-        cores)."""
-        import os
+        on the Paddle network (``"paddle"``; also when the first batch's vectors differ); ``threads``:
+        ONNX Runtime's (default: the cores this process may use)."""
 
-        threads = threads or os.cpu_count() or 1
         from newsclf.pretrained.onnx import onnx_layers
+        from newsclf.workers import available_cores
 
+        if engine not in ("auto", "paddle"):
+            raise ValueError(f"engine must be 'auto' or 'paddle', not {engine!r}")
         piece_lists = [self.piece_ids(text) for text in texts]
         network, row_of = self.network(piece_lists)
-        layers = onnx_layers(network, threads) if engine == "auto" else None
+        pooled_layers = PooledLayers(network)
+        layers = (onnx_layers(pooled_layers, self.sizes.hidden, threads or available_cores())
+                  if engine == "auto" else None)
         out = np.zeros((len(texts), self.sizes.hidden), dtype=np.float32)
-        for index, rows, mask in batches(piece_lists, row_of, batch_size):
+        for number, (index, rows, mask) in enumerate(batches(piece_lists, row_of, batch_size)):
             with paddle.no_grad():
+                embedded = network.embed(paddle.to_tensor(rows))
+                on_paddle = None
+                if layers is None or number == 0:
+                    on_paddle = pooled_layers(embedded, paddle.to_tensor(mask)).numpy()
                 if layers is not None:
-                    pooled = layers(network.embed(paddle.to_tensor(rows)).numpy(), mask)
+                    pooled = layers(embedded.numpy(), mask)
+                    if on_paddle is not None and not _same_vectors(pooled, on_paddle):
+                        layers, pooled = None, on_paddle  # a converter's error: Paddle's
                 else:
-                    pooled = mean_pool(network(paddle.to_tensor(rows), paddle.to_tensor(mask)),
-                                       paddle.to_tensor(mask)).numpy()
+                    pooled = on_paddle
             out[index] = pooled
             if progress is not None:
                 progress(len(index))
         return out / np.linalg.norm(out, axis=1, keepdims=True).clip(min=1e-6)
+
+
+def _same_vectors(ours: np.ndarray, reference: np.ndarray) -> bool:
+    """Whether pooled states point the same way (cosine >= 0.9999 for every row)."""
+    cosine = (ours * reference).sum(axis=1) / (
+        np.linalg.norm(ours, axis=1) * np.linalg.norm(reference, axis=1)).clip(min=1e-12)
+    return bool(np.all(cosine >= 0.9999))
 
 
 def load_strictly(network: nn.Layer, weights: dict) -> None:

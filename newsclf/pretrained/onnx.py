@@ -1,5 +1,5 @@
 """e5's encoder layers on ONNX Runtime: the same sentence vectors as the Paddle network (the
-graph is exported from it), several times faster on a CPU. The piece embeddings stay in numpy:
+graph is exported from it), faster on a CPU. The piece embeddings stay in numpy:
 only the rows of a run's pieces are ever read (:mod:`.encoder`)."""
 
 from __future__ import annotations
@@ -8,23 +8,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
-from newsclf.model.layers import configure_paddle
-from newsclf.pretrained.encoder import mean_pool
-
-paddle = configure_paddle()
-import paddle.nn as nn  # noqa: E402
-
-
-class _PooledLayers(nn.Layer):
-    """Embedded pieces ``[batch, length, hidden]`` and their mask to mean-pooled states."""
-
-    def __init__(self, encoder):
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, embedded, mask):
-        return mean_pool(self.encoder(None, mask, states=embedded), mask)
 
 
 class OnnxLayers:
@@ -45,10 +28,10 @@ class OnnxLayers:
         return self.session.run(None, {"embedded": embedded, "mask": mask})[0]
 
 
-def onnx_layers(encoder, threads: int) -> OnnxLayers | None:
-    """The encoder layers of ``encoder`` on ONNX Runtime, or None when ONNX Runtime or
-    paddle2onnx is missing or the conversion fails (the Paddle network computes the vectors
-    then)."""
+def onnx_layers(pooled_layers, hidden: int, threads: int) -> OnnxLayers | None:
+    """``pooled_layers`` (a Paddle layer from embedded pieces ``[batch, length, hidden]`` and
+    their mask to pooled states) on ONNX Runtime, or None when ONNX Runtime or paddle2onnx is
+    missing or the conversion fails: the Paddle network computes the vectors then."""
     from paddle.static import InputSpec
 
     from newsclf.model.export import export_onnx, save_static
@@ -56,13 +39,14 @@ def onnx_layers(encoder, threads: int) -> OnnxLayers | None:
 
     if not onnx_runtime_installed():
         return None
-    hidden = encoder.position_embeddings.weight.shape[1]
     with tempfile.TemporaryDirectory(prefix="newsclf-e5-") as folder:
-        prefix = str(Path(folder) / "layers")
-        save_static(_PooledLayers(encoder), prefix, [
-            InputSpec([None, None, hidden], "float32", name="embedded"),
-            InputSpec([None, None], "bool", name="mask")])
-        onnx_path = Path(folder) / "layers.onnx"
-        if export_onnx(prefix, onnx_path) is not None:
+        prefix, onnx_path = str(Path(folder) / "layers"), Path(folder) / "layers.onnx"
+        try:
+            save_static(pooled_layers, prefix, [
+                InputSpec([None, None, hidden], "float32", name="embedded"),
+                InputSpec([None, None], "bool", name="mask")])
+            if export_onnx(prefix, onnx_path) is not None:
+                return None
+            return OnnxLayers(onnx_path, threads)
+        except Exception:  # any failure of a converter: the Paddle graph is always there
             return None
-        return OnnxLayers(onnx_path, threads)

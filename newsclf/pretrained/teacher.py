@@ -85,7 +85,7 @@ def e5_teacher(texts: list[str], labels: np.ndarray, dev_texts: list[str] | None
 
     def compute(chunk):
         with math_threads(2):
-            return e5.sentence_vectors(chunk, batch_size=128)
+            return e5.sentence_vectors(chunk, batch_size=128, threads=2)
 
     vectors = cached_vectors(everything, folder, compute)
     head, c = fit_head(vectors[:len(labels)], labels, seed)
