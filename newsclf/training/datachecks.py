@@ -27,14 +27,15 @@ def data_warnings(train: LabelledData, dev: LabelledData | None,
                         "model will hardly learn them: add labelled texts of them")
     if dev is None:
         return warnings
-    known = {normalize(text) for text in train.texts}
-    shared = sum(normalize(text) in known for text in dev.texts)
+    known = {hash(normalize(text)) for text in train.texts}  # hashes: flat in the texts' size
+    shared = sum(hash(normalize(text)) in known for text in dev.texts)
     if shared and shared >= OVERLAP_WARNING_SHARE * len(dev):
         warnings.append(f"{dev.source}: {shared} of its {len(dev)} texts ({shared / len(dev):.0%}) "
                         f"are also in the training data {train.source}: dev scores on them "
                         "measure memory, and early stopping and the choice of the best epoch "
                         "rely on them; give dev texts the model does not train on")
-    absent = [name for name in classes if name not in set(dev.labels)]
+    in_dev = set(dev.labels)
+    absent = [name for name in classes if name not in in_dev]
     if absent:
         warnings.append(f"{dev.source}: no dev text of class(es) "
                         f"{', '.join(map(repr, absent[:10]))}{', ...' if len(absent) > 10 else ''}"
