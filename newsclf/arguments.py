@@ -48,9 +48,11 @@ def as_text_list(texts, name: str = "texts", one_text: bool = True) -> list[str]
     if texts is None or not hasattr(texts, "__iter__"):
         raise NewsclfError(f"{name} must be {'a string or ' if one_text else ''}a sequence of "
                            f"strings, not {type(texts).__name__}")
-    texts = [("" if _missing(text) else text) for text in texts]
+    texts = list(texts)
     for i, text in enumerate(texts):
-        if not isinstance(text, str):
+        if not isinstance(text, str) and _missing(text):
+            texts[i] = ""
+        elif not isinstance(text, str):
             raise TypeError(f"{name}[{i}] is {type(text).__name__}, not str"
                             + ("; decode it first: data.decode('utf-8')"
                                if isinstance(text, (bytes, bytearray)) else ""))
@@ -58,7 +60,13 @@ def as_text_list(texts, name: str = "texts", one_text: bool = True) -> list[str]
 
 
 def _missing(value) -> bool:
-    """Whether a value stands for a missing text: None, a float NaN (pandas' and numpy's) or
-    ``pd.NA``."""
-    return value is None or (isinstance(value, float) and value != value) or \
-        type(value).__name__ == "NAType"
+    """Whether a value stands for a missing text: None, NaN, NaT or ``pd.NA``, as pandas
+    decides for a scalar."""
+    if value is None:
+        return True
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value)) if pd.api.types.is_scalar(value) else False
+    except (TypeError, ValueError):
+        return False
