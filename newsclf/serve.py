@@ -305,7 +305,7 @@ def create_app(model=None, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
             "tokenizer": spec.tokenizer,
             "max_len": spec.max_len,
             "ensemble_size": spec.ensemble_size,  # the encoders it runs: 1 for a student
-            "predicts_with": described,
+            "model_kind": described,
             "limits": {"max_texts": max_texts, "max_chars": max_chars},
             "batching": {"max_batch_texts": max_batch_texts, "max_wait_ms": max_wait_ms},
             "stats": asdict(batcher.stats),

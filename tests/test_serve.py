@@ -201,7 +201,7 @@ def test_health_info_and_docs(client, predictor, sample_model):
     assert info["backend"] == predictor.backend
     assert info["max_len"] == predictor.spec.max_len
     assert info["ensemble_size"] == predictor.spec.ensemble_size
-    assert info["predicts_with"] == "one encoder"  # as newsclf info says it
+    assert info["model_kind"] == "one encoder"  # as newsclf info says what it predicts with
     assert info["limits"] == {"max_texts": MAX_TEXTS, "max_chars": MAX_CHARS}
     assert set(info["stats"]) == {"requests", "texts", "model_calls", "largest_batch"}
     schema = client.get("/openapi.json").json()
@@ -305,7 +305,8 @@ def test_taken_port_is_one_line(sample_model):
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        assert_user_error(run_cli("serve", "--model", sample_model, "--port", port),
+        assert_user_error(run_cli("serve", "--model", sample_model, "--port", port,
+                                  in_process=False),
                           f"cannot listen on 127.0.0.1:{port}", "choose another --port")
 
 
@@ -347,5 +348,5 @@ def test_info_of_a_student_says_what_it_was_distilled_from(tmp_path, sample_mode
     (model / "metrics.json").write_text(json.dumps(record), encoding="utf-8")
     with TestClient(create_app(model)) as client:
         info = client.get("/info").json()
-    assert info["predicts_with"] == "one student encoder distilled from an ensemble of 2"
+    assert info["model_kind"] == "one student encoder distilled from an ensemble of 2"
     assert info["ensemble_size"] == 1  # the encoders it runs
