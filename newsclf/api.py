@@ -32,6 +32,8 @@ def train(train, dev=None, output: str | Path = "model", *, classes=None, unlabe
     Errors the user can fix raise :class:`~newsclf.errors.NewsclfError`."""
     from newsclf.config import TrainConfig
     from newsclf.datafiles import read_class_names
+    from newsclf.datafiles.labelled import class_names_of
+    from newsclf.errors import NewsclfError
     from newsclf.predictor import Predictor
     from newsclf.training import train as train_run
     from newsclf.training.distill import check_unlabeled_allowed, unlabeled_text_list
@@ -39,8 +41,13 @@ def train(train, dev=None, output: str | Path = "model", *, classes=None, unlabe
     log = _to_stderr if verbose else _quiet
     values = TrainConfig.from_file(config).to_dict() if config is not None else {}
     train_config = TrainConfig.from_dict({**values, **settings}, source="newsclf.train")
+    if not isinstance(output, (str, Path)):
+        raise NewsclfError(f"output must be the path of the model directory to write, not "
+                           f"{type(output).__name__}")
     if isinstance(classes, (str, Path)):
         classes = read_class_names(classes, encoding)
+    elif classes is not None:
+        classes = class_names_of(classes)
     layout = dict(fmt=fmt, text_column=text_column, label_column=label_column, header=header,
                   encoding=encoding, sheet=sheet)
     train_data = _labelled(train, "train", classes, layout, log)
@@ -62,7 +69,14 @@ def _labelled(data, name: str, classes: Sequence[str] | None, layout: dict, log)
     from newsclf.errors import NewsclfError
 
     if isinstance(data, LabelledData):
-        return data
+        from newsclf.arguments import as_text_list
+
+        texts = as_text_list(data.texts, f"{name} texts", one_text=False)
+        wrong = next((label for label in data.labels if not isinstance(label, str)), None)
+        if wrong is not None:
+            raise NewsclfError(f"{name}: its labels must be class names (str), found "
+                               f"{type(wrong).__name__} {wrong!r}")
+        return LabelledData(texts, list(data.labels), data.source, data.layout)
     if not isinstance(data, (str, Path)):
         raise NewsclfError(f"{name} must be the path of a labelled file or LabelledData, not "
                            f"{type(data).__name__}; for texts and labels in memory use "

@@ -147,20 +147,42 @@ def read_class_names(path: str | Path, encoding: str | None = None) -> ClassName
     (surrounding spaces and invisible characters removed), so a name and a label that look the
     same are the same class."""
     lines = read_file_text(path, encoding).split("\n")
-    names = [_clean_label(line) for line in lines]
-    while names and not names[-1]:
-        names.pop()
-    if not names:
+    while lines and not _clean_label(lines[-1]):
+        lines.pop()
+    if not lines:
         raise DataError(f"{path}: class-names file is empty; write one class name per line")
+    return _checked_class_names(lines, str(path), lambda number: f"{path}:{number}", "lines")
+
+
+def class_names_of(names, source: str = "classes") -> list[str]:
+    """A list of class names given in Python (position N is label id N), checked and cleaned
+    as :func:`read_class_names` checks a file's lines."""
+    names = list(names)
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise DataError(f"{source}[{index}] is {type(name).__name__}, not str; give the "
+                            "class names as strings")
+    if not names:
+        raise DataError(f"{source}: no class names")
+    return list(_checked_class_names(names, source, lambda number: f"{source}[{number - 1}]",
+                                     "positions"))
+
+
+def _checked_class_names(lines: list[str], source: str, where, what: str) -> ClassNames:
+    """Cleaned names of ``lines``, refusing an empty or repeated one (``where(N)`` names the
+    N-th, from 1)."""
+    names = [_clean_label(line) for line in lines]
     first_line: dict = {}
     for number, name in enumerate(names, 1):
         if not name:
-            raise DataError(f"{path}:{number}: empty class name")
+            raise DataError(f"{where(number)}: empty class name")
         if name in first_line:
             first = first_line[name]
             cleaned = (", once spaces and invisible characters are removed"
                        if lines[first - 1] != lines[number - 1] else "")
-            raise DataError(f"{path}:{number}: class {name!r} is listed twice (lines {first} "
-                            f"and {number}{cleaned}); list each class once")
+            shown = (f"{what} {first} and {number}" if what == "lines"
+                     else f"{what} {first - 1} and {number - 1}")
+            raise DataError(f"{where(number)}: class {name!r} is listed twice ({shown}"
+                            f"{cleaned}); list each class once")
         first_line[name] = number
-    return ClassNames(names, str(path))
+    return ClassNames(names, source)
