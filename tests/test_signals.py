@@ -35,12 +35,13 @@ def sample_texts():
 
 @pytest.fixture(scope="module")
 def big_csv(tmp_path_factory, sample_texts):
-    """100,000 rows: 20 chunks, far more than any run here gets through before it is stopped."""
+    """400,000 rows: 80 chunks, far more than any run here gets through before it is stopped,
+    even when the test itself is starved of CPU on a loaded machine."""
     path = tmp_path_factory.mktemp("input") / "big.csv"
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "text"])
-        writer.writerows((i, sample_texts[i % len(sample_texts)]) for i in range(100_000))
+        writer.writerows((i, sample_texts[i % len(sample_texts)]) for i in range(400_000))
     return path
 
 
