@@ -21,16 +21,54 @@ def _onnx_extra_installed() -> bool:
 FAST_BACKEND = "onnx" if _onnx_extra_installed() else "inference"
 
 
-def run_cli(*args, cwd=None, timeout=600):
-    """Run the real ``newsclf`` command in a subprocess (this checkout's, from any ``cwd``);
-    returns CompletedProcess."""
+def run_cli(*args, cwd=None, timeout=600, in_process=True):
+    """Run the ``newsclf`` command (this checkout's, from any ``cwd``); returns
+    CompletedProcess. In this process through :func:`newsclf.cli.main`, as ``python -m newsclf``
+    runs it (no new interpreter, no new import of Paddle), unless ``in_process=False`` or a
+    ``NEWSCLF_*`` environment variable is set (``NEWSCLF_TESTS_IN_SUBPROCESS=1`` for all of
+    them): a real subprocess, for what a process boundary decides (signals, the exit of a
+    crashed or killed process, ``timeout``)."""
     import os
     import subprocess
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "newsclf", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd or ROOT, timeout=timeout, env=env)
+    # a NEWSCLF_ variable (a crash at the N-th write of the process...) is for a process of
+    # its own
+    if not in_process or any(name.startswith("NEWSCLF_") for name in os.environ):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        return subprocess.run([sys.executable, "-m", "newsclf", *map(str, args)],
+                              capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout,
+                              env=env)
+    return _run_in_process([str(arg) for arg in args], cwd or ROOT)
+
+
+def _run_in_process(argv: list[str], cwd):
+    """:func:`run_cli` in this process: a CompletedProcess of its exit status and output."""
+    import io
+    import os
+    import subprocess
+    import traceback
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from newsclf.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse's refusals, --help, --version
+                code = exc.code if isinstance(exc.code, int) else (exc.code is not None)
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+            except BaseException:  # what the interpreter would print for an uncaught error
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(["newsclf", *argv], code, out.getvalue(), err.getvalue())
 
 
 def sample_head(folder: Path, name: str, lines: int) -> Path:

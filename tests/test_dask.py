@@ -232,7 +232,7 @@ def test_cli_errors_are_one_line(client, sample_model, inputs, tmp_path, monkeyp
     full.mkdir()
     (full / "part-00000.csv").write_text("old\n")
     assert_user_error(run_cli(*base, "--input", inputs[0], "--output", full, "--scheduler",
-                              address), "not empty", "part-00000.csv")
+                              address, in_process=False), "not empty", "part-00000.csv")
     assert_user_error(run_cli(*base, "--input", inputs[0], "--output", tmp_path / "o",
                               "--scheduler", address, "--workers", "2"), "--workers goes with")
     with socket.socket() as unused:
@@ -240,7 +240,7 @@ def test_cli_errors_are_one_line(client, sample_model, inputs, tmp_path, monkeyp
         port = unused.getsockname()[1]
     monkeypatch.setenv("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "1s")
     assert_user_error(run_cli(*base, "--input", inputs[0], "--output", tmp_path / "o",
-                              "--scheduler", f"tcp://127.0.0.1:{port}"),
+                              "--scheduler", f"tcp://127.0.0.1:{port}", in_process=False),
                       "cannot reach the Dask scheduler", "dask scheduler")
 
 

@@ -127,7 +127,7 @@ def test_nproc_per_node_failures_and_mistakes_are_one_line(tmp_path):
                           "--nproc-per-node must be at least 1")
     # a failing process: its own error, then the line naming its log; the exit code passes
     result = run_cli("train", "--train", tmp_path / "missing.tsv", "--output",
-                     tmp_path / "model", "--nproc-per-node", "2", cwd=tmp_path)
+                     tmp_path / "model", "--nproc-per-node", "2", cwd=tmp_path, in_process=False)
     assert result.returncode == 2, result.stderr
     assert "missing.tsv: file not found" in result.stderr
     last = result.stderr.strip().splitlines()[-1]

@@ -192,7 +192,7 @@ def test_training_writes_the_png_without_font_messages(tmp_path, monkeypatch):
     out = tmp_path / "model"
     result = run_cli("train", "--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv",
                      "--output", out, "--epochs", "1", "--ensemble-size", "1", "--no-export",
-                     "--no-progress", timeout=300)
+                     "--no-progress", timeout=300, in_process=False)
     assert result.returncode == 0, result.stderr
     assert (out / "eval_dev" / "confusion_matrix.png").is_file()
     for fragment in ("MissingFontWarning", "Warning", "font_manager", "fontManager", "findfont",
