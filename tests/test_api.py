@@ -48,3 +48,17 @@ def test_texts_in_memory_are_pointed_to_the_estimator(tmp_path):
 def test_a_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(newsclf.NewsclfError, match="absent.tsv"):
         newsclf.train(tmp_path / "absent.tsv", output=tmp_path / "m", **TINY)
+
+
+def test_data_and_classes_given_in_python_are_checked_like_files(tmp_path):
+    from newsclf.datafiles import LabelledData
+
+    train = sample_head(tmp_path, "train.tsv", 50)
+    with pytest.raises(newsclf.NewsclfError, match=r"classes\[2\]: class 'a' is listed twice"):
+        newsclf.train(train, output=tmp_path / "m", classes=["a", "b", "a"], **TINY)
+    with pytest.raises(newsclf.NewsclfError, match="labels must be class names"):
+        newsclf.train(LabelledData(["沪指收涨", "主队绝杀"], [1, 2], "memory"),
+                      output=tmp_path / "m", **TINY)
+    with pytest.raises(newsclf.NewsclfError, match="output must be the path"):
+        newsclf.train(train, output=None, **TINY)
+    assert not (tmp_path / "m").exists()
