@@ -124,9 +124,8 @@ class E5:
         engine computes them for texts of up to 510 pieces (longer ones are cut, where the
         engine averages windows). ``progress`` is called with each batch's size. The encoder
         layers run on ONNX Runtime (``engine="auto"``, when it and paddle2onnx are there) or
-        on the Paddle network (``"paddle"``; also when the first batch's vectors differ); ``threads``:
-        ONNX Runtime's (default: the cores this process may use)."""
-
+        on the Paddle network (``"paddle"``, and when ONNX Runtime's first batch differs from
+        it); ``threads``: ONNX Runtime's (default: the cores this process may use)."""
         from newsclf.pretrained.onnx import onnx_layers
         from newsclf.workers import available_cores
 
@@ -141,15 +140,11 @@ class E5:
         for number, (index, rows, mask) in enumerate(batches(piece_lists, row_of, batch_size)):
             with paddle.no_grad():
                 embedded = network.embed(paddle.to_tensor(rows))
-                on_paddle = None
-                if layers is None or number == 0:
+                pooled = layers(embedded.numpy(), mask) if layers is not None else None
+                if pooled is None or number == 0:  # the first batch checks the converted graph
                     on_paddle = pooled_layers(embedded, paddle.to_tensor(mask)).numpy()
-                if layers is not None:
-                    pooled = layers(embedded.numpy(), mask)
-                    if on_paddle is not None and not _same_vectors(pooled, on_paddle):
-                        layers, pooled = None, on_paddle  # a converter's error: Paddle's
-                else:
-                    pooled = on_paddle
+                    if pooled is None or not _same_vectors(pooled, on_paddle):
+                        layers, pooled = None, on_paddle
             out[index] = pooled
             if progress is not None:
                 progress(len(index))
