@@ -239,8 +239,12 @@ def create_app(model=None, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
     predictor = _load_predictor(model, backend, threads)
     batcher = MicroBatcher(predictor, max_batch_texts, max_wait_ms)
     batcher.run_in_model_thread(predictor.predict, [_WARM_UP_TEXT])
-    metrics = _dev_metrics(predictor.files)
-    described = _predicts_with(predictor.files)
+    from newsclf.info import predicts_with
+    from newsclf.modeldir import dev_metrics
+
+    recorded = dev_metrics(predictor.files)
+    metrics = _dev_metrics(recorded)
+    described = predicts_with(predictor.files, recorded)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -335,21 +339,10 @@ def _load_predictor(model, backend: str, threads: int | None):
     return Predictor.from_dir(model, backend=backend, threads=threads or default_threads())
 
 
-def _dev_metrics(files) -> dict | None:
-    """The dev scores recorded in the model directory (None without them)."""
-    from newsclf.modeldir import dev_metrics
-
-    recorded = dev_metrics(files)
+def _dev_metrics(recorded: dict) -> dict | None:
+    """The dev scores among a model directory's ``recorded`` metrics (None without them)."""
     keys = ("predicts_with", "dev_accuracy", "dev_macro_f1", "best_epoch", "n_train", "n_dev")
     return {key: recorded[key] for key in keys if key in recorded} or None
-
-
-def _predicts_with(files) -> str:
-    """What the model predicts with, as ``newsclf info`` says it."""
-    from newsclf.info import predicts_with
-    from newsclf.modeldir import dev_metrics
-
-    return predicts_with(files, dev_metrics(files))
 
 
 def _error(status: int, detail: str) -> JSONResponse:
