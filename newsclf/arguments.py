@@ -50,12 +50,13 @@ def as_text_list(texts, name: str = "texts", one_text: bool = True) -> list[str]
                            f"strings, not {type(texts).__name__}")
     texts = list(texts)
     for i, text in enumerate(texts):
-        if not isinstance(text, str) and _missing(text):
-            texts[i] = ""
-        elif not isinstance(text, str):
+        if isinstance(text, str):
+            continue
+        if not _missing(text):
             raise TypeError(f"{name}[{i}] is {type(text).__name__}, not str"
                             + ("; decode it first: data.decode('utf-8')"
                                if isinstance(text, (bytes, bytearray)) else ""))
+        texts[i] = ""
     return texts
 
 
