@@ -297,7 +297,8 @@ def test_a_teacher_of_two_members_averages_their_probabilities():
 
     config = TrainConfig(d_model=16, n_heads=2, d_ff=32, ensemble_size=2)
     spec = dataclasses.replace(config.model_spec(vocab_size=50, n_classes=3), ensemble_size=1)
-    setup = types.SimpleNamespace(config=config, model_spec=lambda: spec, pretrained=None)
+    setup = types.SimpleNamespace(config=config, model_spec=lambda: spec, pretrained=None,
+                                  train_ids=[], y_train=np.array([]))
     paddle.seed(1)
     members = [build_network(spec), build_network(spec)]
     for member in members:
@@ -555,7 +556,8 @@ def test_the_student_loss_is_the_kl_to_its_teacher_and_alpha_of_the_label():
 
     config = TrainConfig(d_model=16, n_heads=2, d_ff=32, distill_alpha=0.0, ensemble_size=1)
     spec = config.model_spec(vocab_size=50, n_classes=3)
-    setup = types.SimpleNamespace(config=config, model_spec=lambda: spec, pretrained=None)
+    setup = types.SimpleNamespace(config=config, model_spec=lambda: spec, pretrained=None,
+                                  train_ids=[], y_train=np.array([]))
     paddle.seed(0)
     member = build_network(spec)
     member.eval()

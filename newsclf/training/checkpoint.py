@@ -102,3 +102,32 @@ def load_checkpoint(directory: Path, output_dir: Path) -> tuple[dict, dict]:
         raise NewsclfError(f"{tensors_path}: does not match {CHECKPOINT_STATE} (interrupted "
                            "write?); train without --resume")
     return state, load_safetensors(blob)
+
+
+# what a checkpoint's records of its run are, for a refused --resume
+_RUN_RECORDS = {"classes": "classes", "vocab_size": "vocabulary", "vocab_head": "vocabulary",
+                "n_train": "training texts or labels", "train_sha256": "training texts or labels",
+                "n_dev": "dev texts or labels", "dev_sha256": "dev texts or labels",
+                "unlabeled_sha256": "unlabelled texts", "n_unlabeled": "unlabelled texts",
+                "user_dict_sha256": "user dictionary (or one read as it was, by an earlier "
+                                    "release: this one cleans it)"}
+
+
+def check_same_run(saved: dict, identity: dict, output_dir: Path) -> None:
+    """Refuse to resume from a checkpoint whose records of its run (``saved``) differ from
+    this run's ``identity``, naming what differs (the settings with both values). A record an
+    earlier release did not keep (the data's hashes) is not compared, but for the user
+    dictionary's: those releases segmented with the file as it was, not cleaned."""
+    changed = sorted(k for k in identity if saved.get(
+        k, None if k == "user_dict_sha256" else identity[k]) != identity[k])
+    if not changed:
+        return
+    if "config" in changed:
+        settings = saved.get("config") or {}
+        changed[changed.index("config")] = "settings (" + ", ".join(
+            f"{name} {settings.get(name)!r}, now {value!r}"
+            for name, value in identity["config"].items() if settings.get(name) != value) + ")"
+    changed = list(dict.fromkeys(_RUN_RECORDS.get(name, name) for name in changed))
+    raise NewsclfError(f"{output_dir}: the checkpoint was made with other "
+                       f"{', '.join(changed)}; resume with the same data and settings, "
+                       "or train without --resume")

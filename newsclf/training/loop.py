@@ -19,21 +19,22 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from newsclf.config import TrainConfig
-from newsclf.data import drop_tokens, pad_batch
-from newsclf.errors import NewsclfError, TrainingDiverged
+from newsclf.data import pad_batch
+from newsclf.errors import TrainingDiverged
 from newsclf.layouts import CHECKPOINT_DIR, CHECKPOINT_STATE
 from newsclf.modeldir import save_model_dir
 from newsclf.spec import USER_DICT_FILE
 from newsclf.tokenize import UserDictionary
-from newsclf.training.checkpoint import (load_checkpoint, optimizer_tensors, restore_optimizer,
-                                         save_checkpoint)
+from newsclf.training.checkpoint import (check_same_run, load_checkpoint, optimizer_tensors,
+                                         restore_optimizer, save_checkpoint)
 from newsclf.training.distributed import Parallel
+from newsclf.training.objectives import LabelObjective
 from newsclf.training.report import EpochReport, distill_round, encoder_name
 from newsclf.vocab import Vocab
 
@@ -187,15 +188,6 @@ class MemberResult:
                    tensors.get("best_dev_probabilities"))
 
 
-# what a checkpoint's records of its run (RunSetup.run_identity) are, for a refused --resume
-_RUN_RECORDS = {"classes": "classes", "vocab_size": "vocabulary", "vocab_head": "vocabulary",
-                "n_train": "training texts or labels", "train_sha256": "training texts or labels",
-                "n_dev": "dev texts or labels", "dev_sha256": "dev texts or labels",
-                "unlabeled_sha256": "unlabelled texts", "n_unlabeled": "unlabelled texts",
-                "user_dict_sha256": "user dictionary (or one read as it was, by an earlier "
-                                    "release: this one cleans it)"}
-
-
 # Paddle trains on one thread. A model that trains alone in its process, the only encoder or
 # the student after the members, would leave a second core idle: on two threads its steps take
 # about 17% less time. Two, not the core count, because the thread count changes the last bits
@@ -221,195 +213,243 @@ def train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> Me
 
 
 def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> MemberResult:
-    from newsclf.runtime import configure_paddle
-
-    paddle = configure_paddle()
-    import paddle.nn.functional as F
-
-    from newsclf.evaluation.metrics import accuracy_and_macro_f1
-    from newsclf.model.inference import predict_scores, softmax
-    from newsclf.model.layers import build_network, load_weights, weights_of
-
-    config, train_ids, has_dev = setup.config, setup.train_ids, setup.y_dev is not None
-    seed = member_seed(config.seed, member)
-    name = setup.model_name(member)
-    seed_everything(seed)
-    model = build_network(setup.member_spec(), dropout=config.dropout,
-                          attn_dropout=config.attn_dropout, emb_dropout=config.emb_dropout)
-    if setup.initial_weights is not None:
-        load_weights(model, setup.initial_weights)
-    elif setup.initial_embedding is not None:
-        model.embedding.weight.set_value(setup.initial_embedding)
-    network = paddle.DataParallel(model) if parallel.world > 1 else model
-    lengths = np.array([len(ids) for ids in train_ids])
-    steps_per_epoch = -(-len(train_ids) // (config.batch_size * parallel.world))
-    schedule = learning_rate(config, steps_per_epoch * config.epochs)
-    decay = {p.name for p in model.parameters() if len(p.shape) >= 2}
-    optimizer = paddle.optimizer.AdamW(
-        learning_rate=schedule, parameters=model.parameters(), weight_decay=config.weight_decay,
-        apply_decay_param_fun=lambda param_name: param_name in decay,
-        # auto_skip_clip: no multiplication by 1 when the norm is within the limit (the same
-        # result, 10% of a step saved)
-        grad_clip=(paddle.nn.ClipGradByGlobalNorm(config.clip_norm, auto_skip_clip=True)
-                   if config.clip_norm else None))
-
-    if setup.student:
-        from newsclf.training.student import StudentObjective, vary_batch
-
-        objective = StudentObjective(setup, setup.teacher)
-    checkpoint_dir = setup.checkpoint_dir(member)
-    identity = {**setup.run_identity, "member": member}
-    best, best_epoch, waited, history, first_epoch = None, 0, 0, [], 1
-    best_probabilities, best_weights = None, None
-    # an ensemble member (or the student) that had not saved its first epoch when the run
-    # stopped starts afresh (members are independent, the student starts after them); a run
-    # with no checkpoint at all is refused by the caller
-    others_saved = config.ensemble_size > 1 and any(
-        (setup.output_dir / CHECKPOINT_DIR).glob("*/" + CHECKPOINT_STATE))
-    member_not_started = (setup.resume and others_saved
-                          and not (checkpoint_dir / CHECKPOINT_STATE).is_file())
-    if member_not_started:
-        report("log", f"{name}has no checkpoint yet: it starts from its first epoch")
-    if setup.resume and not member_not_started:
-        state, tensors = load_checkpoint(checkpoint_dir, setup.output_dir)
-        # a record an earlier release did not keep (the data's hashes) is not compared, but for
-        # the user dictionary's: those releases segmented with the file as it was, not cleaned
-        changed = sorted(k for k in identity if state["run"].get(
-            k, None if k == "user_dict_sha256" else identity[k]) != identity[k])
-        if changed:
-            if "config" in changed:  # say which settings, with the checkpoint's values
-                saved = state["run"].get("config") or {}
-                changed[changed.index("config")] = "settings (" + ", ".join(
-                    f"{name} {saved.get(name)!r}, now {value!r}"
-                    for name, value in identity["config"].items()
-                    if saved.get(name) != value) + ")"
-            changed = list(dict.fromkeys(_RUN_RECORDS.get(name, name) for name in changed))
-            raise NewsclfError(f"{setup.output_dir}: the checkpoint was made with other "
-                               f"{', '.join(changed)}; resume with the same data and settings, "
-                               "or train without --resume")
-        saved_result = MemberResult.from_checkpoint(seed, state, tensors)
-        if state.get("finished"):
-            report("skip", len(train_ids) * config.epochs)
-            report("log", f"{name}already finished (best epoch {state['best_epoch']})")
-            _report_earlier_epochs(report, member, setup, state["history"], finished=True)
-            return saved_result
-        load_weights(model, {k[len("model/"):]: v for k, v in tensors.items()
-                             if k.startswith("model/")})
-        restore_optimizer(optimizer, model, tensors, state["scheduler"])
-        history, best_epoch, waited = state["history"], state["best_epoch"], state["waited"]
-        best = history[best_epoch - 1] if best_epoch else None
-        first_epoch = state["epoch"] + 1
-        best_probabilities, best_weights = saved_result.probabilities, saved_result.weights
-        report("skip", len(train_ids) * state["epoch"])
-        report("log", f"{name}resuming after epoch {state['epoch']} (best so far: epoch "
-                      f"{best_epoch})")
-        _report_earlier_epochs(report, member, setup, history, finished=False)
-
-    saved = first_epoch - 1  # the last epoch whose checkpoint is complete
+    training = _Training(member, setup, report, parallel)
+    progress = training.restored()
+    if isinstance(progress, MemberResult):  # it had finished before the run was interrupted
+        return progress
+    saved = progress.epoch  # the last epoch whose checkpoint is complete
+    epoch = saved + 1
     try:
-        for epoch in range(first_epoch, config.epochs + 1):
-            model.train()
-            paddle.seed(epoch_seed(seed, epoch) + parallel.rank)
-            rng = np.random.RandomState(epoch_seed(seed, epoch))
-            # every process draws the same global batches and trains on its share of each
-            batches = shuffled_batches(lengths, config.batch_size * parallel.world, rng)
-            if parallel.world > 1:  # each process its own token dropout
-                rng = np.random.RandomState([epoch_seed(seed, epoch), parallel.rank])
-            epoch_start, total_loss, seen, epoch_texts = time.perf_counter(), 0.0, 0, 0
-            for step, batch in enumerate(batches, 1):
-                index = parallel.share(batch)
-                ids = pad_batch([train_ids[i] for i in index])
-                if setup.student:
-                    spliced, teacher_ids = vary_batch(ids, train_ids, rng,
-                                                      config.distill_splice,
-                                                      config.distill_token_dropout)
-                else:
-                    drop_tokens(ids, rng, config.token_dropout)
-                ids = paddle.to_tensor(ids)
-                logits = network(ids)
-                if setup.student:
-                    loss = objective(logits, paddle.to_tensor(teacher_ids),
-                                     setup.y_train[index], ~spliced, index)
-                else:
-                    loss = F.cross_entropy(logits, paddle.to_tensor(setup.y_train[index]),
-                                           label_smoothing=config.label_smoothing)
-                loss.backward()
-                optimizer.step()
-                optimizer.clear_grad()
-                schedule.step()
-                # the step's one read of the loss: it waits for the step, checking it is free
-                step_loss = float(loss)
-                if not math.isfinite(step_loss):
-                    raise diverged(setup, member, "loss", step_loss,
-                                   f"at epoch {epoch} (step {step})")
-                total_loss += step_loss * len(index)
-                seen += len(index)
-                epoch_texts += len(batch)
-                report("texts", len(batch))
-            record = {"epoch": epoch, "train_loss": round(total_loss / seen, 6),
-                      "lr": float(schedule.get_lr())}
-            if has_dev:
-                probabilities = parallel.gather_rows(
-                    softmax(predict_scores(model, setup.dev_ids[parallel.rank::parallel.world])),
-                    len(setup.dev_ids))
-            # the epoch's last step may have blown the weights up after its loss was read (a
-            # batch of training texts shows it when there are no dev texts)
-            outputs = (probabilities if has_dev else
-                       predict_scores(model, train_ids[:config.batch_size]))
-            if not np.isfinite(outputs).all():
-                raise diverged(setup, member, "predictions", math.nan, f"after epoch {epoch}")
-            if has_dev:
-                accuracy, macro_f1 = accuracy_and_macro_f1(
-                    setup.y_dev, probabilities.argmax(axis=1), len(setup.classes))
-                record.update(dev_accuracy=accuracy, dev_macro_f1=macro_f1)
-            seconds = time.perf_counter() - epoch_start
-            history.append(record)
-            improved = not has_dev or best is None or record["dev_macro_f1"] > best["dev_macro_f1"]
-            stopped = False
-            if improved:
-                best, best_epoch, waited = record, epoch, 0
-                best_weights = weights_of(model)
-                if has_dev:
-                    best_probabilities = probabilities
-            else:
-                waited += 1
-                stopped = waited >= config.patience and epoch < config.epochs
+        for epoch in range(saved + 1, setup.config.epochs + 1):
+            record, probabilities = training.train_epoch(epoch)
+            improved, stopped = progress.update(record, training.model, probabilities,
+                                                setup.config)
             if not parallel.writer:
                 if stopped:
                     break
                 continue
-            timing = {"epoch_seconds": round(seconds, 2), "texts_per_second": round(epoch_texts / seconds, 1)}
-            report("epoch", EpochReport(member, setup.student,
-                                        {**setup.record_tag(member), **record, **timing},
-                                        stopped_early=stopped))
-
-            if improved and config.ensemble_size == 1:  # usable from the first epoch on
-                save_model_dir(setup.output_dir, weights=best_weights,
-                               **setup.model_dir_contents(parallel.world))
-            finished = stopped or epoch == config.epochs
-            extra = {"best/" + k: v for k, v in best_weights.items()}
-            if best_probabilities is not None:
-                extra["best_dev_probabilities"] = best_probabilities
-            optimizer_state, scheduler = optimizer_tensors(optimizer, model)
-            save_checkpoint(checkpoint_dir, {
-                "run": identity, "epoch": epoch, "history": history, "best_epoch": best_epoch,
-                "waited": waited, "finished": finished, "scheduler": scheduler}, {
-                **optimizer_state, **{"model/" + k: v for k, v in weights_of(model).items()},
-                **extra})
+            training.report_epoch(record, stopped)
+            training.save(progress, improved, finished=stopped or epoch == setup.config.epochs)
             saved = epoch
             if stopped:
-                report("skip", len(train_ids) * (config.epochs - epoch))
+                report("skip", len(setup.train_ids) * (setup.config.epochs - epoch))
                 break
     except KeyboardInterrupt:
-        if saved or others_saved:
+        training.report_interrupted(epoch, saved)
+        raise
+    return MemberResult(training.seed, progress.history, progress.best_epoch,
+                        progress.best_weights, progress.best_probabilities)
+
+
+@dataclass
+class Progress:
+    """Where a model's training stands: its epochs' records and, for early stopping, its best
+    epoch (by dev macro-F1; the last one without dev texts) and the epochs since."""
+
+    history: list = field(default_factory=list)
+    best_epoch: int = 0
+    waited: int = 0
+    best_weights: dict | None = None
+    best_probabilities: np.ndarray | None = None
+
+    @property
+    def epoch(self) -> int:
+        return len(self.history)
+
+    def update(self, record: dict, model, probabilities, config: TrainConfig) -> tuple[bool, bool]:
+        """Add the epoch ``record`` of ``model`` (its dev ``probabilities``, None without dev
+        texts); returns whether it is the best so far and whether the training stops early."""
+        from newsclf.model.layers import weights_of
+
+        self.history.append(record)
+        best = self.history[self.best_epoch - 1] if self.best_epoch else None
+        if probabilities is None or best is None or record["dev_macro_f1"] > best["dev_macro_f1"]:
+            self.best_epoch, self.waited = record["epoch"], 0
+            self.best_weights = weights_of(model)
+            if probabilities is not None:
+                self.best_probabilities = probabilities
+            return True, False
+        self.waited += 1
+        return False, self.waited >= config.patience and record["epoch"] < config.epochs
+
+
+class _Training:
+    """One model's training in this process: its network, optimizer and schedule, objective
+    and checkpoint, for :func:`train_member`'s epoch loop."""
+
+    def __init__(self, member: int, setup: RunSetup, report, parallel: Parallel):
+        from newsclf.runtime import configure_paddle
+
+        paddle = configure_paddle()
+        from newsclf.model.layers import build_network, load_weights
+
+        self.member, self.setup, self.report, self.parallel = member, setup, report, parallel
+        config = self.config = setup.config
+        self.seed = member_seed(config.seed, member)
+        self.name = setup.model_name(member)
+        seed_everything(self.seed)
+        self.model = model = build_network(setup.member_spec(), dropout=config.dropout,
+                                           attn_dropout=config.attn_dropout,
+                                           emb_dropout=config.emb_dropout)
+        if setup.initial_weights is not None:
+            load_weights(model, setup.initial_weights)
+        elif setup.initial_embedding is not None:
+            model.embedding.weight.set_value(setup.initial_embedding)
+        self.network = paddle.DataParallel(model) if parallel.world > 1 else model
+        self.lengths = np.array([len(ids) for ids in setup.train_ids])
+        steps_per_epoch = -(-len(setup.train_ids) // (config.batch_size * parallel.world))
+        self.schedule = learning_rate(config, steps_per_epoch * config.epochs)
+        decay = {p.name for p in model.parameters() if len(p.shape) >= 2}
+        self.optimizer = paddle.optimizer.AdamW(
+            learning_rate=self.schedule, parameters=model.parameters(),
+            weight_decay=config.weight_decay,
+            apply_decay_param_fun=lambda param_name: param_name in decay,
+            # auto_skip_clip: no multiplication by 1 when the norm is within the limit (the
+            # same result, 10% of a step saved)
+            grad_clip=(paddle.nn.ClipGradByGlobalNorm(config.clip_norm, auto_skip_clip=True)
+                       if config.clip_norm else None))
+        if setup.student:
+            from newsclf.training.student import StudentObjective
+
+            self.objective = StudentObjective(setup, setup.teacher)
+        else:
+            self.objective = LabelObjective(setup)
+        self.checkpoint_dir = setup.checkpoint_dir(member)
+        self.identity = {**setup.run_identity, "member": member}
+        # an ensemble member (or the student) that had not saved its first epoch when the run
+        # stopped starts afresh (members are independent, the student starts after them); a
+        # run with no checkpoint at all is refused by the caller
+        self.others_saved = config.ensemble_size > 1 and any(
+            (setup.output_dir / CHECKPOINT_DIR).glob("*/" + CHECKPOINT_STATE))
+
+    def restored(self) -> "Progress | MemberResult":
+        """The progress to continue from: none without ``--resume``, else the checkpoint's
+        (the model and optimizer restored), or the result of a model that had finished."""
+        setup, report, name = self.setup, self.report, self.name
+        if not setup.resume:
+            return Progress()
+        if self.others_saved and not (self.checkpoint_dir / CHECKPOINT_STATE).is_file():
+            report("log", f"{name}has no checkpoint yet: it starts from its first epoch")
+            return Progress()
+        from newsclf.model.layers import load_weights
+
+        state, tensors = load_checkpoint(self.checkpoint_dir, setup.output_dir)
+        check_same_run(state["run"], self.identity, setup.output_dir)
+        result = MemberResult.from_checkpoint(self.seed, state, tensors)
+        if state.get("finished"):
+            report("skip", len(setup.train_ids) * self.config.epochs)
+            report("log", f"{name}already finished (best epoch {state['best_epoch']})")
+            _report_earlier_epochs(report, self.member, setup, state["history"], finished=True)
+            return result
+        load_weights(self.model, {k[len("model/"):]: v for k, v in tensors.items()
+                                  if k.startswith("model/")})
+        restore_optimizer(self.optimizer, self.model, tensors, state["scheduler"])
+        progress = Progress(state["history"], state["best_epoch"], state["waited"],
+                            result.weights, result.probabilities)
+        report("skip", len(setup.train_ids) * state["epoch"])
+        report("log", f"{name}resuming after epoch {state['epoch']} (best so far: epoch "
+                      f"{progress.best_epoch})")
+        _report_earlier_epochs(report, self.member, setup, progress.history, finished=False)
+        return progress
+
+    def train_epoch(self, epoch: int) -> tuple[dict, np.ndarray | None]:
+        """Train one epoch; returns its record (loss, learning rate, dev scores, timing) and
+        the dev probabilities after it (None without dev texts)."""
+        import paddle
+
+        setup, parallel, config, seed = self.setup, self.parallel, self.config, self.seed
+        self.model.train()
+        paddle.seed(epoch_seed(seed, epoch) + parallel.rank)
+        rng = np.random.RandomState(epoch_seed(seed, epoch))
+        # every process draws the same global batches and trains on its share of each
+        batches = shuffled_batches(self.lengths, config.batch_size * parallel.world, rng)
+        if parallel.world > 1:  # each process its own token dropout
+            rng = np.random.RandomState([epoch_seed(seed, epoch), parallel.rank])
+        epoch_start, total_loss, seen, epoch_texts = time.perf_counter(), 0.0, 0, 0
+        for step, batch in enumerate(batches, 1):
+            index = parallel.share(batch)
+            ids = pad_batch([setup.train_ids[i] for i in index])
+            varied = self.objective.vary(ids, rng)
+            loss = self.objective.loss(self.network(paddle.to_tensor(ids)), index, varied)
+            loss.backward()
+            self.optimizer.step()
+            self.optimizer.clear_grad()
+            self.schedule.step()
+            # the step's one read of the loss: it waits for the step, checking it is free
+            step_loss = float(loss)
+            if not math.isfinite(step_loss):
+                raise diverged(setup, self.member, "loss", step_loss,
+                               f"at epoch {epoch} (step {step})")
+            total_loss += step_loss * len(index)
+            seen += len(index)
+            epoch_texts += len(batch)
+            self.report("texts", len(batch))
+        record = {"epoch": epoch, "train_loss": round(total_loss / seen, 6),
+                  "lr": float(self.schedule.get_lr())}
+        probabilities = self._evaluate(epoch, record)
+        seconds = time.perf_counter() - epoch_start
+        self.timing = {"epoch_seconds": round(seconds, 2),
+                       "texts_per_second": round(epoch_texts / seconds, 1)}
+        return record, probabilities
+
+    def _evaluate(self, epoch: int, record: dict) -> np.ndarray | None:
+        """The dev probabilities after ``epoch`` (their scores added to ``record``); outputs
+        that are not finite stop the training."""
+        from newsclf.evaluation.metrics import accuracy_and_macro_f1
+        from newsclf.model.inference import predict_scores, softmax
+
+        setup, parallel = self.setup, self.parallel
+        probabilities = None
+        if setup.y_dev is not None:
+            probabilities = parallel.gather_rows(
+                softmax(predict_scores(self.model,
+                                       setup.dev_ids[parallel.rank::parallel.world])),
+                len(setup.dev_ids))
+        # the epoch's last step may have blown the weights up after its loss was read (a
+        # batch of training texts shows it when there are no dev texts)
+        outputs = (probabilities if probabilities is not None else
+                   predict_scores(self.model, setup.train_ids[:self.config.batch_size]))
+        if not np.isfinite(outputs).all():
+            raise diverged(setup, self.member, "predictions", math.nan, f"after epoch {epoch}")
+        if probabilities is not None:
+            accuracy, macro_f1 = accuracy_and_macro_f1(
+                setup.y_dev, probabilities.argmax(axis=1), len(setup.classes))
+            record.update(dev_accuracy=accuracy, dev_macro_f1=macro_f1)
+        return probabilities
+
+    def report_epoch(self, record: dict, stopped: bool) -> None:
+        self.report("epoch", EpochReport(self.member, self.setup.student,
+                                         {**self.setup.record_tag(self.member), **record,
+                                          **self.timing}, stopped_early=stopped))
+
+    def save(self, progress: Progress, improved: bool, finished: bool) -> None:
+        """The checkpoint after the epoch just trained; a model trained alone is also written
+        as the model directory whenever it improves, usable from its first epoch on."""
+        from newsclf.model.layers import weights_of
+
+        setup = self.setup
+        if improved and self.config.ensemble_size == 1:
+            save_model_dir(setup.output_dir, weights=progress.best_weights,
+                           **setup.model_dir_contents(self.parallel.world))
+        extra = {"best/" + k: v for k, v in progress.best_weights.items()}
+        if progress.best_probabilities is not None:
+            extra["best_dev_probabilities"] = progress.best_probabilities
+        optimizer_state, scheduler = optimizer_tensors(self.optimizer, self.model)
+        save_checkpoint(self.checkpoint_dir, {
+            "run": self.identity, "epoch": progress.epoch, "history": progress.history,
+            "best_epoch": progress.best_epoch, "waited": progress.waited, "finished": finished,
+            "scheduler": scheduler}, {
+            **optimizer_state, **{"model/" + k: v for k, v in weights_of(self.model).items()},
+            **extra})
+
+    def report_interrupted(self, epoch: int, saved: int) -> None:
+        if saved or self.others_saved:
             kept = (f"the checkpoint after epoch {saved} is kept" if saved else
                     "the checkpoints of the models trained before it are kept")
-            kept += f"; continue with {setup.resume_flags}"
+            kept += f"; continue with {self.setup.resume_flags}"
         else:
             kept = "no epoch finished, nothing to resume"
-        report("log", f"interrupted during {name}epoch {epoch}: {kept}")
-        raise
-    return MemberResult(seed, history, best_epoch, best_weights, best_probabilities)
+        self.report("log", f"interrupted during {self.name}epoch {epoch}: {kept}")
 
 
 def diverged(setup: RunSetup, member: int, what: str, value: float,

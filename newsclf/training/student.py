@@ -1,5 +1,6 @@
 """What a distilled student learns from (see :mod:`.distill`): its training batches varied
-(:func:`vary_batch`) and its loss against the teacher on them (:class:`StudentObjective`)."""
+(:func:`vary_batch`) and its loss against the teacher on them (:class:`StudentObjective`, an
+objective of :mod:`.objectives`)."""
 
 from __future__ import annotations
 
@@ -45,10 +46,23 @@ class StudentObjective:
 
         self.config = setup.config
         self.pretrained = setup.pretrained
+        self.texts, self.labels = setup.train_ids, setup.y_train
         self.teacher = build_network(dataclasses.replace(setup.model_spec(),
                                                          ensemble_size=len(members)))
         load_weights(self.teacher, ensemble_weights(members) if len(members) > 1 else members[0])
         self.teacher.eval()
+
+    def vary(self, ids: np.ndarray, rng: np.random.RandomState):
+        """Vary the batch ``ids`` in place (:func:`vary_batch`); returns what :meth:`loss`
+        needs of it: whether each text was spliced, and the batch the teacher scores."""
+        return vary_batch(ids, self.texts, rng, self.config.distill_splice,
+                          self.config.distill_token_dropout)
+
+    def loss(self, logits, index: np.ndarray, varied):
+        import paddle
+
+        spliced, teacher_ids = varied
+        return self(logits, paddle.to_tensor(teacher_ids), self.labels[index], ~spliced, index)
 
     def __call__(self, logits, teacher_ids, labels: np.ndarray, whole: np.ndarray,
                  index: np.ndarray | None = None):
