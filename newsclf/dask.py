@@ -13,10 +13,8 @@ import contextlib
 import glob
 import os
 import shutil
-import sys
 import threading
 import time
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,8 @@ from newsclf.arguments import check_count
 from newsclf.datafiles.output import OUTPUT_FORMATS
 from newsclf.errors import DataError, NewsclfError, NoTextsError
 from newsclf.files import first_few
-from newsclf.predict import added_column_names, label_frame, refuse_column_clashes
+from newsclf.predict import (added_column_names, checked_chunks, label_frame,
+                             refuse_column_clashes)
 from newsclf.predictor import check_prediction_options
 
 __all__ = ["predict", "predict_files", "cluster_client", "worker_stats"]
@@ -247,10 +246,9 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
     which ends no run: the other files are labelled. Returns ``{"rows", "empty", "parts",
     "files", "seconds"}``.
     """
-    from tqdm.auto import tqdm
-
     from newsclf.datafiles.output import LabelledWriter
-    from newsclf.datafiles.texts import column_texts, open_texts, text_chunks
+    from newsclf.datafiles.texts import ReadOptions
+    from newsclf.labelling import label_in_order, progress_bar
     from newsclf.modeldir import load_model_dir
 
     distributed = _require("distributed")
@@ -260,26 +258,32 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
     files = load_model_dir(model)
     model = (str(files.path.resolve()), backend, _model_stamp(files.path))
     added = added_column_names(list(files.labels), top_k, probabilities)
+    read = ReadOptions(fmt, header, text_column, sheet, encoding)
     paths = _input_files(inputs)
     output_dir = Path(output_dir)
     created = _prepare_output_dir(output_dir)
     staging = output_dir / f".partial-{os.getpid()}"
     staging.mkdir()
     started = time.perf_counter()
-    in_flight = max(2, 2 * sum(client.nthreads().values()))
-    pending = deque()  # (part name, future), written strictly in input order
-    parts, rows, empty = [], 0, 0
-    bar = tqdm(total=0, unit="row", disable=None if progress else True, file=sys.stderr,
-               dynamic_ncols=True, desc="predict")
+    executor = _OnCluster(client, distributed, model, top_k, probabilities, long_text, batch_size)
+    parts = []
+    bar = progress_bar(0, progress)
 
-    def write_oldest():
-        nonlocal rows, empty
-        name, future, source = pending.popleft()
-        try:
-            labelled = future.result()
-        except distributed.KilledWorker:
-            raise NewsclfError(f"a Dask worker died while labelling {name} (from {source}); "
-                               "it may have run out of memory") from None
+    def chunks():
+        for path in paths:
+            try:
+                with read.open(path) as table:
+                    if log is not None:
+                        log(table.layout.describe())
+                    bar.total += table.expected_rows or 0
+                    bar.refresh()
+                    yield from checked_chunks(table, part_rows, added, path)
+            except NoTextsError as exc:  # one of many files: said, not fatal (a new folder)
+                if log is not None:
+                    log(f"{exc}; going on with the other files")
+
+    def write_part(labelled, source):
+        name = f"part-{len(parts):05d}.csv"
         writer = LabelledWriter(str(staging / name), source, excel)
         try:
             writer.write(labelled)
@@ -288,42 +292,13 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
             writer.abort()
             raise
         parts.append(name)
-        rows += len(labelled)
-        empty += int((labelled["error"] != "").sum())
-        bar.update(len(labelled))
 
     try:
-        for path in paths:
-            try:
-                with open_texts(path, fmt=fmt, text_column=text_column, header=header,
-                                encoding=encoding, sheet=sheet) as table:
-                    if log is not None:
-                        log(table.layout.describe())
-                    bar.total += table.expected_rows or 0
-                    bar.refresh()
-                    for frame, column in text_chunks(table, part_rows):
-                        refuse_column_clashes(frame.columns, added)
-                        # what label_partition classifies; a CSV part holds a JSON lines value
-                        # (a number, null) as this same text
-                        frame[column] = column_texts(frame[column])
-                        name = f"part-{len(parts) + len(pending):05d}.csv"
-                        future = client.submit(label_partition, frame, column, model, top_k,
-                                               probabilities, long_text, batch_size,
-                                               pure=False)
-                        pending.append((name, future, path))
-                        while len(pending) > in_flight:
-                            write_oldest()
-            except NoTextsError as exc:  # one of many files: said, not fatal (a new folder)
-                if log is not None:
-                    log(f"{exc}; going on with the other files")
-        while pending:
-            write_oldest()
+        tally = label_in_order(chunks(), executor, write_part, bar)
         for name in parts:
             (staging / name).replace(output_dir / name)
         staging.rmdir()
     except BaseException:
-        for _, future, _ in pending:
-            future.cancel()
         shutil.rmtree(staging, ignore_errors=True)
         if created:
             with contextlib.suppress(OSError):
@@ -331,5 +306,39 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
         raise
     finally:
         bar.close()
-    return {"rows": rows, "empty": empty, "parts": len(parts), "files": len(paths),
+    return {"rows": tally.rows, "empty": tally.empty, "parts": len(parts), "files": len(paths),
             "seconds": time.perf_counter() - started}
+
+
+class _OnCluster:
+    """The labelling executor of :func:`predict_files`: each chunk labelled by a worker of the
+    Dask ``client`` (:func:`label_partition`), two per worker thread in flight."""
+
+    def __init__(self, client, distributed, model: tuple, top_k: int, probabilities: bool,
+                 long_text: str, batch_size: int):
+        self.client, self.distributed = client, distributed
+        self.arguments = (model, top_k, probabilities, long_text, batch_size)
+        self.ahead = max(2, 2 * sum(client.nthreads().values()))
+        self.submitted = 0
+
+    def submit(self, frame, column, source):
+        from newsclf.datafiles.texts import column_texts
+
+        # what label_partition classifies; a CSV part holds a JSON lines value (a number,
+        # null) as this same text
+        frame[column] = column_texts(frame[column])
+        part = f"part-{self.submitted:05d}.csv"
+        self.submitted += 1
+        return part, source, self.client.submit(label_partition, frame, column, *self.arguments,
+                                                pure=False)
+
+    def result(self, handle):
+        part, source, future = handle
+        try:
+            return future.result()
+        except self.distributed.KilledWorker:
+            raise NewsclfError(f"a Dask worker died while labelling {part} (from {source}); "
+                               "it may have run out of memory") from None
+
+    def cancel(self, handle):
+        handle[2].cancel()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import deque
 
 import numpy as np
 
@@ -124,10 +123,9 @@ def predict_file(model, input_path: str, output_path: str, *, text_column=None,
     worker processes only they load the engine, all at once).
     Returns ``{"rows", "empty", "seconds", "layout"}``.
     """
-    from tqdm.auto import tqdm
-
     from newsclf.datafiles.output import LabelledWriter
-    from newsclf.datafiles.texts import column_texts, open_texts, text_chunks
+    from newsclf.datafiles.texts import ReadOptions, column_texts
+    from newsclf.labelling import InProcess, label_in_order, progress_bar
     from newsclf.modeldir import load_model_dir
 
     if isinstance(model, Predictor):
@@ -141,50 +139,30 @@ def predict_file(model, input_path: str, output_path: str, *, text_column=None,
     classes = list(files.labels)
     started = time.perf_counter()
     writer = LabelledWriter(output_path, input_path, excel)
-    table = None
-    pool = None
-    bar = None
-    rows = empty = 0
+    table = pool = bar = None
     try:
-        table = open_texts(input_path, fmt=fmt, text_column=text_column, header=header,
-                           encoding=encoding, sheet=sheet)
+        table = ReadOptions(fmt, header, text_column, sheet, encoding).open(input_path)
         if log is not None:
             log(table.layout.describe())
         workers = _useful_workers(workers, table.expected_rows, chunk_size)
-        bar = tqdm(total=table.expected_rows, unit="row", disable=None if progress else True,
-                   file=sys.stderr, dynamic_ncols=True, desc="predict")
+        bar = progress_bar(table.expected_rows, progress)
+
+        def labeller(frame, column, classify):
+            return label_frame(frame, column, classify, classes, top_k, probabilities)
+
         if workers > 1:
             from newsclf.workers import WorkerPool
 
             pool = WorkerPool(workers, _init_worker, (str(files.path), backend))
-        elif predictor is None:
-            predictor = Predictor(files, backend)
+            executor = _InWorkers(pool, workers, labeller, batch_size, long_text)
+        else:
+            predictor = predictor or Predictor(files, backend)
+            executor = InProcess(lambda texts: predictor.classify(column_texts(texts),
+                                                                  batch_size, long_text),
+                                 labeller)
         added = added_column_names(classes, top_k, probabilities)
-        chunks = _chunks_without_clashes(text_chunks(table, chunk_size), added)
-
-        def classify_here(texts):
-            return predictor.classify(column_texts(texts), batch_size, long_text)
-
-        def write(frame, column, classify):
-            nonlocal rows, empty
-            labelled = label_frame(frame, column, classify, classes, top_k, probabilities)
-            writer.write(labelled)
-            rows += len(labelled)
-            empty += int((labelled["error"] != "").sum())
-            bar.update(len(labelled))
-
-        pending = deque()  # chunks in flight, written strictly in input order
-        for frame, column in chunks:
-            if pool is None:
-                pending.append((frame, column, classify_here))
-            else:
-                future = pool.submit(_worker_classify, column_texts(frame[column]), batch_size,
-                                     long_text)
-                pending.append((frame, column, lambda _texts, future=future: pool.result(future)))
-            while len(pending) > (2 * workers if pool else 0):
-                write(*pending.popleft())
-        while pending:
-            write(*pending.popleft())
+        chunks = checked_chunks(table, chunk_size, added)
+        tally = label_in_order(chunks, executor, lambda labelled, _: writer.write(labelled), bar)
         if pool is not None:
             pool.close()
             pool = None
@@ -199,8 +177,30 @@ def predict_file(model, input_path: str, output_path: str, *, text_column=None,
             table.close()
         if pool is not None:
             pool.stop()
-    return {"rows": rows, "empty": empty, "seconds": time.perf_counter() - started,
+    return {"rows": tally.rows, "empty": tally.empty, "seconds": time.perf_counter() - started,
             "layout": table.layout}
+
+
+class _InWorkers:
+    """The labelling executor of ``predict_file --workers N``: texts classified in the worker
+    processes of ``pool``, two chunks per worker in flight."""
+
+    def __init__(self, pool, workers: int, labeller, batch_size: int, long_text: str):
+        self.pool, self.ahead, self.labeller = pool, 2 * workers, labeller
+        self.batch_size, self.long_text = batch_size, long_text
+
+    def submit(self, frame, column, source):
+        from newsclf.datafiles.texts import column_texts
+
+        return frame, column, self.pool.submit(_worker_classify, column_texts(frame[column]),
+                                               self.batch_size, self.long_text)
+
+    def result(self, handle):
+        frame, column, future = handle
+        return self.labeller(frame, column, lambda _texts: self.pool.result(future))
+
+    def cancel(self, handle):
+        pass  # the pool is stopped
 
 
 def refuse_column_clashes(columns, added) -> None:
@@ -211,7 +211,12 @@ def refuse_column_clashes(columns, added) -> None:
                         "newsclf writes its predictions there")
 
 
-def _chunks_without_clashes(chunks, added):
-    for frame, column in chunks:
+def checked_chunks(table, chunk_size: int, added, source=None):
+    """The chunks of ``table`` (:func:`~newsclf.datafiles.texts.text_chunks`) as ``(frame,
+    column, source)``, refusing one with a column the prediction columns ``added`` would
+    overwrite."""
+    from newsclf.datafiles.texts import text_chunks
+
+    for frame, column in text_chunks(table, chunk_size):
         refuse_column_clashes(frame.columns, added)
-        yield frame, column
+        yield frame, column, source

@@ -3,6 +3,8 @@ with every column of the file kept."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 from newsclf.datafiles.layout import Table, open_table
 from newsclf.datafiles.records import json_text
 from newsclf.errors import NoTextsError
@@ -15,6 +17,26 @@ def open_texts(path: str, *, fmt: str | None = None, text_column=None,
     """Open a file of texts to classify (labels, if it has any, are an ordinary column)."""
     return open_table(path, labelled=False, fmt=fmt, header=header, text_column=text_column,
                       encoding=encoding, sheet=sheet)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a file of texts where detection is not wanted or not possible: the layout
+    options of every command and function that reads one (``--format``, ``--header``,
+    ``--text-column``, ``--sheet``, ``--encoding``; None: detected)."""
+
+    fmt: str | None = None
+    header: bool | None = None
+    text_column: str | int | None = None
+    sheet: str | None = None
+    encoding: str | None = None
+
+    def open(self, path: str) -> Table:
+        return open_texts(path, **asdict(self))
+
+    def as_arguments(self) -> dict:
+        """The options as keyword arguments of the readers."""
+        return asdict(self)
 
 
 def text_chunks(table: Table, chunk_size: int = 10000):
