@@ -204,38 +204,12 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     are the options that continue the run if it is interrupted; ``user_dict`` is the
     :class:`~newsclf.tokenize.UserDictionary` read from ``config.user_dict``."""
     started = time.perf_counter()
-    automatic = config.automatic()
-    config = config.for_training_size(len(train_data), n_unlabeled=len(unlabeled_texts))
-    saved = checkpoint_settings(work_dir) if resume else {}
-    # a run started before these settings followed the data size resumes as it was
-    kept = any(name in saved and saved[name] != getattr(config, name) for name in automatic)
-    if kept:
-        config = dataclasses.replace(config, **{name: saved[name] for name in automatic
-                                                if name in saved})
-    if automatic:
-        log(", ".join(f"{name} {getattr(config, name)}" for name in automatic)
-            + (" (as the interrupted run had them)" if kept else
-               f" (chosen for {len(train_data)} training texts"
-               + (f" and {len(unlabeled_texts)} unlabelled ones" if unlabeled_texts else "")
-               + "; give " + " / ".join("--" + name.replace("_", "-") for name in automatic)
-               + (" to set it)" if len(automatic) == 1 else " to set them)")))
-    if kept:
-        automatic = []
-    class_index = {name: i for i, name in enumerate(classes)}
+    config, automatic = _sized_config(config, len(train_data), len(unlabeled_texts), work_dir,
+                                      resume, log)
     tokenizer = Tokenizer(config.tokenizer, user_dict)
-    train_features = [tokenizer.features(text) for text in train_data.texts]
-    unlabeled_features = [tokenizer.features(text) for text in unlabeled_texts]
-    vocab = Vocab(parallel.broadcast(
-        Vocab.build(train_features + unlabeled_features, config.min_freq,
-                    config.max_vocab).tokens if parallel.writer else None))
-    if len(vocab) <= 2:  # [PAD] and [UNK] alone: nothing to learn from
-        raise NewsclfError(f"no token of the training texts occurs {config.min_freq} times or "
-                           "more, so the vocabulary is empty: lower --min-freq (min_freq), or "
-                           "give texts that have words in them")
-    train_ids = [vocab.encode(f, config.max_len, tokenizer.n_features) for f in train_features]
-    unlabeled_ids = [vocab.encode(f, config.max_len, tokenizer.n_features)
-                     for f in unlabeled_features]
-    del train_features, unlabeled_features
+    vocab, train_ids, unlabeled_ids = _vocabulary_and_ids(config, tokenizer, train_data.texts,
+                                                          unlabeled_texts, parallel)
+    class_index = {name: i for i, name in enumerate(classes)}
     y_train = np.array([class_index[label] for label in train_data.labels], dtype=np.int64)
     dev_ids = encode_texts(tokenizer, vocab, dev_data.texts, config.max_len) if dev_data else None
     y_dev = (np.array([class_index[label] for label in dev_data.labels], dtype=np.int64)
@@ -304,6 +278,44 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
     dev_no_label = [not has_known_token(ids) for ids in dev_ids] if dev_ids is not None else None
     return _save(setup, results, students, len(unlabeled_ids), dev_data, dev_no_label,
                  parallel.world, log, started)
+
+
+def _sized_config(config, n_train: int, n_unlabeled: int, work_dir: Path, resume: bool,
+                  log) -> tuple:
+    """The run's settings with the automatic ones chosen for its data size (or, resuming a
+    run started before they followed it, as that run had them), and the names of those still
+    chosen automatically; the choice is logged."""
+    automatic = config.automatic()
+    config = config.for_training_size(n_train, n_unlabeled=n_unlabeled)
+    saved = checkpoint_settings(work_dir) if resume else {}
+    kept = any(name in saved and saved[name] != getattr(config, name) for name in automatic)
+    if kept:
+        config = dataclasses.replace(config, **{name: saved[name] for name in automatic
+                                                if name in saved})
+    if automatic:
+        log(", ".join(f"{name} {getattr(config, name)}" for name in automatic)
+            + (" (as the interrupted run had them)" if kept else
+               f" (chosen for {n_train} training texts"
+               + (f" and {n_unlabeled} unlabelled ones" if n_unlabeled else "")
+               + "; give " + " / ".join("--" + name.replace("_", "-") for name in automatic)
+               + (" to set it)" if len(automatic) == 1 else " to set them)")))
+    return config, [] if kept else automatic
+
+
+def _vocabulary_and_ids(config, tokenizer, train_texts, unlabeled_texts, parallel: Parallel):
+    """The vocabulary built from the training and unlabelled texts (by the writing process,
+    broadcast to the others), and both lists of texts encoded with it."""
+    train_features = [tokenizer.features(text) for text in train_texts]
+    unlabeled_features = [tokenizer.features(text) for text in unlabeled_texts]
+    vocab = Vocab(parallel.broadcast(
+        Vocab.build(train_features + unlabeled_features, config.min_freq,
+                    config.max_vocab).tokens if parallel.writer else None))
+    if len(vocab) <= 2:  # [PAD] and [UNK] alone: nothing to learn from
+        raise NewsclfError(f"no token of the training texts occurs {config.min_freq} times or "
+                           "more, so the vocabulary is empty: lower --min-freq (min_freq), or "
+                           "give texts that have words in them")
+    return vocab, *([vocab.encode(f, config.max_len, tokenizer.n_features) for f in features]
+                    for features in (train_features, unlabeled_features))
 
 
 def _pretrained_teacher(setup: RunSetup, members: list[MemberResult], texts: list,
