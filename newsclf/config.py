@@ -1,4 +1,4 @@
-"""Training settings: every hyper-parameter of a training run, its default and its validation.
+"""Training settings: each hyper-parameter of a training run, its default, help and validation.
 
 A trained model keeps these as a record (``training.json``); loading a model never needs them:
 prediction reads the :class:`~newsclf.spec.ModelSpec` the run produced. So a setting can be
@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from newsclf.arguments import check_count
@@ -31,57 +31,107 @@ MAX_LEN_LIMIT = 4096  # positions per text in training (attention is quadratic i
 _TYPES_OF_UNSET = {"epochs": int, "patience": int, "distill_rounds": int}
 
 
+def _setting(default, help_text: str):
+    """A :class:`TrainConfig` field: its default and its help, the one description of the
+    setting (``newsclf train --help`` and the settings table of README.md show it)."""
+    return field(default=default, metadata={"help": help_text})
+
+
 @dataclass
 class TrainConfig:
     """Hyper-parameters of a newsclf model and its training run (defaults measured on THUCNews dev)."""
 
     # tokenization and vocabulary
-    tokenizer: str = "mixed"
-    user_dict: str | None = None
-    min_freq: int = 2
-    max_vocab: int = 60000
-    max_len: int = 64
+    tokenizer: str = _setting(
+        "mixed", "word: jieba words; char: characters; mixed: one position per character, "
+        "embedded as the character + its character bigram + the jieba word it belongs to")
+    user_dict: str | None = _setting(
+        None, "jieba user dictionary file: UTF-8, one 'word [freq] [tag]' per line, separated "
+        "by spaces or tabs; the model directory keeps it as jieba reads it (single spaces, each "
+        "word normalized like the texts, so A股 matches their a股), and a line jieba would "
+        "misread (a word with a space in it, a frequency that is not a whole number, a tag not "
+        "in lower-case letters) is refused with its line")
+    min_freq: int = _setting(
+        2, "keep vocabulary entries seen at least this often in the labelled and unlabelled "
+        "training texts")
+    max_vocab: int = _setting(60000, "vocabulary size cap (the most frequent entries are kept)")
+    max_len: int = _setting(
+        64, f"positions kept per text, at most {MAX_LEN_LIMIT}: longer texts are truncated, "
+        "or read in windows by predict --long-text chunk")
     # model
-    d_model: int = 128
-    n_heads: int = 4
-    n_layers: int = 1
-    d_ff: int = 256
-    dropout: float = 0.2
-    attn_dropout: float = 0.1
-    emb_dropout: float = 0.2
-    pre_ln: bool = False
-    pooling: str = "mean"
-    position: str = "sinusoidal"
-    ensemble_size: int = 2
+    d_model: int = _setting(128, "width of the embeddings and the encoder")
+    n_heads: int = _setting(4, "attention heads per layer")
+    n_layers: int = _setting(1, "encoder layers")
+    d_ff: int = _setting(256, "feed-forward width inside each layer")
+    dropout: float = _setting(0.2, "dropout in the encoder and before the classifier")
+    attn_dropout: float = _setting(0.1, "dropout on the attention weights")
+    emb_dropout: float = _setting(0.2, "dropout on the input embeddings")
+    pre_ln: bool = _setting(False, "layer norm before each sub-layer (pre-LN) instead of after")
+    pooling: str = _setting(
+        "mean", "how token vectors become one text vector, over real tokens only: mean, max, "
+        "mean_max (both, concatenated), attention (a learned score per token, softmax-weighted "
+        "mean) or cls (a learned [CLS] token)")
+    position: str = _setting(
+        "sinusoidal", "how the encoder knows token order: sinusoidal or learned vectors added "
+        "to the embeddings (absolute); rotary turns each head's queries and keys by an angle "
+        "proportional to their position, so their dot product depends on the distance only "
+        "(RoPE; it turns dimensions in pairs, so d_model / n_heads must be even); relative adds "
+        "a learned bias per head and query-key distance (clipped at 16) to the attention scores "
+        "(Shaw et al.)")
+    ensemble_size: int = _setting(
+        2, "encoders trained independently (own seeds); predictions average their "
+        "probabilities, unless a distilled student takes their place")
     # distillation (ensemble_size > 1): one student encoder learns the members' function and
     # replaces them when it keeps their dev accuracy, so prediction costs one encoder
     # (training.distill). None, as settings written by earlier versions may have it, is on
     # (see __post_init__)
-    distill: bool | None = True
-    distill_alpha: float = 0.0  # the share of the label in the student's loss (labelled texts)
-    distill_temperature: float = 2.0
-    distill_splice: float = 0.5  # the share of the student's texts given another text's tail
-    distill_token_dropout: float = 0.2
-    # students trained one after the other, each the next one's teacher; None: chosen at
-    # training time (see for_training_size)
-    distill_rounds: int | None = None
-    # a pretrained teacher beside the members, for the student: "e5" (multilingual-e5-small,
-    # the pretrained extra; newsclf.pretrained.teacher) or "none"
-    teacher: str = "none"
-    # with a teacher, a student that starts from a random initialization starts with
-    # embeddings made from the teacher's (newsclf.pretrained.embeddings)
-    pretrained_embeddings: bool = False
+    distill: bool | None = _setting(
+        True, "with an ensemble, also train one student encoder to do what the members do "
+        "together and predict with it alone (one encoder's cost) unless its dev accuracy is "
+        "more than half a point below the ensemble's; --no-distill keeps the ensemble")
+    distill_alpha: float = _setting(
+        0.0, "the student's loss: this share on the label (labelled texts left whole), the "
+        "rest on the ensemble's probabilities")
+    distill_temperature: float = _setting(
+        2.0, "temperature of the ensemble's and the student's probabilities in the student's "
+        "loss")
+    distill_splice: float = _setting(
+        0.5, "share of the student's texts whose tail is replaced by another text's")
+    distill_token_dropout: float = _setting(
+        0.2, "probability of replacing a token by [UNK] in the student's texts")
+    # None: chosen at training time (see for_training_size)
+    distill_rounds: int | None = _setting(
+        None, "students trained one after the other, each learning from the one before (the "
+        "first from the ensemble); the best on dev is kept (default: 2 with --unlabeled, else "
+        "1)")
+    # see newsclf.pretrained.teacher
+    teacher: str = _setting(
+        "none", "a pretrained teacher for the student beside the ensemble: e5 "
+        "(multilingual-e5-small; pip install 'newsclf[pretrained]'), its share chosen on dev")
+    # see newsclf.pretrained.embeddings
+    pretrained_embeddings: bool = _setting(
+        False, "with --teacher e5, a student that starts from a random initialization starts "
+        "with embeddings made from e5's")
     # optimisation; None: chosen from the number of training texts (see for_training_size)
-    epochs: int | None = None
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup: float = 0.06
-    clip_norm: float = 1.0
-    label_smoothing: float = 0.1
-    token_dropout: float = 0.1
-    patience: int | None = None
-    seed: int = 42
+    epochs: int | None = _setting(
+        None, f"maximum epochs (default: enough for each member to see about "
+        f"{TEXTS_PER_ENCODER:,} texts and the student {TEXTS_PER_STUDENT:,}, {EPOCH_RANGE[0]} "
+        f"to {EPOCH_RANGE[1]}: members 4 for 45,000 texts, 12 for 15,000, 36 for 5,000, 100 for "
+        "1,800 or fewer)")
+    batch_size: int = _setting(64, "texts per training step")
+    lr: float = _setting(1e-3, "peak learning rate (AdamW, warmed up then decayed linearly)")
+    weight_decay: float = _setting(0.01, "AdamW weight decay")
+    warmup: float = _setting(0.06, "share of steps spent warming the learning rate up")
+    clip_norm: float = _setting(1.0, "gradient clipping by global norm (0: off)")
+    label_smoothing: float = _setting(0.1, "label smoothing of the training loss")
+    token_dropout: float = _setting(
+        0.1, "probability of replacing a token by [UNK] in training (the members; the student "
+        "has distill_token_dropout)")
+    patience: int | None = _setting(
+        None, "stop after this many epochs without dev macro-F1 gain (default: a tenth of the "
+        "epochs, at least 3; the student, unless it is given, runs all its epochs and keeps its "
+        "best)")
+    seed: int = _setting(42, "random seed (the same seed and data give the same metrics on CPU)")
 
     def __post_init__(self):
         if self.distill is None:
@@ -219,6 +269,11 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise NewsclfError(f"{path}: a config file holds one JSON object of settings")
         return cls.from_dict(values, source=str(path))
+
+
+def setting_help(name: str) -> str:
+    """The help of a :class:`TrainConfig` setting: what it does (not its default)."""
+    return next(f for f in fields(TrainConfig) if f.name == name).metadata["help"]
 
 
 def setting_type(name: str) -> type:

