@@ -33,7 +33,7 @@ _TYPES_OF_UNSET = {"epochs": int, "patience": int, "distill_rounds": int}
 
 def _setting(default, help_text: str):
     """A :class:`TrainConfig` field: its default and its help, the one description of the
-    setting (``newsclf train --help`` and the settings table of README.md show it)."""
+    setting (``newsclf train --help`` and the settings table of docs/training.md show it)."""
     return field(default=default, metadata={"help": help_text})
 
 

@@ -460,7 +460,7 @@ def test_json_lines_output_keeps_every_value_of_json_lines_input(tmp_path, predi
     assert_values_written_back(cli_out, JSON_LINES, JSON_COLUMNS, predictor)
 
 
-# what the text formats and Excel hold for JSON_LINES (README, "Labelling files")
+# what the text formats and Excel hold for JSON_LINES (docs/files.md, "Labelling files")
 JSON_LINES_AS_TEXT = [
     ["7", "沪指放量上涨", "1000.0", "true", '["a"]', ""],
     ["9223372036854775808", "央行宣布下调存款准备金率", "0.1", "false",

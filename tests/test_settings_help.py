@@ -12,7 +12,7 @@ from newsclf.config import AUTOMATIC, TrainConfig, setting_help
 
 from conftest import ROOT
 
-SETTINGS_PAGE = ROOT / "README.md"
+SETTINGS_PAGE = ROOT / "docs" / "training.md"
 TABLE_HEADER = "| setting | default | meaning |"
 NAMES = [f.name for f in fields(TrainConfig)]
 
