@@ -11,7 +11,9 @@ Workers ignore SIGINT from their first instruction on: a terminal's Ctrl-C reach
 process group, and the process that started the workers decides how they stop. SIGTERM keeps its
 default action, so a worker it reaches ends at once and quietly (and the process that started
 it stops as terminated: :class:`~newsclf.runtime.Terminated`). Neither signal cuts a process
-start in half: the starting process handles them once the start is over.
+start in half: the starting process handles them once the start is over. A pool's worker ends
+itself when the process that started it is gone (killed with SIGKILL, it could not stop its
+workers): its calls have no one left to return to.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -59,6 +63,18 @@ def _run_as_worker(target, args: tuple):
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_BACK_SIGNALS)
     return target(*args)
+
+
+def _pool_worker(parent_pid: int, initializer, initargs: tuple):
+    """A pool worker's set-up: watch for the end of its parent, then ``initializer(*initargs)``."""
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="newsclf-parent-watch", daemon=True).start()
+    initializer(*initargs)
 
 
 class _WorkerProcess(SpawnProcess):
@@ -113,7 +129,8 @@ class WorkerPool:
         self._context = _WorkerContext()
         self._executor = ProcessPoolExecutor(workers, mp_context=self._context,
                                              initializer=_run_as_worker,
-                                             initargs=(initializer, initargs))
+                                             initargs=(_pool_worker,
+                                                       (os.getpid(), initializer, initargs)))
 
     def submit(self, fn, *args) -> Future:
         try:

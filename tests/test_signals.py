@@ -399,6 +399,32 @@ def test_a_killed_worker_is_one_clear_error_and_no_partial_file(tmp_path, starte
     assert still_running(workers) == []
 
 
+def test_the_workers_end_when_predict_is_killed_and_the_next_run_removes_its_leftover(
+        tmp_path, started, sample_model, big_csv, sample_texts):
+    folder = tmp_path / "out"
+    process = start_labelling(started, sample_model, big_csv, folder, "working")
+    workers = worker_processes(process.pid)
+    assert len(workers) == 2
+    os.kill(process.pid, signal.SIGKILL)  # nothing of newsclf runs to stop the workers
+    process.wait()
+    assert still_running(workers) == []
+    leftover = partial_output(folder, process)
+    assert has_content(leftover)
+    live = folder / f".out.csv.partial-{os.getpid()}"  # a run still going: not touched
+    live.write_text("rows", encoding="utf-8")
+    for path in (leftover, live):
+        os.utime(path, (time.time() - 120, time.time() - 120))
+    small = tmp_path / "small.txt"
+    small.write_text("\n".join(sample_texts[:3]) + "\n", encoding="utf-8")
+    again = started("predict", "--model", sample_model, "--input", small, "--output",
+                    folder / "out.csv", "--no-progress")
+    _, stderr = finish(again, timeout=300)
+    assert again.returncode == 0, stderr[-2000:]
+    assert f"removed {leftover}, left by an earlier run (process {process.pid}) that was " \
+           "killed before its end" in stderr
+    assert sorted(path.name for path in folder.iterdir()) == [live.name, "out.csv"]
+
+
 UNGUARDED = """
 import sys
 from newsclf.errors import NewsclfError

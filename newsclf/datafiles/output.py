@@ -9,11 +9,13 @@ the other formats."""
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import os
 import re
 import stat
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,7 @@ class LabelledWriter:
         refuse_read_only(target)
         self.target = target
         self.tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        _remove_leftovers_of_killed_runs(target)
         try:  # now, not after labelling the whole input (an .xlsx file is written at the end)
             self.handle = open(self.tmp, "w", encoding="utf-8-sig" if excel else "utf-8",
                                newline="")
@@ -124,6 +127,38 @@ class LabelledWriter:
         if self.handle is not None:
             self.handle.close()
         self.tmp.unlink(missing_ok=True)
+
+
+LEFTOVER_AGE = 60  # seconds without a change before a killed run's partial output is removed
+
+
+def _remove_leftovers_of_killed_runs(target: Path) -> None:
+    """Remove the partial outputs of ``target`` that runs killed before their end left (their
+    process is gone and the file has not changed for :data:`LEFTOVER_AGE` seconds), saying so
+    on stderr. Only where a process can be probed without harm (POSIX)."""
+    if os.name != "posix":
+        return
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.partial-*"):
+        pid = leftover.name.rsplit("-", 1)[1]
+        try:
+            if (not pid.isdigit() or _process_exists(int(pid))
+                    or time.time() - leftover.stat().st_mtime < LEFTOVER_AGE):
+                continue
+            leftover.unlink()
+        except OSError:
+            continue
+        print(f"newsclf: removed {leftover}, left by an earlier run (process {pid}) that was "
+              "killed before its end", file=sys.stderr)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _json_lines(frame) -> str:
