@@ -283,7 +283,7 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
                     log(f"{exc}; going on with the other files")
 
     def write_part(labelled, source):
-        name = f"part-{len(parts):05d}.csv"
+        name = _part_name(len(parts))
         writer = LabelledWriter(str(staging / name), source, excel)
         try:
             writer.write(labelled)
@@ -310,6 +310,10 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
             "seconds": time.perf_counter() - started}
 
 
+def _part_name(number: int) -> str:
+    return f"part-{number:05d}.csv"
+
+
 class _OnCluster:
     """The labelling executor of :func:`predict_files`: each chunk labelled by a worker of the
     Dask ``client`` (:func:`label_partition`), two per worker thread in flight."""
@@ -327,7 +331,7 @@ class _OnCluster:
         # what label_partition classifies; a CSV part holds a JSON lines value (a number,
         # null) as this same text
         frame[column] = column_texts(frame[column])
-        part = f"part-{self.submitted:05d}.csv"
+        part = _part_name(self.submitted)
         self.submitted += 1
         return part, source, self.client.submit(label_partition, frame, column, *self.arguments,
                                                 pure=False)
