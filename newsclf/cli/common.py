@@ -93,8 +93,10 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def layout_arguments(args: argparse.Namespace) -> dict:
     """The layout options as keyword arguments of the readers."""
-    return dict(fmt=args.format, header=args.header, text_column=args.text_column,
-                encoding=args.encoding, sheet=args.sheet)
+    from newsclf.datafiles.texts import ReadOptions
+
+    return ReadOptions(args.format, args.header, args.text_column, args.sheet,
+                       args.encoding).as_arguments()
 
 
 def read_labelled_files(args: argparse.Namespace, *paths):
