@@ -221,14 +221,14 @@ def _train_member(member: int, setup: RunSetup, report, parallel: Parallel) -> M
     epoch = saved + 1
     try:
         for epoch in range(saved + 1, setup.config.epochs + 1):
-            record, probabilities = training.train_epoch(epoch)
+            record, probabilities, timing = training.train_epoch(epoch)
             improved, stopped = progress.update(record, training.model, probabilities,
                                                 setup.config)
             if not parallel.writer:
                 if stopped:
                     break
                 continue
-            training.report_epoch(record, stopped)
+            training.report_epoch(record, timing, stopped)
             training.save(progress, improved, finished=stopped or epoch == setup.config.epochs)
             saved = epoch
             if stopped:
@@ -352,9 +352,9 @@ class _Training:
         _report_earlier_epochs(report, self.member, setup, progress.history, finished=False)
         return progress
 
-    def train_epoch(self, epoch: int) -> tuple[dict, np.ndarray | None]:
-        """Train one epoch; returns its record (loss, learning rate, dev scores, timing) and
-        the dev probabilities after it (None without dev texts)."""
+    def train_epoch(self, epoch: int) -> tuple[dict, np.ndarray | None, dict]:
+        """Train one epoch; returns its record (loss, learning rate, dev scores), the dev
+        probabilities after it (None without dev texts) and its timing."""
         import paddle
 
         setup, parallel, config, seed = self.setup, self.parallel, self.config, self.seed
@@ -388,9 +388,8 @@ class _Training:
                   "lr": float(self.schedule.get_lr())}
         probabilities = self._evaluate(epoch, record)
         seconds = time.perf_counter() - epoch_start
-        self.timing = {"epoch_seconds": round(seconds, 2),
-                       "texts_per_second": round(epoch_texts / seconds, 1)}
-        return record, probabilities
+        return record, probabilities, {"epoch_seconds": round(seconds, 2),
+                                       "texts_per_second": round(epoch_texts / seconds, 1)}
 
     def _evaluate(self, epoch: int, record: dict) -> np.ndarray | None:
         """The dev probabilities after ``epoch`` (their scores added to ``record``); outputs
@@ -417,10 +416,10 @@ class _Training:
             record.update(dev_accuracy=accuracy, dev_macro_f1=macro_f1)
         return probabilities
 
-    def report_epoch(self, record: dict, stopped: bool) -> None:
+    def report_epoch(self, record: dict, timing: dict, stopped: bool) -> None:
         self.report("epoch", EpochReport(self.member, self.setup.student,
                                          {**self.setup.record_tag(self.member), **record,
-                                          **self.timing}, stopped_early=stopped))
+                                          **timing}, stopped_early=stopped))
 
     def save(self, progress: Progress, improved: bool, finished: bool) -> None:
         """The checkpoint after the epoch just trained; a model trained alone is also written
