@@ -228,8 +228,8 @@ def _prepare_output_dir(output_dir: Path) -> bool:
 
 def predict_files(model, inputs, output_dir, client, *, text_column=None,
                   fmt: str | None = None, header: bool | None = None, sheet: str | None = None,
-                  encoding: str | None = None, top_k: int = 1, probabilities: bool = False,
-                  batch_size: int = 256, part_rows: int = PART_ROWS, excel: bool = False,
+                  encoding: str | None = None, skip_rows: int = 0, top_k: int = 1,
+                  probabilities: bool = False, batch_size: int = 256, part_rows: int = PART_ROWS, excel: bool = False,
                   long_text: str = "truncate", backend: str = "auto", progress: bool = True,
                   log=None) -> dict:
     """Label data files on a Dask cluster (``client``): ``inputs`` is a path, a glob pattern
@@ -258,7 +258,7 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
     files = load_model_dir(model)
     model = (str(files.path.resolve()), backend, _model_stamp(files.path))
     added = added_column_names(list(files.labels), top_k, probabilities)
-    read = ReadOptions(fmt, header, text_column, sheet, encoding)
+    read = ReadOptions(fmt, header, text_column, sheet, encoding, skip_rows)
     paths = _input_files(inputs)
     output_dir = Path(output_dir)
     created = _prepare_output_dir(output_dir)

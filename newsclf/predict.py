@@ -99,13 +99,14 @@ def _useful_workers(requested: int | None, expected_rows: int | None, chunk_size
 
 def predict_file(model, input_path: str, output_path: str, *, text_column=None,
                  fmt: str | None = None, header: bool | None = None, sheet: str | None = None,
-                 encoding: str | None = None, top_k: int = 1, probabilities: bool = False,
-                 batch_size: int = 256, chunk_size: int = 5000, excel: bool = False,
+                 encoding: str | None = None, skip_rows: int = 0, top_k: int = 1,
+                 probabilities: bool = False, batch_size: int = 256, chunk_size: int = 5000, excel: bool = False,
                  long_text: str = "truncate", workers: int | None = None, progress: bool = True,
                  backend: str = "auto", log=None) -> dict:
     """Label every row of a data file of any layout newsclf reads (see
     :mod:`newsclf.datafiles.layout`; ``fmt``, ``header``, ``text_column`` and ``sheet``
-    override what is detected) and write all input columns plus the prediction columns, one
+    override what is detected; ``skip_rows`` lines or sheet rows above the table are left
+    out) and write all input columns plus the prediction columns, one
     output row per input row, in order. The values of a JSON lines input are written back as
     they were to JSON lines output, and as their text to the other formats.
 
@@ -141,7 +142,8 @@ def predict_file(model, input_path: str, output_path: str, *, text_column=None,
     writer = LabelledWriter(output_path, input_path, excel)
     table = pool = bar = None
     try:
-        table = ReadOptions(fmt, header, text_column, sheet, encoding).open(input_path)
+        table = ReadOptions(fmt, header, text_column, sheet, encoding,
+                            skip_rows).open(input_path)
         if log is not None:
             log(table.layout.describe())
         workers = _useful_workers(workers, table.expected_rows, chunk_size)

@@ -462,3 +462,36 @@ def test_invisible_characters_do_not_make_new_classes_and_excel_dates_read_as_da
     workbook.save(tmp_path / "d.xlsx")
     (frame, _), = iter_input_chunks(str(tmp_path / "d.xlsx"))
     assert frame["date"].tolist() == ["2024-01-01"]
+
+
+def test_skip_rows_leaves_out_a_title_above_the_table_and_keeps_the_line_numbers(
+        tmp_path, sample_model):
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["2026年12月新闻汇总"])
+    workbook.active.append(["标题", "编号"])
+    for number, text in enumerate(HEADLINES[:3], 1):
+        workbook.active.append([text, number])
+    workbook.save(tmp_path / "titled.xlsx")
+    out = tmp_path / "out.csv"
+    result = run_cli("predict", "--model", sample_model, "--input", tmp_path / "titled.xlsx",
+                     "--output", out, "--skip-rows", "1", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "below its first 1 row" in result.stderr
+    labelled = pd.read_csv(out)
+    assert labelled["标题"].tolist() == HEADLINES[:3]
+    assert labelled["编号"].tolist() == [1, 2, 3]
+
+    # a text file: its lines keep their numbers in what is said about them
+    titled = write(tmp_path / "titled.csv", "新闻汇总\n\n标题,类别\n" + f"{HEADLINES[0]},财经\n"
+                   + f"{HEADLINES[1]},体育,多余\n")
+    with pytest.raises(DataError, match=r"titled.csv: malformed CSV at line 5: 3 fields"):
+        read_labelled(titled, skip_rows=2)
+    assert [len(chunk) for chunk, _ in iter_input_chunks(str(titled), skip_rows=3,
+                                                         header=False, fmt="lines")] == [2]
+    for bad in ("-1", "x"):
+        result = run_cli("predict", "--model", sample_model, "--input", titled, "--output",
+                         tmp_path / "bad.csv", "--skip-rows", bad)
+        assert result.returncode == 2 and "--skip-rows" in result.stderr
+    with pytest.raises(DataError, match="--skip-rows must be a whole number"):
+        read_labelled(titled, skip_rows=-1)
+

@@ -51,6 +51,13 @@ def add_model_option(parser: argparse.ArgumentParser) -> None:
                         help="model directory (written by 'newsclf train')")
 
 
+def _row_count(text: str) -> int:
+    """An argparse type: a number of rows, 0 or more."""
+    if text.strip().isdecimal():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"must be a whole number of rows, 0 or more, not {text!r}")
+
+
 def _format_name(value: str) -> str:
     try:
         return format_named(value)
@@ -81,6 +88,9 @@ def add_layout_options(parser: argparse.ArgumentParser, labelled: bool) -> None:
     parser.add_argument("--sheet", metavar="NAME|N",
                         help="sheet of an .xlsx workbook, by name or position from 1 (default: "
                              "the first)")
+    parser.add_argument("--skip-rows", type=_row_count, default=0, metavar="N",
+                        help="lines (rows of an Excel sheet) above the table to leave out, such "
+                             "as a title (default: 0)")
     parser.add_argument("--encoding", default="auto",
                         help="file encoding (default: auto = UTF-8, UTF-8 with BOM, GBK/GB18030 or Big5)")
 
@@ -96,7 +106,7 @@ def layout_arguments(args: argparse.Namespace) -> dict:
     from newsclf.datafiles.texts import ReadOptions
 
     return ReadOptions(args.format, args.header, args.text_column, args.sheet,
-                       args.encoding).as_arguments()
+                       args.encoding, args.skip_rows).as_arguments()
 
 
 def read_labelled_files(args: argparse.Namespace, *paths):

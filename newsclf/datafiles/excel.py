@@ -47,10 +47,11 @@ def open_sheet(path: str, sheet: str | None):
     return workbook, worksheet
 
 
-def sheet_records(worksheet) -> Iterator[tuple[int, list[str]]]:
-    """``(row number, cells as text)`` for each row with a non-empty cell; trailing empty cells
-    are left out."""
-    for number, row in enumerate(worksheet.iter_rows(values_only=True), 1):
+def sheet_records(worksheet, first_row: int = 1) -> Iterator[tuple[int, list[str]]]:
+    """``(row number, cells as text)`` for each row from ``first_row`` on with a non-empty
+    cell; trailing empty cells are left out."""
+    for number, row in enumerate(worksheet.iter_rows(min_row=first_row, values_only=True),
+                                 first_row):
         fields = [cell_text(value) for value in row]
         while fields and fields[-1] == "":
             fields.pop()

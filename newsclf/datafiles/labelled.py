@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from newsclf.datafiles.decoding import read_file_text
-from newsclf.datafiles.layout import Layout, open_table
+from newsclf.datafiles.layout import Layout, ReadOptions, open_table
 from newsclf.errors import DataError
 
 
@@ -44,15 +44,15 @@ class LabelledData:
 def read_labelled(path: str | Path, class_names: Sequence[str] | None = None, *,
                   fmt: str | None = None, text_column=None, label_column=None,
                   header: bool | None = None, encoding: str | None = None,
-                  sheet: str | None = None) -> LabelledData:
+                  sheet: str | None = None, skip_rows: int = 0) -> LabelledData:
     """Read texts and their class names from a labelled file of any layout (see
     :mod:`newsclf.datafiles.layout`; the arguments override what is detected).
 
     With ``class_names``, integer labels are ids into it and name labels must be in it. Without
     it, labels that are all whole numbers give a :class:`NumericLabelsWarning`.
     """
-    with open_table(path, labelled=True, fmt=fmt, header=header, text_column=text_column,
-                    label_column=label_column, encoding=encoding, sheet=sheet) as table:
+    options = ReadOptions(fmt, header, text_column, sheet, encoding, skip_rows)
+    with open_table(path, labelled=True, options=options, label_column=label_column) as table:
         layout = table.layout
         texts, labels = [], []
         for line, fields in table.rows:

@@ -31,7 +31,7 @@ import os
 import re
 import stat
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -113,6 +113,7 @@ class Layout:
     encoding: str | None = None  # None: not a text file (Excel)
     sheet: str | None = None
     delimiter: str = ","  # CSV only
+    skipped_rows: int = 0  # rows above the table left out (--skip-rows)
 
     @property
     def text_column(self) -> str:
@@ -130,6 +131,9 @@ class Layout:
             parts[0] += f" separated by {_DELIMITER_NAMES[self.delimiter]}"
         if self.header is not None:
             parts[0] += " with a header row" if self.header else " without a header row"
+        if self.skipped_rows:
+            unit = "row" if self.format == "xlsx" else "line"
+            parts[0] += f" below its first {self.skipped_rows} {unit}{'s' * (self.skipped_rows > 1)}"
         if self.format in _TABLE_FORMATS or self.format == "jsonl":
             parts.append(self._columns_described())
         if self.encoding:
@@ -194,55 +198,96 @@ class Table:
                 return
 
 
-def open_table(path: str | Path, *, labelled: bool, fmt: str | None = None,
-               header: bool | None = None, text_column=None, label_column=None,
-               encoding: str | None = None, sheet: str | None = None) -> Table:
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a data file where detection is not wanted or not possible: the layout options
+    of every command and function that reads one (``--format``, ``--header``,
+    ``--text-column``, ``--sheet``, ``--encoding``, ``--skip-rows``; None: detected)."""
+
+    fmt: str | None = None
+    header: bool | None = None
+    text_column: str | int | None = None
+    sheet: str | None = None
+    encoding: str | None = None
+    skip_rows: int = 0
+
+    def open(self, path: str | Path) -> "Table":
+        """Open a file of texts to classify (labels, if it has any, are an ordinary column)."""
+        return open_table(path, labelled=False, options=self)
+
+    def as_arguments(self) -> dict:
+        """The options as keyword arguments of the readers."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What the caller of :func:`open_table` asked for, as the detection functions use it."""
+
+    source: str
+    labelled: bool
+    fmt: str | None
+    header: bool | None
+    text_choice: str | int | None
+    label_choice: str | int | None
+    sheet: str | None
+    skip_rows: int
+
+
+def open_table(path: str | Path, *, labelled: bool, options: ReadOptions = ReadOptions(),
+               label_column=None) -> Table:
     """Open a data file with the layout rules of the module docstring. ``labelled``: the file
     must have a label column (training and evaluation data)."""
     source = str(path)
-    fmt = format_named(fmt) if fmt else _EXTENSIONS.get(Path(source).suffix.lower())
+    fmt = format_named(options.fmt) if options.fmt else _EXTENSIONS.get(Path(source).suffix.lower())
     if Path(source).suffix.lower() == ".xls" and fmt is None:
         raise DataError(f"{source}: an old binary Excel file; save it as .xlsx (or as CSV)")
-    text_choice, label_choice = column_choice(text_column), column_choice(label_column)
+    skip_rows = options.skip_rows
+    if isinstance(skip_rows, bool) or not isinstance(skip_rows, int) or skip_rows < 0:
+        raise DataError(f"--skip-rows must be a whole number of rows, 0 or more, not {skip_rows!r}")
+    request = _Request(source, labelled, fmt, options.header, column_choice(options.text_column),
+                       column_choice(label_column), options.sheet, skip_rows)
     if fmt == "xlsx":
-        return _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice)
+        return _open_sheet_table(request)
     # a layout option that cannot apply to the one file of texts is refused; labelled data
     # comes in several files (training, dev) that the same options are given for
-    if sheet is not None and not labelled:
+    if options.sheet is not None and not labelled:
         raise DataError(f"--sheet: {'<stdin>' if source == '-' else source} is not an Excel "
                         "workbook (.xlsx); leave out --sheet")
-    given_format = fmt
     handle, source = open_binary_input(source)
+    request = replace(request, source=source)
     try:
-        decoder = Decoder(source, encoding)
-        lines = decoded_lines(byte_blocks(handle), decoder)
+        decoder = Decoder(source, options.encoding)
+        lines = itertools.islice(decoded_lines(byte_blocks(handle), decoder), skip_rows, None)
         head = list(itertools.islice(lines, SAMPLE_ROWS))
         lines = itertools.chain(head, lines)
-        fmt = fmt or _sniff_format(head, [choice for choice in (text_choice, label_choice)
-                                          if isinstance(choice, str)])
-        if header and fmt in ("jsonl", "fasttext", "lines") and (given_format or not labelled):
-            raise DataError(f"--header: {source} is read as {FORMAT_NAMES[fmt]}, which has no "
-                            "header row; remove its first line, or pass --format csv or "
+        if fmt is None:
+            request = replace(request, fmt=_sniff_format(head, [
+                choice for choice in (request.text_choice, request.label_choice)
+                if isinstance(choice, str)]))
+        if request.header and request.fmt in ("jsonl", "fasttext", "lines") and (
+                fmt or not labelled):
+            raise DataError(f"--header: {source} is read as {FORMAT_NAMES[request.fmt]}, which "
+                            "has no header row; remove its first line, or pass --format csv or "
                             "--format tsv if it is a table")
-        encoding_used = encoding_name(decoder)
-        layout, rows = _text_table(source, fmt, lines, head, labelled, header, text_choice,
-                                   label_choice, encoding_used)
+        layout, rows = _text_table(request, lines, head, encoding_name(decoder))
     except BaseException:
         handle.close()
         raise
-    return Table(layout, rows, lambda: _count_lines(path), handle.close)
+    return Table(layout, rows, lambda: _count_lines(path, skip_rows), handle.close)
 
 
-def _count_lines(path) -> int | None:
-    """The lines of a regular file, for the progress bar; None for standard input, a pipe or
-    a device (reading it again would take the rows from the reader)."""
+def _count_lines(path, skipped: int = 0) -> int | None:
+    """The lines of a regular file below the ``skipped`` ones, for the progress bar; None for
+    standard input, a pipe or a device (reading it again would take the rows from the
+    reader)."""
     if str(path) == "-" or not stat.S_ISREG(os.stat(path).st_mode):
         return None
     count = 0
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             count += block.count(b"\n")
-    return count
+    return max(0, count - skipped)
 
 
 def _sniff_format(head: Sequence[str], names: Sequence[str] = ()) -> str:
@@ -269,8 +314,9 @@ def _sniff_format(head: Sequence[str], names: Sequence[str] = ()) -> str:
     return "lines"
 
 
-def _no_labels(source: str, head: Sequence[str]) -> DataError:
-    untabbed = [number for number, line in enumerate(head, 1) if line.strip() and "\t" not in line]
+def _no_labels(source: str, head: Sequence[str], first_line: int = 1) -> DataError:
+    untabbed = [number for number, line in enumerate(head, first_line)
+                if line.strip() and "\t" not in line]
     if 0 < len(untabbed) < sum(1 for line in head if line.strip()):
         return DataError(f"{source}:{untabbed[0]}: no tab, and {len(untabbed)} of the first "
                          f"{len(head)} lines have none; each line must be 'text<TAB>label' (or "
@@ -280,44 +326,50 @@ def _no_labels(source: str, head: Sequence[str]) -> DataError:
                      "or fastText's '__label__NAME text' lines (--format sets the format)")
 
 
-def _text_table(source, fmt, lines, head, labelled, header, text_choice, label_choice, encoding):
+def _text_table(request: _Request, lines, head, encoding):
+    source, fmt, labelled = request.source, request.fmt, request.labelled
+    first_line = request.skip_rows + 1
     if fmt == "lines":
         if labelled:
-            raise _no_labels(source, head)
+            raise _no_labels(source, head, first_line)
         first = next((line.strip() for line in head if line.strip()), "")
         if first.lower() in _USUAL_NAMES:
             raise DataError(f"{source}: its first line ({first!r}) is a column name, and a file "
                             "of one text per line has no header row: remove that line, or pass "
                             "--format csv")
+        text_choice = request.text_choice
         if text_choice is not None and str(text_choice).strip().lower() != "text" \
                 and _position(text_choice) != 1:
             raise DataError(f"--text-column: {source} is read as one text per line, a single "
                             f"column, so there is no column {text_choice!r}; leave out "
                             "--text-column, or pass --format csv or --format tsv if it is a "
                             "table")
-        return Layout(source, fmt, ("text",), 0, None, encoding=encoding), \
-            rec.text_line_records(lines)
+        return _layout(request, ("text",), 0, None, encoding=encoding), \
+            rec.text_line_records(lines, first_line)
     if fmt == "fasttext":
-        return Layout(source, fmt, rec.FASTTEXT_COLUMNS, 1, 0, encoding=encoding), \
-            rec.fasttext_records(lines, source, one_label=labelled)
+        return _layout(request, rec.FASTTEXT_COLUMNS, 1, 0, encoding=encoding), \
+            rec.fasttext_records(lines, source, labelled, first_line)
     if fmt == "jsonl":
-        columns, records = rec.jsonl_records(lines, source)
+        columns, records = rec.jsonl_records(lines, source, first_line)
         if not columns:
             raise _empty(source, labelled)
-        text_index, label_index = _named_columns(columns, [], source, labelled, text_choice,
-                                                 label_choice, "key")
+        text_index, label_index = _named_columns(request, columns, [], "key")
         if labelled:  # texts and labels; a file to label keeps its values for the output
             records = ((line, [rec.json_text(value) for value in values])
                        for line, values in records)
-        return Layout(source, fmt, tuple(columns), text_index, label_index,
-                      encoding=encoding), records
+        return _layout(request, tuple(columns), text_index, label_index,
+                       encoding=encoding), records
     if fmt == "tsv":
-        records, delimiter = rec.tsv_records(lines, source), ","
+        records, delimiter = rec.tsv_records(lines, source, first_line), ","
     else:
         delimiter = _csv_delimiter(head)
-        records = rec.csv_records(lines, source, delimiter)
-    return _table(source, fmt, records, labelled, header, text_choice, label_choice,
-                  encoding=encoding, delimiter=delimiter)
+        records = rec.csv_records(lines, source, delimiter, first_line)
+    return _table(request, records, encoding=encoding, delimiter=delimiter)
+
+
+def _layout(request: _Request, columns, text_index, label_index, **found) -> Layout:
+    return Layout(request.source, request.fmt, tuple(columns), text_index, label_index,
+                  skipped_rows=request.skip_rows, **found)
 
 
 _DELIMITER_NAMES = {",": "commas", "\t": "tabs", ";": "semicolons"}
@@ -343,9 +395,10 @@ def _csv_delimiter(head: Sequence[str]) -> str:
     return ","
 
 
-def _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice) -> Table:
+def _open_sheet_table(request: _Request) -> Table:
     from newsclf.datafiles.excel import open_sheet, sheet_records
 
+    source, sheet = request.source, request.sheet
     workbook, worksheet = open_sheet(source, sheet)
     others = [name for name in workbook.sheetnames if name != worksheet.title]
 
@@ -365,15 +418,16 @@ def _open_sheet_table(source, sheet, labelled, header, text_choice, label_choice
     try:
         rows_in_dimension = worksheet.max_row  # from the file's own note, which may be wrong
         worksheet.reset_dimensions()  # so every row and column is read, whatever the note says
-        layout, rows = _table(source, "xlsx", sheet_records(worksheet), labelled, header,
-                              text_choice, label_choice, sheet=worksheet.title)
+        layout, rows = _table(request, sheet_records(worksheet, request.skip_rows + 1),
+                              sheet=worksheet.title)
     except DataError as exc:
         workbook.close()
         raise naming_the_sheets(exc) from None
     except BaseException:
         workbook.close()
         raise
-    return Table(layout, checked(rows), lambda: rows_in_dimension, workbook.close)
+    return Table(layout, checked(rows), lambda: max(0, rows_in_dimension - request.skip_rows),
+                 workbook.close)
 
 
 def _empty(source: str, labelled: bool, sheet: str | None = None) -> DataError:
@@ -382,16 +436,16 @@ def _empty(source: str, labelled: bool, sheet: str | None = None) -> DataError:
         else NoTextsError(f"{where}: empty {what}; no texts in it")
 
 
-def _table(source, fmt, records, labelled, header, text_choice, label_choice, *,
-           encoding=None, sheet=None, delimiter=","):
+def _table(request: _Request, records, *, encoding=None, sheet=None, delimiter=","):
     """The layout and rows of a CSV, TSV or Excel table (see the module docstring)."""
+    source, fmt, labelled = request.source, request.fmt, request.labelled
     sample = list(itertools.islice(records, SAMPLE_ROWS))
     if not sample:
         raise _empty(source, labelled, sheet)
     first_line, first = sample[0]
-    named = [choice for choice in (text_choice, label_choice)
-             if isinstance(choice, str) and _position(choice) is None]
-    detected_header = header is None
+    choices = (request.text_choice, request.label_choice)
+    named = [choice for choice in choices if isinstance(choice, str) and _position(choice) is None]
+    header = request.header
     if header is None:
         lowered = {field.strip().lower() for field in first}
         header = any(name.strip().lower() in lowered for name in named) or bool(
@@ -400,29 +454,27 @@ def _table(source, fmt, records, labelled, header, text_choice, label_choice, *,
         _refuse_repeated_names(first, source, first_line)
         columns = list(first)
         data = sample[1:]
-        text_index, label_index = _named_columns(columns, data, source, labelled, text_choice,
-                                                 label_choice, "column", not detected_header)
+        text_index, label_index = _named_columns(request, columns, data, "column",
+                                                 request.header is not None)
     else:
-        named = [c for c in (text_choice, label_choice) if c is not None and _position(c) is None]
+        named = [c for c in choices if c is not None and _position(c) is None]
         if named:
             raise DataError(f"{source}: without a header row, columns are chosen by position "
                             f"from 1 (e.g. --text-column 2), not by name "
                             f"({', '.join(map(repr, named))})")
-        text_choice, label_choice = _position(text_choice), _position(label_choice)
         data = sample
         width = _headerless_width(fmt, data)
-        text_index, label_index = _positional_columns(width, data, source, labelled,
-                                                      text_choice, label_choice)
-        if detected_header and label_index is not None:
+        text_index, label_index = _positional_columns(request, width, data)
+        if request.header is None and label_index is not None:
             _refuse_header_lookalike(data, label_index, source, first_line, width)
-        elif detected_header and width == 1:
+        elif request.header is None and width == 1:
             _refuse_text_header_lookalike(data, source, first_line)
         columns = [f"column{i + 1}" for i in range(width)]
         columns[text_index] = "text"
         if label_index is not None:
             columns[label_index] = "label"
-    layout = Layout(source, fmt, tuple(columns), text_index, label_index, header=header,
-                    encoding=encoding, sheet=sheet, delimiter=delimiter)
+    layout = _layout(request, columns, text_index, label_index, header=header,
+                     encoding=encoding, sheet=sheet, delimiter=delimiter)
     width = len(columns)
     joined = text_index if fmt == "tsv" and width == 2 else None
     rows = _fitted(itertools.chain(data, records), width, source, fmt,
@@ -444,9 +496,10 @@ def column_list(header: Sequence[str], shown: int = 10, width: int = 30) -> str:
     return ", ".join(names) + (f", ... ({len(header)} columns)" if len(header) > shown else "")
 
 
-def _named_columns(columns, data, source, labelled, text_choice, label_choice, key,
-                   header_given=True):
+def _named_columns(request: _Request, columns, data, key, header_given=True):
     """Text and label column indexes in a file whose columns have names."""
+    source, labelled = request.source, request.labelled
+    text_choice, label_choice = request.text_choice, request.label_choice
     flags = ("--text-column", "--label-column")
 
     def by_choice(choice, role):  # digits are a position, unless a column has them as its name
@@ -517,8 +570,11 @@ def _headerless_width(fmt: str, data: Sequence[Record]) -> int:
     return counts.most_common(1)[0][0]
 
 
-def _positional_columns(width, data, source, labelled, text_choice, label_choice):
-    """Text and label column indexes in a file without a header row."""
+def _positional_columns(request: _Request, width, data):
+    """Text and label column indexes in a file without a header row (its columns chosen by
+    position)."""
+    source, labelled = request.source, request.labelled
+    text_choice, label_choice = _position(request.text_choice), _position(request.label_choice)
     for choice in (text_choice, label_choice):
         if choice is not None and choice > width:
             raise DataError(f"{source}: no column {choice}; the rows have {width} "

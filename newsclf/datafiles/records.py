@@ -26,15 +26,19 @@ _NO_FIELD_LIMIT = 2**31 - 1  # a cell may hold a whole book
 FASTTEXT_PREFIX = "__label__"
 
 
-def csv_records(lines: Iterable[str], source: str, delimiter: str = ",") -> Iterator[Record]:
+def csv_records(lines: Iterable[str], source: str, delimiter: str = ",",
+                first_line: int = 1) -> Iterator[Record]:
     """CSV: fields separated by ``delimiter``; quoted fields may hold it, quotes (doubled) and
-    line breaks."""
-    return _records(csv.reader(lines, delimiter=delimiter, strict=True), source, "CSV")
+    line breaks. ``first_line``: the number of the file's line that ``lines`` start with (here
+    and in the other readers)."""
+    return _records(csv.reader(lines, delimiter=delimiter, strict=True), source, "CSV",
+                    first_line)
 
 
-def tsv_records(lines: Iterable[str], source: str) -> Iterator[Record]:
+def tsv_records(lines: Iterable[str], source: str, first_line: int = 1) -> Iterator[Record]:
     """TSV: tabs; quotes are text."""
-    return _records(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE), source, "TSV")
+    return _records(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE), source, "TSV",
+                    first_line)
 
 
 @contextlib.contextmanager
@@ -48,8 +52,8 @@ def unlimited_fields():
         csv.field_size_limit(limit)
 
 
-def _records(reader, source: str, kind: str) -> Iterator[Record]:
-    end = 0
+def _records(reader, source: str, kind: str, first_line: int) -> Iterator[Record]:
+    end = skipped = first_line - 1
     while True:
         try:
             with unlimited_fields():
@@ -62,24 +66,25 @@ def _records(reader, source: str, kind: str) -> Iterator[Record]:
             raise DataError(f"{source}: malformed {kind} at line {end + 1}: {problem}; put fields "
                             "that contain commas, quotes or line breaks in double quotes, "
                             "doubling the quotes inside") from None
-        start, end = end + 1, reader.line_num
+        start, end = end + 1, skipped + reader.line_num
         if fields:
             yield start, fields
 
 
-def text_line_records(lines: Iterable[str]) -> Iterator[Record]:
+def text_line_records(lines: Iterable[str], first_line: int = 1) -> Iterator[Record]:
     """One text per line (line endings removed); blank lines are empty texts."""
-    return ((number, [line.rstrip("\r\n")]) for number, line in enumerate(lines, 1))
+    return ((number, [line.rstrip("\r\n")]) for number, line in enumerate(lines, first_line))
 
 
 FASTTEXT_COLUMNS = ("label", "text")
 
 
-def fasttext_records(lines: Iterable[str], source: str, one_label: bool) -> Iterator[Record]:
+def fasttext_records(lines: Iterable[str], source: str, one_label: bool,
+                     first_line: int = 1) -> Iterator[Record]:
     """fastText's ``__label__NAME text`` lines as ``[label, text]`` (labels and text separated
     by any whitespace, as fastText reads them). Several labels on a line are joined with
     spaces, or refused with ``one_label`` (a classifier gives each text one)."""
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(lines, first_line):
         rest = line.strip()
         if not rest:
             continue
@@ -96,12 +101,13 @@ def fasttext_records(lines: Iterable[str], source: str, one_label: bool) -> Iter
 _FASTTEXT_LABEL = re.compile(re.escape(FASTTEXT_PREFIX) + r"(\S*)(?:\s+|$)")
 
 
-def jsonl_records(lines: Iterable[str], source: str) -> tuple[list[str], Iterator[Record]]:
+def jsonl_records(lines: Iterable[str], source: str,
+                  first_line: int = 1) -> tuple[list[str], Iterator[Record]]:
     """JSON lines: one object per line. The columns are the first object's keys, in order; a
     later object may leave keys out (None, as null) but not add new ones. The fields are the
     values as parsed (str, int, float, bool, None, list, dict), for prediction to write back as
     they were; :func:`json_text` gives their text. Returns ``(columns, records)``."""
-    objects = _json_objects(lines, source)
+    objects = _json_objects(lines, source, first_line)
     first = next(objects, None)
     if first is None:
         return [], iter(())
@@ -125,9 +131,10 @@ def jsonl_records(lines: Iterable[str], source: str) -> tuple[list[str], Iterato
     return columns, records()
 
 
-def _json_objects(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict]]:
+def _json_objects(lines: Iterable[str], source: str,
+                  first_line: int) -> Iterator[tuple[int, dict]]:
     first = True
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(lines, first_line):
         if not line.strip():
             continue
         if first and line.lstrip().startswith("["):

@@ -3,9 +3,7 @@ with every column of the file kept."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
-from newsclf.datafiles.layout import Table, open_table
+from newsclf.datafiles.layout import ReadOptions, Table
 from newsclf.datafiles.records import json_text
 from newsclf.errors import NoTextsError
 from newsclf.tokenize import normalize
@@ -13,30 +11,9 @@ from newsclf.tokenize import normalize
 
 def open_texts(path: str, *, fmt: str | None = None, text_column=None,
                header: bool | None = None, encoding: str | None = None,
-               sheet: str | None = None) -> Table:
+               sheet: str | None = None, skip_rows: int = 0) -> Table:
     """Open a file of texts to classify (labels, if it has any, are an ordinary column)."""
-    return open_table(path, labelled=False, fmt=fmt, header=header, text_column=text_column,
-                      encoding=encoding, sheet=sheet)
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """How to read a file of texts where detection is not wanted or not possible: the layout
-    options of every command and function that reads one (``--format``, ``--header``,
-    ``--text-column``, ``--sheet``, ``--encoding``; None: detected)."""
-
-    fmt: str | None = None
-    header: bool | None = None
-    text_column: str | int | None = None
-    sheet: str | None = None
-    encoding: str | None = None
-
-    def open(self, path: str) -> Table:
-        return open_texts(path, **asdict(self))
-
-    def as_arguments(self) -> dict:
-        """The options as keyword arguments of the readers."""
-        return asdict(self)
+    return ReadOptions(fmt, header, text_column, sheet, encoding, skip_rows).open(path)
 
 
 def text_chunks(table: Table, chunk_size: int = 10000):
@@ -72,12 +49,13 @@ def text_chunks(table: Table, chunk_size: int = 10000):
 
 
 def read_texts(path: str, *, text_column=None, header: bool | None = None,
-               encoding: str | None = None, sheet: str | None = None, log=None) -> list[str]:
+               encoding: str | None = None, sheet: str | None = None, skip_rows: int = 0,
+               log=None) -> list[str]:
     """Every text of a file, read as ``newsclf predict`` reads its input; ``log`` is told the
     layout found."""
     texts = []
     with open_texts(path, text_column=text_column, header=header, sheet=sheet,
-                    encoding=encoding) as table:
+                    encoding=encoding, skip_rows=skip_rows) as table:
         if log is not None:
             log(table.layout.describe())
         for frame, column in text_chunks(table):
@@ -94,11 +72,11 @@ def column_texts(values) -> list[str]:
 
 def iter_input_chunks(path: str, *, fmt: str | None = None, text_column=None,
                       header: bool | None = None, encoding: str | None = None,
-                      sheet: str | None = None, chunk_size: int = 10000):
+                      sheet: str | None = None, skip_rows: int = 0, chunk_size: int = 10000):
     """:func:`text_chunks` of a file opened with :func:`open_texts`, the text column holding
     the texts to classify (:func:`column_texts`: str, also where a JSON lines value is not)."""
     with open_texts(path, fmt=fmt, text_column=text_column, header=header, encoding=encoding,
-                    sheet=sheet) as table:
+                    sheet=sheet, skip_rows=skip_rows) as table:
         for frame, column in text_chunks(table, chunk_size):
             frame[column] = column_texts(frame[column])
             yield frame, column
