@@ -495,3 +495,55 @@ def test_skip_rows_leaves_out_a_title_above_the_table_and_keeps_the_line_numbers
     with pytest.raises(DataError, match="--skip-rows must be a whole number"):
         read_labelled(titled, skip_rows=-1)
 
+
+def test_a_first_sheet_that_is_a_note_is_not_labelled_as_news(tmp_path, sample_model):
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "说明"
+    workbook.active.append(["数据见下一页"])
+    news = workbook.create_sheet("新闻")
+    news.append(["标题"])
+    for text in HEADLINES[:3]:
+        news.append([text])
+    workbook.save(tmp_path / "noted.xlsx")
+    out = tmp_path / "out.csv"
+    result = run_cli("predict", "--model", sample_model, "--input", tmp_path / "noted.xlsx",
+                     "--output", out)
+    assert result.returncode == 2 and not out.exists()
+    assert "sheet '说明' holds only 1 filled cell" in result.stderr
+    assert "'新闻': --sheet picks one" in result.stderr
+    result = run_cli("predict", "--model", sample_model, "--input", tmp_path / "noted.xlsx",
+                     "--output", out, "--sheet", "新闻", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(out)["标题"].tolist() == HEADLINES[:3]
+    # a sheet asked for is read as it is, note or not
+    (frame, column), = iter_input_chunks(str(tmp_path / "noted.xlsx"), sheet="说明",
+                                         header=False)
+    assert frame[column].tolist() == ["数据见下一页"]
+
+
+def test_formula_cells_without_a_computed_value_are_refused_not_read_as_empty(
+        tmp_path, sample_model):
+    workbook = openpyxl.Workbook()  # openpyxl stores formulas without computing them
+    workbook.active.append(["前缀", "标题", "编号"])
+    workbook.active.append(["央行", "央行宣布下调存款准备金率", 1])
+    workbook.active.append(["国足", '=CONCATENATE(A3,"主场两球战胜对手")', 2])
+    workbook.save(tmp_path / "formulas.xlsx")
+    out = tmp_path / "out.csv"
+    result = run_cli("predict", "--model", sample_model, "--input", tmp_path / "formulas.xlsx",
+                     "--output", out)
+    assert result.returncode == 2 and not out.exists()
+    assert "cell B3 of sheet 'Sheet' holds a formula (=CONCATENATE(A3" in result.stderr
+    assert "save it" in result.stderr
+    # an empty cell that is only empty is an empty text, as before
+    workbook.active["B3"] = None
+    workbook.save(tmp_path / "empty.xlsx")
+    (frame, column), = iter_input_chunks(str(tmp_path / "empty.xlsx"))
+    assert frame[column].tolist() == ["央行宣布下调存款准备金率", ""]
+    # in training data too, for a label as for a text
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["标题", "类别"])
+    workbook.active.append([HEADLINES[0], "财经"])
+    workbook.active.append([HEADLINES[1], '=IF(1,"体育","")'])
+    workbook.save(tmp_path / "labels.xlsx")
+    with pytest.raises(DataError, match=r"cell B3 of sheet 'Sheet' holds a formula"):
+        read_labelled(tmp_path / "labels.xlsx")

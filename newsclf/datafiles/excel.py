@@ -59,6 +59,54 @@ def sheet_records(worksheet, first_row: int = 1) -> Iterator[tuple[int, list[str
             yield number, fields
 
 
+class FormulaCells:
+    """The formulas of a sheet's cells that were read as empty: a workbook written by a program
+    that does not calculate (openpyxl, many exporters) stores formulas without their values,
+    and labelling those cells as empty texts would be a silent mistake. The sheet is read a
+    second time, formulas kept, only from the first empty cell that is checked on."""
+
+    def __init__(self, path: str, title: str):
+        self.path, self.title = path, title
+        self._workbook = self._rows = None
+        self._row = (0, ())
+
+    def refused(self, rows, columns: list[int]):
+        """``rows`` (``(row number, fields)``, numbers increasing), refused at the first
+        cell of ``columns`` (indexes from 0) that is empty because it holds a formula with no
+        value."""
+        for number, fields in rows:
+            for column in columns:
+                if fields[column] == "" and (formula := self._formula(number, column)):
+                    from openpyxl.utils import get_column_letter
+
+                    raise DataError(
+                        f"{self.path}: cell {get_column_letter(column + 1)}{number} of sheet "
+                        f"{self.title!r} holds a formula ({formula[:40]}) whose value was "
+                        "never computed, so it reads as empty (the workbook was written by a "
+                        "program that does not calculate formulas); open it in Excel or "
+                        "LibreOffice and save it, which stores the values")
+            yield number, fields
+
+    def _formula(self, number: int, column: int) -> str | None:
+        if self._rows is None:
+            from openpyxl import load_workbook
+
+            self._workbook = load_workbook(self.path, read_only=True, data_only=False)
+            worksheet = self._workbook[self.title]
+            worksheet.reset_dimensions()
+            self._rows = enumerate(worksheet.iter_rows(min_row=number, values_only=True),
+                                   number)
+        while self._row[0] < number:
+            self._row = next(self._rows, (number, ()))
+        cells = self._row[1]
+        value = cells[column] if column < len(cells) else None
+        return value if isinstance(value, str) and value.startswith("=") else None
+
+    def close(self) -> None:
+        if self._workbook is not None:
+            self._workbook.close()
+
+
 def cell_text(value) -> str:
     """A cell's value as text: whole numbers without ``.0``, dates and times in ISO format."""
     if value is None:

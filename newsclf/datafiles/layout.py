@@ -396,7 +396,7 @@ def _csv_delimiter(head: Sequence[str]) -> str:
 
 
 def _open_sheet_table(request: _Request) -> Table:
-    from newsclf.datafiles.excel import open_sheet, sheet_records
+    from newsclf.datafiles.excel import FormulaCells, open_sheet, sheet_records
 
     source, sheet = request.source, request.sheet
     workbook, worksheet = open_sheet(source, sheet)
@@ -418,16 +418,41 @@ def _open_sheet_table(request: _Request) -> Table:
     try:
         rows_in_dimension = worksheet.max_row  # from the file's own note, which may be wrong
         worksheet.reset_dimensions()  # so every row and column is read, whatever the note says
-        layout, rows = _table(request, sheet_records(worksheet, request.skip_rows + 1),
-                              sheet=worksheet.title)
+        records = sheet_records(worksheet, request.skip_rows + 1)
+        if sheet is None and others:
+            records = _refuse_a_note(records, source, worksheet.title)
+        layout, rows = _table(request, records, sheet=worksheet.title)
+        formulas = FormulaCells(source, worksheet.title)
+        rows = formulas.refused(rows, [index for index in (layout.text_index, layout.label_index)
+                                       if index is not None])
     except DataError as exc:
         workbook.close()
         raise naming_the_sheets(exc) from None
     except BaseException:
         workbook.close()
         raise
+
+    def close():
+        formulas.close()
+        workbook.close()
+
     return Table(layout, checked(rows), lambda: max(0, rows_in_dimension - request.skip_rows),
-                 workbook.close)
+                 close)
+
+
+_NOTE_CELLS = 2  # a first sheet of this many filled cells or fewer is a note, not a table
+
+
+def _refuse_a_note(records, source: str, title: str):
+    """The rows of a workbook's first sheet, read when no sheet was chosen, unless they are a
+    note of one or two cells (a title, "see the next sheet"): labelling that would be a
+    silent mistake, refused with the other sheets named (by the caller)."""
+    head = list(itertools.islice(records, _NOTE_CELLS + 1))
+    filled = sum(sum(bool(field.strip()) for field in fields) for _, fields in head)
+    if 0 < filled <= _NOTE_CELLS:
+        raise DataError(f"{source}: sheet {title!r} holds only {filled} filled "
+                        f"cell{'s' * (filled > 1)}, a note rather than a table")
+    return itertools.chain(head, records)
 
 
 def _empty(source: str, labelled: bool, sheet: str | None = None) -> DataError:
