@@ -31,6 +31,10 @@ EVAL_REPORTS_PREFIX = "eval-"
 # by what writes it
 EXPORT_DIR, CHECKPOINT_DIR = "inference", "checkpoint"
 
+# the files a loaded model was read from (what ``newsclf serve`` watches for a change)
+PREDICTION_FILES = (CONFIG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING, METRICS,
+                    CLASS_VALUES_FILE)
+
 # --- a training run's checkpoints (newsclf.training.checkpoint) and teacher cache --------------
 CHECKPOINT_STATE = "state.json"
 TEACHER_DIR, TEACHER_VECTORS = "teacher", "vectors.safetensors"

@@ -28,8 +28,9 @@ from newsclf import __version__
 from newsclf.errors import ModelDirError
 from newsclf.files import sha256_bytes, write_atomic, write_json
 from newsclf.layouts import (CHECKPOINT_DIR, CLASS_VALUES_FILE, CONFIG, EVAL_DEV,  # noqa: F401
-                             EVAL_REPORTS_PREFIX, EXPORT_DIR, LABELS, METRICS, MODEL_FORMAT,
-                             TRAIN_LOG, TRAINING, USER_DICT, VOCAB, WEIGHTS, is_model_dir)
+                             EVAL_REPORTS_PREFIX, EXPORT_DIR, EXPORT_FILES, LABELS, METRICS,
+                             MODEL_FORMAT, PREDICTION_FILES, TRAIN_LOG, TRAINING, USER_DICT,
+                             VOCAB, WEIGHTS, is_model_dir)
 from newsclf.spec import ModelSpec
 from newsclf.tokenize import UserDictionary
 from newsclf.vocab import Vocab
@@ -252,6 +253,22 @@ def load_model_dir(path: str | Path) -> ModelFiles:
 
 
 _RECORDED_NUMBERS = ("dev_accuracy", "dev_macro_f1", "n_train", "n_dev", "best_epoch")
+
+
+def directory_stamp(path: str | Path) -> tuple:
+    """What changes when a model directory is replaced, retrained, edited or deleted: the
+    directory's identity and each file a model is loaded from (its identity, size and time),
+    None for a missing one. Cheap enough to compare on every request."""
+    def stamp(file: Path):
+        try:
+            found = file.stat()
+        except OSError:
+            return None
+        return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
+
+    path = Path(path)
+    return (stamp(path), *(stamp(path / name) for name in PREDICTION_FILES),
+            *(stamp(path / EXPORT_DIR / name) for name in EXPORT_FILES))
 
 
 def dev_metrics(files: ModelFiles) -> dict:

@@ -2,7 +2,8 @@
 requests into shared model calls.
 
 ``POST /predict`` answers like :meth:`Predictor.predict <newsclf.predictor.Predictor.predict>`;
-``GET /health`` and ``GET /info`` describe the service. Requests wait in a queue; one batching
+``GET /health`` and ``GET /info`` describe the service. A model directory that is replaced or
+retrained under the service is loaded again (:class:`ServedModel`). Requests wait in a queue; one batching
 task takes what has arrived (after at most ``max_wait_ms`` past the oldest request, or as soon as
 ``max_batch_texts`` texts are waiting), runs one ``predict`` call on all of it in the single
 model thread (the Predictor is never called from two threads at once, and the event loop never
@@ -18,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -207,6 +210,69 @@ class MicroBatcher:
         return results
 
 
+class ServedModel:
+    """The model the service answers with, and its directory watched: at most once a second
+    (on ``/predict``, ``/health`` and ``/info``) the files the model was loaded from are
+    compared with what is on disk (:func:`~newsclf.modeldir.directory_stamp`). When they
+    changed, the directory is loaded again in the model thread, between two batches, and
+    answers from then on; while it does not load (deleted, or being written), the service
+    answers 503 naming the reason rather than with a model that is no longer there, and
+    tries again. Only a model the service loaded from its directory is watched: a
+    ``Predictor`` handed to :func:`create_app` is the caller's."""
+
+    CHECK_SECONDS = 1.0
+
+    def __init__(self, predictor, batcher: MicroBatcher, load=None):
+        """``load()``: the directory's Predictor loaded again (None: not watched)."""
+        from newsclf.modeldir import directory_stamp
+
+        self.predictor, self.batcher, self._load_again = predictor, batcher, load
+        self.problem: str | None = None
+        self._stamp = directory_stamp(predictor.files.path) if load else None
+        self._checked = time.monotonic()
+        self._describe()
+
+    def _describe(self) -> None:
+        from newsclf.info import predicts_with
+        from newsclf.modeldir import dev_metrics
+
+        recorded = dev_metrics(self.predictor.files)
+        self.metrics = _dev_metrics(recorded)
+        self.described = predicts_with(self.predictor.files, recorded)
+
+    async def check(self) -> None:
+        """Load the directory again if it changed since it was loaded (see the class)."""
+        from newsclf.modeldir import directory_stamp
+
+        if self._load_again is None or time.monotonic() - self._checked < self.CHECK_SECONDS:
+            return
+        self._checked = time.monotonic()
+        path = self.predictor.files.path
+        if directory_stamp(path) == self._stamp:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            predictor = await loop.run_in_executor(self.batcher.executor, self._load)
+        except (NewsclfError, OSError) as exc:
+            if self.problem is None:
+                print(f"newsclf serve: {path} changed and does not load; answering 503 until "
+                      f"it does: {exc}", file=sys.stderr, flush=True)
+            self.problem = f"the model directory changed and does not load: {exc}"
+            return
+        self._stamp = directory_stamp(path)  # after the load, which may add its ONNX graph
+        self.predictor = self.batcher.predictor = predictor
+        self.problem = None
+        self._describe()
+        print(f"newsclf serve: {path} changed on disk; loaded again "
+              f"({len(predictor.classes_)} classes, {predictor.backend})", file=sys.stderr,
+              flush=True)
+
+    def _load(self):
+        predictor = self._load_again()
+        predictor.predict([_WARM_UP_TEXT])
+        return predictor
+
+
 class _JSONResponse(Response):
     """JSON with Chinese kept as is (half the bytes of \\u escapes) and no re-validation."""
 
@@ -236,15 +302,13 @@ def create_app(model=None, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
     if not isinstance(max_wait_ms, (int, float)) or isinstance(max_wait_ms, bool) \
             or not 0 <= max_wait_ms <= 1000:
         raise NewsclfError(f"max_wait_ms must be between 0 and 1000, not {max_wait_ms!r}")
+    from newsclf.predictor import Predictor
+
     predictor = _load_predictor(model, backend, threads)
     batcher = MicroBatcher(predictor, max_batch_texts, max_wait_ms)
     batcher.run_in_model_thread(predictor.predict, [_WARM_UP_TEXT])
-    from newsclf.info import predicts_with
-    from newsclf.modeldir import dev_metrics
-
-    recorded = dev_metrics(predictor.files)
-    metrics = _dev_metrics(recorded)
-    described = predicts_with(predictor.files, recorded)
+    served = ServedModel(predictor, batcher, None if isinstance(model, Predictor) else (
+        lambda: _load_predictor(predictor.files.path, backend, threads)))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -253,9 +317,69 @@ def create_app(model=None, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
 
     app = FastAPI(title="newsclf", version=__version__, lifespan=lifespan,
                   description="Classify Chinese news by topic. POST texts to /predict.")
-    app.state.predictor = predictor
+    app.state.served = served
     app.state.batcher = batcher
     app.state.stats = batcher.stats
+
+    _answer_errors_in_one_line(app)
+
+    @app.post("/predict", response_model=PredictResponse, summary="Classify texts",
+              responses={413: {"description": "too many texts, or a text too long"},
+                         422: {"description": "a malformed request"}})
+    async def predict(body: PredictRequest):
+        """Each text's class and probability, in input order, as `Predictor.predict` gives
+        them. Limits: at most `max_texts` texts per request and `max_chars` characters per text
+        (see `/info`)."""
+        await served.check()
+        if served.problem:
+            return _error(503, served.problem)
+        texts = body.texts
+        if not texts:
+            return _error(422, 'texts is empty: send at least one text, {"texts": ["..."]}')
+        if len(texts) > max_texts:
+            return _error(413, f"too many texts: {len(texts)} in one request, at most "
+                               f"{max_texts}; split them over several requests")
+        for i, text in enumerate(texts):
+            if len(text) > max_chars:
+                return _error(413, f"texts[{i}] has {len(text)} characters, at most {max_chars}; "
+                                   f"shorten it")
+        predictions = await batcher.predict(texts, body.top_k, body.long_text)
+        return _JSONResponse({"predictions": predictions})
+
+    @app.get("/health", summary="Whether the service is up")
+    async def health():
+        await served.check()
+        if served.problem:
+            return JSONResponse({"status": "unavailable", "model_loaded": False,
+                                 "detail": served.problem}, status_code=503)
+        return {"status": "ok", "model_loaded": True}
+
+    @app.get("/info", summary="The model, the limits and what the service has done")
+    async def info():
+        await served.check()
+        predictor = served.predictor
+        spec = predictor.spec
+        return _JSONResponse({
+            "newsclf_version": __version__,
+            "model": predictor.files.path.name,
+            "classes": [str(name) for name in predictor.classes_],
+            "metrics": served.metrics,
+            "backend": predictor.backend,
+            "tokenizer": spec.tokenizer,
+            "max_len": spec.max_len,
+            "ensemble_size": spec.ensemble_size,  # the encoders it runs: 1 for a student
+            "model_kind": served.described,
+            "limits": {"max_texts": max_texts, "max_chars": max_chars},
+            "batching": {"max_batch_texts": max_batch_texts, "max_wait_ms": max_wait_ms},
+            "stats": asdict(batcher.stats),
+        })
+
+    return app
+
+
+def _answer_errors_in_one_line(app: FastAPI) -> None:
+    """A malformed request is a 422 whose detail is one line; any other error keeps its status
+    with a one-line detail."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):
@@ -272,50 +396,6 @@ def create_app(model=None, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
     async def internal_error(request: Request, exc: Exception):
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"},
                             status_code=500)
-
-    @app.post("/predict", response_model=PredictResponse, summary="Classify texts",
-              responses={413: {"description": "too many texts, or a text too long"},
-                         422: {"description": "a malformed request"}})
-    async def predict(body: PredictRequest):
-        """Each text's class and probability, in input order, as `Predictor.predict` gives
-        them. Limits: at most `max_texts` texts per request and `max_chars` characters per text
-        (see `/info`)."""
-        texts = body.texts
-        if not texts:
-            return _error(422, 'texts is empty: send at least one text, {"texts": ["..."]}')
-        if len(texts) > max_texts:
-            return _error(413, f"too many texts: {len(texts)} in one request, at most "
-                               f"{max_texts}; split them over several requests")
-        for i, text in enumerate(texts):
-            if len(text) > max_chars:
-                return _error(413, f"texts[{i}] has {len(text)} characters, at most {max_chars}; "
-                                   f"shorten it")
-        predictions = await batcher.predict(texts, body.top_k, body.long_text)
-        return _JSONResponse({"predictions": predictions})
-
-    @app.get("/health", summary="Whether the service is up")
-    async def health():
-        return {"status": "ok", "model_loaded": True}
-
-    @app.get("/info", summary="The model, the limits and what the service has done")
-    async def info():
-        spec = predictor.spec
-        return _JSONResponse({
-            "newsclf_version": __version__,
-            "model": predictor.files.path.name,
-            "classes": [str(name) for name in predictor.classes_],
-            "metrics": metrics,
-            "backend": predictor.backend,
-            "tokenizer": spec.tokenizer,
-            "max_len": spec.max_len,
-            "ensemble_size": spec.ensemble_size,  # the encoders it runs: 1 for a student
-            "model_kind": described,
-            "limits": {"max_texts": max_texts, "max_chars": max_chars},
-            "batching": {"max_batch_texts": max_batch_texts, "max_wait_ms": max_wait_ms},
-            "stats": asdict(batcher.stats),
-        })
-
-    return app
 
 
 def default_threads() -> int:

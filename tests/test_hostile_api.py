@@ -405,4 +405,4 @@ def test_the_service_takes_counts_by_the_same_rule(sample_model, predictor):
         with pytest.raises(NewsclfError, match=count_refusal(option, value)):
             create_app(sample_model, **{option: value})
     app = create_app(predictor, max_texts=np.int64(3), threads=np.int64(1))
-    assert app.state.predictor is predictor
+    assert app.state.served.predictor is predictor

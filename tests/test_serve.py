@@ -350,3 +350,58 @@ def test_info_of_a_student_says_what_it_was_distilled_from(tmp_path, sample_mode
         info = client.get("/info").json()
     assert info["model_kind"] == "one student encoder distilled from an ensemble of 2"
     assert info["ensemble_size"] == 1  # the encoders it runs
+
+
+@needs_serve
+def test_a_model_directory_replaced_or_deleted_under_the_server_is_noticed(
+        tmp_path, sample_model):
+    import shutil
+    import time
+
+    import httpx
+
+    served = tmp_path / "news"
+    shutil.copytree(sample_model, served)
+    process, url = start_server("--model", served)
+
+    def until(answer, wanted):
+        deadline = time.monotonic() + 30
+        while answer().status_code != wanted and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return answer()
+
+    def health():
+        return httpx.get(url + "/health", timeout=30)
+
+    try:
+        before = httpx.get(url + "/info", timeout=30).json()["metrics"]
+        # a retrained model moved in where the old one was
+        replacement = tmp_path / "retrained"
+        shutil.copytree(sample_model, replacement)
+        metrics = json.loads((replacement / "metrics.json").read_text(encoding="utf-8"))
+        metrics["dev_accuracy"] = 0.125
+        (replacement / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+        served.rename(tmp_path / "old")
+        replacement.rename(served)
+        deadline = time.monotonic() + 30
+        while (httpx.get(url + "/info", timeout=30).json()["metrics"]["dev_accuracy"] != 0.125
+               and time.monotonic() < deadline):
+            time.sleep(0.2)
+        assert httpx.get(url + "/info", timeout=30).json()["metrics"]["dev_accuracy"] == 0.125
+        assert before["dev_accuracy"] != 0.125
+        # deleted: no answer from a model that is gone
+        shutil.rmtree(served)
+        answer = until(health, 503)
+        assert answer.status_code == 503 and answer.json()["status"] == "unavailable"
+        assert "model directory not found" in answer.json()["detail"]
+        refused = httpx.post(url + "/predict", json={"texts": ["沪指放量上涨"]}, timeout=30)
+        assert refused.status_code == 503 and "does not load" in refused.json()["detail"]
+        # back again: answered again
+        (tmp_path / "old").rename(served)
+        assert until(health, 200).status_code == 200
+        answer = httpx.post(url + "/predict", json={"texts": ["沪指放量上涨"]}, timeout=30)
+        assert answer.status_code == 200 and answer.json()["predictions"][0]["label"]
+    finally:
+        status, stderr = stop(process)
+    assert "changed on disk; loaded again" in stderr
+    assert "changed and does not load; answering 503" in stderr

@@ -62,13 +62,11 @@ def run(args: argparse.Namespace) -> None:
 
     import uvicorn
 
-    from newsclf.predictor import Predictor
-    from newsclf.serve import create_app, default_threads
+    from newsclf.serve import create_app
 
-    predictor = Predictor.from_dir(args.model, backend=args.backend,
-                                   threads=args.threads or default_threads())
-    app = create_app(predictor, max_texts=args.max_texts, max_chars=args.max_chars,
-                     max_wait_ms=args.batch_wait_ms)
+    app = create_app(args.model, max_texts=args.max_texts, max_chars=args.max_chars,
+                     max_wait_ms=args.batch_wait_ms, backend=args.backend, threads=args.threads)
+    predictor = app.state.served.predictor
     listening = _listen(args.host, args.port)
     host, port = listening.getsockname()[:2]
     url_host = f"[{host}]" if ":" in host else host
