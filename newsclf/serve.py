@@ -24,7 +24,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Union
 
@@ -38,10 +38,16 @@ from starlette.exceptions import HTTPException
 from newsclf import __version__
 from newsclf.arguments import check_count
 from newsclf.errors import NewsclfError
-from newsclf.spec import LONG_TEXT_MODES, SERVE_MAX_CHARS, SERVE_MAX_TEXTS, SERVE_MAX_WAIT_MS
+from newsclf.spec import (LONG_TEXT_MODES, SERVE_MAX_CHARS, SERVE_MAX_TEXTS, SERVE_MAX_WAIT_MS,
+                          SERVE_MAX_WINDOWS)
 
 MAX_TEXTS, MAX_CHARS, MAX_WAIT_MS = SERVE_MAX_TEXTS, SERVE_MAX_CHARS, SERVE_MAX_WAIT_MS
+MAX_WINDOWS = SERVE_MAX_WINDOWS
 MAX_BATCH_TEXTS = 256
+# windows one model call reads at most: a long request is read in such slices, taking turns
+# with the requests that arrive meanwhile, and its slices stop when its client goes away
+MAX_BATCH_WINDOWS = 1024
+_DISCONNECT_POLL_SECONDS = 0.5
 MODEL_ENV = "NEWSCLF_MODEL"
 _WARM_UP_TEXT = "央行宣布下调存款准备金率"
 
@@ -85,6 +91,17 @@ class _Pending:
     long_text: str
     future: asyncio.Future
     arrived: float
+    windows: list[int]  # each text's windows (what reading it costs)
+    taken: int = 0      # texts handed to a model call so far
+    rows: list = field(default_factory=list)  # their results, in order
+
+
+def request_windows(texts: list[str], long_text: str, max_len: int) -> list[int]:
+    """The windows of ``max_len`` positions reading each text costs at most: one, or with a
+    chunk mode one per ``max_len`` characters (a position holds a character or more)."""
+    if long_text == "truncate":
+        return [1] * len(texts)
+    return [max(1, -(-len(text) // max_len)) for text in texts]
 
 
 @dataclass
@@ -98,14 +115,19 @@ class ServiceStats:
     largest_batch: int = 0
 
 
+class ServiceStopping(NewsclfError):
+    """The service was asked to stop before the request was answered."""
+
+
 class MicroBatcher:
     """Collects concurrent requests and runs them through the model in shared ``predict`` calls,
     one at a time, in one thread of its own."""
 
     def __init__(self, predictor, max_batch_texts: int = MAX_BATCH_TEXTS,
-                 max_wait_ms: float = MAX_WAIT_MS):
+                 max_wait_ms: float = MAX_WAIT_MS, max_batch_windows: int = MAX_BATCH_WINDOWS):
         self.predictor = predictor
         self.max_batch_texts = max_batch_texts
+        self.max_batch_windows = max_batch_windows
         self.max_wait = max_wait_ms / 1000
         self.stats = ServiceStats()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsclf-model")
@@ -113,23 +135,54 @@ class MicroBatcher:
         self._queued_texts = 0
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
 
     def run_in_model_thread(self, function, *args):
         """Run ``function(*args)`` in the model thread and return its result (blocking)."""
         return self.executor.submit(function, *args).result()
 
-    async def predict(self, texts: list[str], top_k: int | None, long_text: str):
+    async def predict(self, texts: list[str], top_k: int | None, long_text: str,
+                      windows: list[int] | None = None, gone=None):
         """``Predictor.predict(texts, top_k=top_k, long_text=long_text)``, batched with the
-        requests around it."""
-        loop = asyncio.get_running_loop()
+        requests around it; ``windows``: each text's cost (:func:`request_windows`);
+        ``gone``: an async callable saying whether the client has left, which stops the
+        request's remaining work (None is returned then)."""
+        loop = self._loop = asyncio.get_running_loop()
+        if self._stopping:
+            raise ServiceStopping("the service is stopping")
         if self._task is None or self._task.done():  # started here: not every server runs lifespan
             self._arrived = asyncio.Event()
             self._task = loop.create_task(self._run())
         future = loop.create_future()
-        self._queue.append(_Pending(texts, top_k, long_text, future, loop.time()))
+        self._queue.append(_Pending(texts, top_k, long_text, future, loop.time(),
+                                    windows or [1] * len(texts)))
         self._queued_texts += len(texts)
         self._arrived.set()
+        while gone is not None:
+            done, _ = await asyncio.wait({future}, timeout=_DISCONNECT_POLL_SECONDS)
+            if done:
+                break
+            if await gone():
+                future.cancel()  # its slices not yet read are dropped
+                return None
         return await future
+
+    def stop_soon(self) -> None:
+        """Answer every waiting request with :class:`ServiceStopping` (and any that comes
+        later), so a server asked to stop ends within one model call; safe from a signal
+        handler."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop)
+        self._stopping = True
+
+    def _stop(self) -> None:
+        self._stopping = True
+        for pending in self._queue:
+            if not pending.future.done():
+                pending.future.set_exception(ServiceStopping("the service is stopping"))
+        self._queue.clear()
+        self._queued_texts = 0
 
     async def close(self) -> None:
         if self._task is not None:
@@ -159,53 +212,63 @@ class MicroBatcher:
             try:
                 results = await loop.run_in_executor(self.executor, self._predict_batch, batch)
             except Exception as exc:  # noqa: BLE001 - handed to each waiting request
-                for pending in batch:
+                for pending, _ in batch:
                     if not pending.future.done():
                         pending.future.set_exception(exc)
                 continue
-            for pending, result in zip(batch, results):
-                if not pending.future.done():  # its client may have gone
-                    pending.future.set_result(result)
+            for (pending, _), rows in zip(batch, results):
+                pending.rows.extend(rows)
+                if len(pending.rows) == len(pending.texts) and not pending.future.done():
+                    pending.future.set_result(pending.rows)  # (its client may have gone)
 
-    def _take_batch(self) -> list[_Pending]:
-        """Waiting requests for one call: the oldest, then those after it with the same
-        ``long_text`` while they fit in ``max_batch_texts``; requests whose client left are
-        dropped."""
-        batch, size, kept = [], 0, deque()
+    def _take_batch(self) -> list[tuple[_Pending, int]]:
+        """Texts for one call, as ``(request, how many of its next texts)``: from the oldest
+        request, then those after it with the same ``long_text``, while they fit in
+        ``max_batch_texts`` texts and ``max_batch_windows`` windows (one text at least). A
+        request not taken whole goes behind the others, so a long one takes turns with those
+        that arrive after it; requests whose client left are dropped."""
+        batch, texts, windows, kept, cut = [], 0, 0, deque(), []
         mode = None
         while self._queue:
             pending = self._queue.popleft()
             if pending.future.done():
-                self._queued_texts -= len(pending.texts)
+                self._queued_texts -= len(pending.texts) - pending.taken
                 continue
             if mode is None:
                 mode = pending.long_text
-            if pending.long_text != mode or (batch and size + len(pending.texts)
-                                             > self.max_batch_texts):
-                kept.append(pending)
-                continue
-            batch.append(pending)
-            size += len(pending.texts)
-            self._queued_texts -= len(pending.texts)
-        self._queue = kept
+            count = 0
+            if pending.long_text == mode:
+                for cost in pending.windows[pending.taken:]:
+                    if texts and (texts + 1 > self.max_batch_texts
+                                  or windows + cost > self.max_batch_windows):
+                        break
+                    texts, windows, count = texts + 1, windows + cost, count + 1
+            if count:
+                batch.append((pending, count))
+                pending.taken += count
+                self._queued_texts -= count
+            if pending.taken < len(pending.texts):
+                (cut if count else kept).append(pending)
+        self._queue = kept + deque(cut)
         return batch
 
-    def _predict_batch(self, batch: list[_Pending]) -> list[list]:
+    def _predict_batch(self, batch: list[tuple[_Pending, int]]) -> list[list]:
         """One ``predict`` call for the whole batch, split back per request: every text ranked by
         the largest ``top_k`` asked for, each request's rows cut to its own ``top_k`` (or to the
         best alone without one), which is what ``predict`` gives that request by itself."""
-        texts = [text for pending in batch for text in pending.texts]
-        largest_k = max(pending.top_k or 1 for pending in batch)
-        rows = self.predictor.predict(texts, top_k=largest_k, long_text=batch[0].long_text)
+        texts = [text for pending, count in batch
+                 for text in pending.texts[pending.taken - count:pending.taken]]
+        largest_k = max(pending.top_k or 1 for pending, _ in batch)
+        rows = self.predictor.predict(texts, top_k=largest_k, long_text=batch[0][0].long_text)
         results, start = [], 0
-        for pending in batch:
-            own = rows[start:start + len(pending.texts)]
-            start += len(pending.texts)
+        for pending, count in batch:
+            own = rows[start:start + count]
+            start += count
             results.append([row[0] for row in own] if pending.top_k is None
                            else [row[:pending.top_k] for row in own])
         self.stats.model_calls += 1
         self.stats.texts += len(texts)
-        self.stats.requests += len(batch)
+        self.stats.requests += sum(pending.taken == len(pending.texts) for pending, _ in batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(texts))
         return results
 
@@ -283,21 +346,23 @@ class _JSONResponse(Response):
 
 
 def create_app(model=None, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_CHARS,
-               max_batch_texts: int = MAX_BATCH_TEXTS, max_wait_ms: float = MAX_WAIT_MS,
-               backend: str = "auto", threads: int | None = None) -> FastAPI:
+               max_windows: int = MAX_WINDOWS, max_batch_texts: int = MAX_BATCH_TEXTS,
+               max_wait_ms: float = MAX_WAIT_MS, backend: str = "auto",
+               threads: int | None = None) -> FastAPI:
     """The FastAPI app serving ``model``: a :class:`~newsclf.predictor.Predictor`, or a model
     directory to load (with ``backend`` and ``threads``, see ``Predictor.from_dir``; default
     threads: one core less than the machine has, at most 4, leaving a core to the event loop).
     Without ``model``, the directory named by the ``NEWSCLF_MODEL`` environment variable, so
     ``uvicorn --factory newsclf.serve:create_app`` works.
 
-    ``max_texts`` and ``max_chars`` bound a request (texts, characters per text);
+    ``max_texts``, ``max_chars`` and ``max_windows`` bound a request (texts, characters per
+    text, windows of ``max_len`` positions in all: :func:`request_windows`);
     ``max_batch_texts`` and ``max_wait_ms`` bound a batch (texts per model call, how long the
     oldest request waits for others to join it). The model is loaded and warmed up here, so a
     bad directory fails before any server starts."""
-    max_texts, max_chars, max_batch_texts = (
+    max_texts, max_chars, max_windows, max_batch_texts = (
         check_count(max_texts, "max_texts"), check_count(max_chars, "max_chars"),
-        check_count(max_batch_texts, "max_batch_texts"))
+        check_count(max_windows, "max_windows"), check_count(max_batch_texts, "max_batch_texts"))
     threads = check_count(threads, "threads", optional=True)
     if not isinstance(max_wait_ms, (int, float)) or isinstance(max_wait_ms, bool) \
             or not 0 <= max_wait_ms <= 1000:
@@ -322,28 +387,31 @@ def create_app(model=None, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
     app.state.stats = batcher.stats
 
     _answer_errors_in_one_line(app)
+    limits = {"max_texts": max_texts, "max_chars": max_chars, "max_windows": max_windows}
 
     @app.post("/predict", response_model=PredictResponse, summary="Classify texts",
-              responses={413: {"description": "too many texts, or a text too long"},
+              responses={413: {"description": "too many texts, a text too long, or too many "
+                                              "windows to read"},
                          422: {"description": "a malformed request"}})
-    async def predict(body: PredictRequest):
+    async def predict(body: PredictRequest, request: Request):
         """Each text's class and probability, in input order, as `Predictor.predict` gives
-        them. Limits: at most `max_texts` texts per request and `max_chars` characters per text
-        (see `/info`)."""
+        them. Limits: at most `max_texts` texts per request, `max_chars` characters per text
+        and `max_windows` windows of `max_len` to read in all (see `/info`)."""
         await served.check()
         if served.problem:
             return _error(503, served.problem)
-        texts = body.texts
-        if not texts:
-            return _error(422, 'texts is empty: send at least one text, {"texts": ["..."]}')
-        if len(texts) > max_texts:
-            return _error(413, f"too many texts: {len(texts)} in one request, at most "
-                               f"{max_texts}; split them over several requests")
-        for i, text in enumerate(texts):
-            if len(text) > max_chars:
-                return _error(413, f"texts[{i}] has {len(text)} characters, at most {max_chars}; "
-                                   f"shorten it")
-        predictions = await batcher.predict(texts, body.top_k, body.long_text)
+        windows = request_windows(body.texts, body.long_text, served.predictor.spec.max_len)
+        refused = _refusal(body, windows, served.predictor.spec.max_len, limits)
+        if refused is not None:
+            return refused
+        try:
+            predictions = await batcher.predict(body.texts, body.top_k, body.long_text, windows,
+                                                request.is_disconnected)
+        except ServiceStopping:
+            return _error(503, "the service is stopping; send the request again once it is "
+                               "back")
+        if predictions is None:
+            return _error(499, "the client closed the request")
         return _JSONResponse({"predictions": predictions})
 
     @app.get("/health", summary="Whether the service is up")
@@ -369,12 +437,33 @@ def create_app(model=None, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
             "max_len": spec.max_len,
             "ensemble_size": spec.ensemble_size,  # the encoders it runs: 1 for a student
             "model_kind": served.described,
-            "limits": {"max_texts": max_texts, "max_chars": max_chars},
+            "limits": limits,
             "batching": {"max_batch_texts": max_batch_texts, "max_wait_ms": max_wait_ms},
             "stats": asdict(batcher.stats),
         })
 
     return app
+
+
+def _refusal(body: PredictRequest, windows: list[int], max_len: int,
+             limits: dict) -> JSONResponse | None:
+    """The answer to a request beyond a limit (None if it is within them all)."""
+    texts = body.texts
+    if not texts:
+        return _error(422, 'texts is empty: send at least one text, {"texts": ["..."]}')
+    if len(texts) > limits["max_texts"]:
+        return _error(413, f"too many texts: {len(texts)} in one request, at most "
+                           f"{limits['max_texts']}; split them over several requests")
+    for i, text in enumerate(texts):
+        if len(text) > limits["max_chars"]:
+            return _error(413, f"texts[{i}] has {len(text)} characters, at most "
+                               f"{limits['max_chars']}; shorten it")
+    if sum(windows) > limits["max_windows"]:
+        return _error(413, f"too much to read in one request: long_text {body.long_text!r} "
+                           f"reads these texts in up to {sum(windows)} windows of {max_len} "
+                           f"characters, at most {limits['max_windows']}; split them over "
+                           "several requests")
+    return None
 
 
 def _answer_errors_in_one_line(app: FastAPI) -> None:

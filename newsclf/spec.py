@@ -26,6 +26,9 @@ EXPLAIN_METHODS = ("rollout", "occlusion", "integrated-gradients")
 IG_STEPS = 32
 # the HTTP service's default limits and batching (here, so `newsclf serve --help` needs no FastAPI)
 SERVE_MAX_TEXTS, SERVE_MAX_CHARS, SERVE_MAX_WAIT_MS = 1_000, 100_000, 5.0
+# windows of max_len positions one request may cost (a text is one, or with --long-text chunk
+# one per max_len characters): a request the service can finish in seconds
+SERVE_MAX_WINDOWS = 20_000
 USER_DICT_FILE = "user_dict.txt"  # the jieba user dictionary's name inside a model directory
 
 

@@ -202,7 +202,8 @@ def test_health_info_and_docs(client, predictor, sample_model):
     assert info["max_len"] == predictor.spec.max_len
     assert info["ensemble_size"] == predictor.spec.ensemble_size
     assert info["model_kind"] == "one encoder"  # as newsclf info says what it predicts with
-    assert info["limits"] == {"max_texts": MAX_TEXTS, "max_chars": MAX_CHARS}
+    assert info["limits"] == {"max_texts": MAX_TEXTS, "max_chars": MAX_CHARS,
+                              "max_windows": 20000}
     assert set(info["stats"]) == {"requests", "texts", "model_calls", "largest_batch"}
     schema = client.get("/openapi.json").json()
     assert {"/predict", "/health", "/info"} <= set(schema["paths"])
@@ -405,3 +406,85 @@ def test_a_model_directory_replaced_or_deleted_under_the_server_is_noticed(
         status, stderr = stop(process)
     assert "changed on disk; loaded again" in stderr
     assert "changed and does not load; answering 503" in stderr
+
+
+def long_texts(count: int, length: int = 30000) -> list[str]:
+    lines = (SAMPLE / "dev.tsv").read_text(encoding="utf-8").splitlines()
+    text = "".join(line.split("\t")[0] for line in lines)
+    return [(text * (length // len(text) + 1))[:length]] * count
+
+
+@needs_serve
+def test_a_request_beyond_the_window_budget_is_refused_up_front(sample_model):
+    from fastapi.testclient import TestClient
+
+    from newsclf.serve import create_app
+
+    with TestClient(create_app(sample_model, max_windows=100)) as client:
+        answer = client.post("/predict", json={"texts": long_texts(4, 3000),
+                                               "long_text": "chunk"})
+        assert answer.status_code == 413
+        assert "up to 188 windows of 64 characters, at most 100" in answer.json()["detail"]
+        assert client.get("/info").json()["stats"]["model_calls"] == 0
+        # the same texts cut to max_len cost one window each
+        answer = client.post("/predict", json={"texts": long_texts(4, 3000)})
+        assert answer.status_code == 200
+
+
+@needs_serve
+def test_a_long_request_takes_turns_and_stops_when_its_client_leaves(sample_model):
+    import time
+
+    import httpx
+
+    process, url = start_server("--model", sample_model, "--max-windows", 10**6)
+    try:
+        def heavy():  # about 140,000 windows: minutes of work, given up after 5 s
+            try:
+                httpx.post(url + "/predict", json={"texts": long_texts(300),
+                                                   "long_text": "chunk"}, timeout=5)
+            except httpx.TimeoutException:
+                pass
+
+        client = threading.Thread(target=heavy)
+        client.start()
+        time.sleep(2)
+        started = time.monotonic()
+        answer = httpx.post(url + "/predict", json={"texts": ["沪指放量上涨"]}, timeout=60)
+        assert answer.status_code == 200 and time.monotonic() - started < 30
+        client.join()
+
+        def calls():
+            return httpx.get(url + "/info", timeout=30).json()["stats"]["model_calls"]
+
+        deadline, before = time.monotonic() + 60, calls()
+        while time.monotonic() < deadline:  # the client's slices stop being read
+            time.sleep(3)
+            now = calls()
+            if now == before:
+                break
+            before = now
+        assert calls() == before
+        assert httpx.get(url + "/info", timeout=30).json()["stats"]["texts"] < 300
+    finally:
+        stop(process, signal.SIGKILL)
+
+
+@needs_serve
+def test_a_server_busy_with_a_long_request_stops_at_once_with_one_line(sample_model):
+    import time
+
+    import httpx
+
+    process, url = start_server("--model", sample_model, "--max-windows", 10**6)
+    answers = []
+    client = threading.Thread(target=lambda: answers.append(httpx.post(
+        url + "/predict", json={"texts": long_texts(300), "long_text": "chunk"}, timeout=120)))
+    client.start()
+    time.sleep(3)
+    started = time.monotonic()
+    assert stop(process) == (143, "newsclf serve: terminated\n")
+    # uvicorn would have waited 10 s for the request, then cancelled it with a traceback
+    assert time.monotonic() - started < 9
+    client.join()
+    assert answers[0].status_code == 503 and "stopping" in answers[0].json()["detail"]

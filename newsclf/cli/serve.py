@@ -11,7 +11,8 @@ from importlib.util import find_spec
 
 from newsclf.cli.common import add_model_option
 from newsclf.errors import NewsclfError
-from newsclf.spec import BACKENDS, SERVE_MAX_CHARS, SERVE_MAX_TEXTS, SERVE_MAX_WAIT_MS
+from newsclf.spec import (BACKENDS, SERVE_MAX_CHARS, SERVE_MAX_TEXTS, SERVE_MAX_WAIT_MS,
+                          SERVE_MAX_WINDOWS)
 
 # uvicorn waits this long for requests in progress once asked to stop
 GRACEFUL_SECONDS = 10
@@ -35,6 +36,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
                        help=f"most texts in one request (default: {SERVE_MAX_TEXTS})")
     serve.add_argument("--max-chars", type=int, default=SERVE_MAX_CHARS, metavar="N",
                        help=f"most characters in one text (default: {SERVE_MAX_CHARS})")
+    serve.add_argument("--max-windows", type=int, default=SERVE_MAX_WINDOWS, metavar="N",
+                       help="most windows of max_len positions one request may take to read: "
+                            "a text is one, or with long_text chunk one per max_len "
+                            f"characters (default: {SERVE_MAX_WINDOWS})")
     serve.add_argument("--batch-wait-ms", type=float, default=SERVE_MAX_WAIT_MS, metavar="MS",
                        help="how long a request waits for others to share its model call "
                             f"(default: {SERVE_MAX_WAIT_MS:g})")
@@ -50,7 +55,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     if find_spec("fastapi") is None or find_spec("uvicorn") is None:
         raise NewsclfError('serve needs FastAPI and uvicorn: pip install "newsclf[serve]"')
-    for option, value in (("--max-texts", args.max_texts), ("--max-chars", args.max_chars)):
+    for option, value in (("--max-texts", args.max_texts), ("--max-chars", args.max_chars),
+                          ("--max-windows", args.max_windows)):
         if value < 1:
             raise NewsclfError(f"{option} must be at least 1, got {value}")
     if args.threads is not None and args.threads < 1:
@@ -65,6 +71,7 @@ def run(args: argparse.Namespace) -> None:
     from newsclf.serve import create_app
 
     app = create_app(args.model, max_texts=args.max_texts, max_chars=args.max_chars,
+                     max_windows=args.max_windows,
                      max_wait_ms=args.batch_wait_ms, backend=args.backend, threads=args.threads)
     predictor = app.state.served.predictor
     listening = _listen(args.host, args.port)
@@ -72,7 +79,7 @@ def run(args: argparse.Namespace) -> None:
     url_host = f"[{host}]" if ":" in host else host
     print(f"newsclf serve: {args.model} ({len(predictor.classes_)} classes, {predictor.backend}) "
           f"listening on http://{url_host}:{port} (docs: /docs); Ctrl-C stops it", flush=True)
-    server = uvicorn.Server(uvicorn.Config(
+    server = _stopping_server_class()(uvicorn.Config(
         app, log_level="warning", access_log=args.access_log, lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SECONDS))
     # uvicorn handles SIGINT and SIGTERM while it serves (finishing requests in progress), then
@@ -80,6 +87,21 @@ def run(args: argparse.Namespace) -> None:
     server.run(sockets=[listening])
     if not server.started:
         raise NewsclfError(f"the server on http://{url_host}:{port} did not start (see above)")
+
+
+def _stopping_server_class():
+    import uvicorn
+
+    class StoppingServer(uvicorn.Server):
+        """uvicorn's server, which also tells the app's batcher to answer what is waiting at
+        once when a signal asks it to stop: the requests in progress then end within one model
+        call, not after a long request's last window."""
+
+        def handle_exit(self, sig, frame) -> None:
+            self.config.app.state.batcher.stop_soon()
+            super().handle_exit(sig, frame)
+
+    return StoppingServer
 
 
 def _listen(host: str, port: int) -> socket.socket:
