@@ -13,11 +13,13 @@ process, after the temporary file is complete and before it is renamed.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import secrets
+import shutil
 import stat
 from pathlib import Path
 
@@ -101,6 +103,24 @@ def in_layout(parts: tuple[str, ...], layout) -> bool:
     return inner is not None and in_layout(parts[1:], inner)
 
 
+def disk_full(exc: OSError, path: str | Path | None) -> NewsclfError | None:
+    """The one-line error for ``exc`` when it says the disk (or the user's quota) is full while
+    writing ``path`` (None: not known), naming the file and the space left there; None for any
+    other error."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    fix = "free some space, or write elsewhere, and run the command again"
+    if path is None:
+        return NewsclfError(f"no space left on the device; {fix}")
+    path = Path(path)
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MB free there now"
+    except OSError:
+        free = "its free space unknown"
+    return NewsclfError(f"{path}: no space left on the device ({free}); nothing was written "
+                        f"to it: {fix}")
+
+
 def write_atomic(path: str | Path, data: bytes | str) -> None:
     """Write a file so that readers see either the old content or the new, never a mix."""
     path = Path(path)
@@ -116,8 +136,10 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
             os.fsync(handle.fileno())
         _crash_if_requested()
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and (full := disk_full(exc, path)) is not None:
+            raise full from None
         raise
 
 

@@ -401,3 +401,47 @@ def test_any_table_pandas_round_trips_keeps_its_columns_and_rows(predictor, tabl
     assert summary["rows"] == len(table)
     assert result.columns.tolist() == [*table.columns, *PREDICTION_COLUMNS]
     assert result[table.columns].astype(object).values.tolist() == table.values.tolist()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A folder on a file system of 1 MB (a tmpfs), for what a full disk does."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    if shutil.which("mount") is None or os.name != "posix" or os.geteuid() != 0:
+        pytest.skip("a full disk is made with a small tmpfs, which needs root and mount")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.mark.parametrize("name", ["labelled.csv", "labelled.jsonl", "labelled.xlsx"])
+def test_a_full_disk_is_one_line_naming_the_output_and_the_old_output_is_kept(
+        tmp_path, sample_model, small_disk, name):
+    rows = (SAMPLE / "dev.tsv").read_text(encoding="utf-8").splitlines()
+    source = tmp_path / "many.tsv"
+    source.write_text("\n".join(rows * 40) + "\n", encoding="utf-8")  # labelled: over 1 MB
+    output = small_disk / name
+    output.write_bytes(b"what the user had")
+    result = predict_cli(sample_model, source, output)
+    assert_refused(result, f"{output}: no space left on the device (", "MB free there now")
+    assert output.read_bytes() == b"what the user had"
+    assert sorted(path.name for path in small_disk.iterdir()) == [name]
+
+
+def test_a_model_that_does_not_fit_on_the_disk_is_one_line(small_disk):
+    result = run_cli("train", "--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv",
+                     "--output", small_disk / "model", "--epochs", "1", "--d-model", "32",
+                     "--n-heads", "2", "--d-ff", "64", "--ensemble-size", "1", "--no-progress")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"newsclf train: error: {small_disk / 'model'}/") and (
+        "no space left on the device" in last)

@@ -16,6 +16,7 @@ import warnings
 from newsclf import __version__
 from newsclf.cli import baseline, evaluate, explain, export, info, predict, serve, train
 from newsclf.errors import NewsclfError
+from newsclf.files import disk_full
 from newsclf.runtime import Terminated, raise_terminated, tune_allocator
 
 COMMANDS = {module.__name__.rsplit(".", 1)[1]: module
@@ -80,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a write newsclf did not name the file of
+        full = disk_full(exc, exc.filename)
+        if full is None:
+            raise
+        print(f"newsclf {args.command}: error: {full}", file=sys.stderr)
+        return 2
     finally:
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)

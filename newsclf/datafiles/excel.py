@@ -167,7 +167,22 @@ class SheetWriter:
         return cell
 
     def close(self) -> None:
-        self.workbook.save(self.path)
+        """Save the workbook (what ``Workbook.save`` does, with the archive closed on a failed
+        write too: left open, it fails again noisily when Python collects it)."""
+        from zipfile import ZIP_DEFLATED, ZipFile
+
+        from openpyxl.writer.excel import ExcelWriter
+
+        archive = ZipFile(self.path, "w", ZIP_DEFLATED, allowZip64=True)
+        self.workbook.properties.modified = dt.datetime.now()
+        try:
+            ExcelWriter(self.workbook, archive).save()
+        except BaseException:
+            try:
+                archive.close()
+            except OSError:
+                pass
+            raise
 
     def discard(self) -> None:
         """Give up the sheet: its rows are finished off in openpyxl's own temporary file, which

@@ -22,7 +22,7 @@ import numpy as np
 
 from newsclf.datafiles.records import json_text
 from newsclf.errors import DataError, NewsclfError
-from newsclf.files import refuse_read_only
+from newsclf.files import disk_full, refuse_read_only
 
 OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".xlsx": "xlsx",
                   ".jsonl": "jsonl", ".ndjson": "jsonl"}  # standard output ("-"): CSV
@@ -58,6 +58,7 @@ class LabelledWriter:
         self.excel = excel
         self.header_written = False
         self._sheet = None
+        self.target = None
         if self.to_stdout:
             self.handle = sys.stdout
             return
@@ -86,6 +87,12 @@ class LabelledWriter:
             self._sheet = SheetWriter(self.tmp, self.source)
 
     def write(self, frame) -> None:
+        try:
+            self._write(frame)
+        except OSError as exc:
+            raise disk_full(exc, self.target) or exc
+
+    def _write(self, frame) -> None:
         header = not self.header_written
         if self.format == "xlsx":
             self._sheet.write(_text_fields(frame), header)
@@ -111,10 +118,13 @@ class LabelledWriter:
     def commit(self) -> None:
         if self.to_stdout:
             return
-        if self._sheet is not None:
-            self._sheet.close()
-        else:
-            self.handle.close()
+        try:
+            if self._sheet is not None:
+                self._sheet.close()
+            else:
+                self.handle.close()
+        except OSError as exc:
+            raise disk_full(exc, self.target) or exc
         if self.target.is_file():  # a file replaced keeps its permissions
             os.chmod(self.tmp, stat.S_IMODE(self.target.stat().st_mode))
         self.tmp.replace(self.target)
@@ -122,11 +132,15 @@ class LabelledWriter:
     def abort(self) -> None:
         if self.to_stdout:
             return
-        if self._sheet is not None:
-            self._sheet.discard()
-        if self.handle is not None:
-            self.handle.close()
-        self.tmp.unlink(missing_ok=True)
+        try:
+            if self._sheet is not None:
+                self._sheet.discard()
+            if self.handle is not None:
+                self.handle.close()  # what it still holds may not fit on the disk either
+        except OSError:
+            pass
+        finally:
+            self.tmp.unlink(missing_ok=True)
 
 
 LEFTOVER_AGE = 60  # seconds without a change before a killed run's partial output is removed
