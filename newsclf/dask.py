@@ -212,6 +212,9 @@ def _prepare_output_dir(output_dir: Path) -> bool:
         if not output_dir.is_dir():
             raise NewsclfError(f"{output_dir}: not a directory; --output names a directory "
                                "that receives one part per input chunk")
+        from newsclf.datafiles.output import remove_leftovers_of_killed_runs
+
+        remove_leftovers_of_killed_runs(output_dir.glob(".partial-*"))
         held = sorted(child.name for child in output_dir.iterdir())
         if held:
             raise NewsclfError(f"{output_dir}: not empty (holds {first_few(held)}); give a new "
@@ -229,9 +232,9 @@ def _prepare_output_dir(output_dir: Path) -> bool:
 def predict_files(model, inputs, output_dir, client, *, text_column=None,
                   fmt: str | None = None, header: bool | None = None, sheet: str | None = None,
                   encoding: str | None = None, skip_rows: int = 0, top_k: int = 1,
-                  probabilities: bool = False, batch_size: int = 256, part_rows: int = PART_ROWS, excel: bool = False,
-                  long_text: str = "truncate", backend: str = "auto", progress: bool = True,
-                  log=None) -> dict:
+                  probabilities: bool = False, batch_size: int = 256, part_rows: int = PART_ROWS,
+                  excel: bool = False, long_text: str = "truncate", backend: str = "auto",
+                  progress: bool = True, log=None) -> dict:
     """Label data files on a Dask cluster (``client``): ``inputs`` is a path, a glob pattern
     (``big-*.csv``) or a list of them, read in order with newsclf's readers (every layout rule
     of :func:`~newsclf.predict.predict_file`; the layout options apply to every file). Each file

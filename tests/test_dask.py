@@ -269,3 +269,34 @@ def test_importing_newsclf_does_not_import_dask():
             "print('dask' in sys.modules or 'distributed' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_the_staging_folder_a_killed_run_left_is_removed_by_the_next_run(
+        client, sample_model, inputs, tmp_path, capsys):
+    import os
+    import subprocess
+    import time
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process id that no run holds any more
+    out = tmp_path / "labelled"
+    leftover = out / f".partial-{dead.pid}"
+    leftover.mkdir(parents=True)
+    (leftover / "part-00000.csv").write_text("id,title\n", encoding="utf-8")
+    for path in (leftover / "part-00000.csv", leftover):
+        os.utime(path, (time.time() - 120, time.time() - 120))
+    summary = newsclf_dask.predict_files(sample_model, inputs[0], out, client, progress=False)
+    assert sorted(path.name for path in out.iterdir()) == [
+        f"part-{number:05d}.csv" for number in range(summary["parts"])]
+    assert f"removed {leftover}, left by an earlier run (process {dead.pid})" in \
+        capsys.readouterr().err
+    # one still being written (its process alive) is not touched, and the folder is not empty
+    live = out / f".partial-{os.getpid()}"
+    live.mkdir()
+    (live / "part-00000.csv").write_text("id,title\n", encoding="utf-8")
+    empty = tmp_path / "again"
+    empty.mkdir()
+    live.rename(empty / live.name)
+    with pytest.raises(NewsclfError, match=r"not empty \(holds \.partial-"):
+        newsclf_dask.predict_files(sample_model, inputs[0], empty, client, progress=False)
+    assert (empty / live.name / "part-00000.csv").is_file()

@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import stat
 import sys
 import time
@@ -72,7 +73,8 @@ class LabelledWriter:
         refuse_read_only(target)
         self.target = target
         self.tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
-        _remove_leftovers_of_killed_runs(target)
+        remove_leftovers_of_killed_runs(
+            target.parent.glob(f".{glob.escape(target.name)}.partial-*"))
         try:  # now, not after labelling the whole input (an .xlsx file is written at the end)
             self.handle = open(self.tmp, "w", encoding="utf-8-sig" if excel else "utf-8",
                                newline="")
@@ -146,23 +148,32 @@ class LabelledWriter:
 LEFTOVER_AGE = 60  # seconds without a change before a killed run's partial output is removed
 
 
-def _remove_leftovers_of_killed_runs(target: Path) -> None:
-    """Remove the partial outputs of ``target`` that runs killed before their end left (their
-    process is gone and the file has not changed for :data:`LEFTOVER_AGE` seconds), saying so
-    on stderr. Only where a process can be probed without harm (POSIX)."""
+def remove_leftovers_of_killed_runs(partials) -> None:
+    """Remove the ``partials`` (files or folders named ``...-PID``: partial outputs) that runs
+    killed before their end left (their process is gone and nothing in them has changed for
+    :data:`LEFTOVER_AGE` seconds), saying so on stderr. Only where a process can be probed
+    without harm (POSIX)."""
     if os.name != "posix":
         return
-    for leftover in target.parent.glob(f".{glob.escape(target.name)}.partial-*"):
+    for leftover in partials:
         pid = leftover.name.rsplit("-", 1)[1]
         try:
             if (not pid.isdigit() or _process_exists(int(pid))
-                    or time.time() - leftover.stat().st_mtime < LEFTOVER_AGE):
+                    or time.time() - _last_change(leftover) < LEFTOVER_AGE):
                 continue
-            leftover.unlink()
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         except OSError:
             continue
         print(f"newsclf: removed {leftover}, left by an earlier run (process {pid}) that was "
               "killed before its end", file=sys.stderr)
+
+
+def _last_change(path: Path) -> float:
+    """When ``path``, or a file in it, last changed."""
+    times = [path.stat().st_mtime]
+    if path.is_dir():
+        times += [inner.stat().st_mtime for inner in path.rglob("*")]
+    return max(times)
 
 
 def _process_exists(pid: int) -> bool:
