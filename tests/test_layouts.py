@@ -10,7 +10,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from conftest import SAMPLE, run_cli
+from conftest import SAMPLE, assert_user_error, run_cli
 from newsclf.data import read_labelled
 from newsclf.datafiles import (NumericLabelsWarning, column_texts, iter_input_chunks, open_texts,
                                 text_chunks)
@@ -508,9 +508,8 @@ def test_a_first_sheet_that_is_a_note_is_not_labelled_as_news(tmp_path, sample_m
     out = tmp_path / "out.csv"
     result = run_cli("predict", "--model", sample_model, "--input", tmp_path / "noted.xlsx",
                      "--output", out)
-    assert result.returncode == 2 and not out.exists()
-    assert "sheet '说明' holds only 1 filled cell" in result.stderr
-    assert "'新闻': --sheet picks one" in result.stderr
+    assert_user_error(result, "sheet '说明' holds only 1 filled cell", "'新闻': --sheet picks one")
+    assert not out.exists()
     result = run_cli("predict", "--model", sample_model, "--input", tmp_path / "noted.xlsx",
                      "--output", out, "--sheet", "新闻", "--no-progress")
     assert result.returncode == 0, result.stderr
@@ -531,9 +530,9 @@ def test_formula_cells_without_a_computed_value_are_refused_not_read_as_empty(
     out = tmp_path / "out.csv"
     result = run_cli("predict", "--model", sample_model, "--input", tmp_path / "formulas.xlsx",
                      "--output", out)
-    assert result.returncode == 2 and not out.exists()
-    assert "cell B3 of sheet 'Sheet' holds a formula (=CONCATENATE(A3" in result.stderr
-    assert "save it" in result.stderr
+    assert_user_error(result, "cell B3 of sheet 'Sheet' holds a formula (=CONCATENATE(A3",
+                      "save it")
+    assert not out.exists()
     # an empty cell that is only empty is an empty text, as before
     workbook.active["B3"] = None
     workbook.save(tmp_path / "empty.xlsx")
