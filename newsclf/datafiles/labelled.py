@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from newsclf.datafiles.decoding import read_file_text
-from newsclf.datafiles.layout import Layout, ReadOptions, open_table
+from newsclf.datafiles.layout import Layout, open_table
 from newsclf.errors import DataError
 
 
@@ -51,8 +51,9 @@ def read_labelled(path: str | Path, class_names: Sequence[str] | None = None, *,
     With ``class_names``, integer labels are ids into it and name labels must be in it. Without
     it, labels that are all whole numbers give a :class:`NumericLabelsWarning`.
     """
-    options = ReadOptions(fmt, header, text_column, sheet, encoding, skip_rows)
-    with open_table(path, labelled=True, options=options, label_column=label_column) as table:
+    with open_table(path, labelled=True, fmt=fmt, header=header, text_column=text_column,
+                    label_column=label_column, encoding=encoding, sheet=sheet,
+                    skip_rows=skip_rows) as table:
         layout = table.layout
         texts, labels = [], []
         for line, fields in table.rows:

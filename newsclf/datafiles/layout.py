@@ -213,7 +213,7 @@ class ReadOptions:
 
     def open(self, path: str | Path) -> "Table":
         """Open a file of texts to classify (labels, if it has any, are an ordinary column)."""
-        return open_table(path, labelled=False, options=self)
+        return open_table(path, labelled=False, **self.as_arguments())
 
     def as_arguments(self) -> dict:
         """The options as keyword arguments of the readers."""
@@ -234,10 +234,14 @@ class _Request:
     skip_rows: int
 
 
-def open_table(path: str | Path, *, labelled: bool, options: ReadOptions = ReadOptions(),
-               label_column=None) -> Table:
+def open_table(path: str | Path, *, labelled: bool, fmt: str | None = None,
+               header: bool | None = None, text_column=None, label_column=None,
+               encoding: str | None = None, sheet: str | None = None,
+               skip_rows: int = 0) -> Table:
     """Open a data file with the layout rules of the module docstring. ``labelled``: the file
-    must have a label column (training and evaluation data)."""
+    must have a label column (training and evaluation data); the other arguments are
+    :class:`ReadOptions`' and ``label_column``."""
+    options = ReadOptions(fmt, header, text_column, sheet, encoding, skip_rows)
     source = str(path)
     fmt = format_named(options.fmt) if options.fmt else _EXTENSIONS.get(Path(source).suffix.lower())
     if Path(source).suffix.lower() == ".xls" and fmt is None:
