@@ -546,3 +546,25 @@ def test_formula_cells_without_a_computed_value_are_refused_not_read_as_empty(
     workbook.save(tmp_path / "labels.xlsx")
     with pytest.raises(DataError, match=r"cell B3 of sheet 'Sheet' holds a formula"):
         read_labelled(tmp_path / "labels.xlsx")
+
+
+def test_a_sheet_without_a_note_of_its_size_is_labelled(tmp_path, sample_model):
+    import zipfile
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["标题"])
+    for text in HEADLINES[:3]:
+        workbook.active.append([text])
+    workbook.save(tmp_path / "noted.xlsx")
+    with zipfile.ZipFile(tmp_path / "noted.xlsx") as source, \
+            zipfile.ZipFile(tmp_path / "bare.xlsx", "w") as bare:  # as some exporters write it
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.startswith("xl/worksheets/"):
+                data = re.sub(rb"<dimension [^>]*/>", b"", data)
+            bare.writestr(item, data)
+    out = tmp_path / "out.csv"
+    result = run_cli("predict", "--model", sample_model, "--input", tmp_path / "bare.xlsx",
+                     "--output", out)
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(out)["标题"].tolist() == HEADLINES[:3]

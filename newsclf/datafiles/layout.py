@@ -440,8 +440,8 @@ def _open_sheet_table(request: _Request) -> Table:
         formulas.close()
         workbook.close()
 
-    return Table(layout, checked(rows), lambda: max(0, rows_in_dimension - request.skip_rows),
-                 close)
+    return Table(layout, checked(rows), lambda: None if rows_in_dimension is None else max(
+        0, rows_in_dimension - request.skip_rows), close)
 
 
 _NOTE_CELLS = 2  # a first sheet of this many filled cells or fewer is a note, not a table
