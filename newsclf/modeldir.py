@@ -255,10 +255,11 @@ def load_model_dir(path: str | Path) -> ModelFiles:
 _RECORDED_NUMBERS = ("dev_accuracy", "dev_macro_f1", "n_train", "n_dev", "best_epoch")
 
 
-def directory_stamp(path: str | Path) -> tuple:
+def directory_stamp(path: str | Path) -> tuple[tuple, tuple]:
     """What changes when a model directory is replaced, retrained, edited or deleted: the
-    directory's identity and each file a model is loaded from (its identity, size and time),
-    None for a missing one. Cheap enough to compare on every request."""
+    directory's identity and each file a model is loaded from (its identity, size and time;
+    None for a missing one), then those of its inference export (which loading may write).
+    Cheap enough to compare on every request."""
     def stamp(file: Path):
         try:
             found = file.stat()
@@ -267,8 +268,8 @@ def directory_stamp(path: str | Path) -> tuple:
         return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
 
     path = Path(path)
-    return (stamp(path), *(stamp(path / name) for name in PREDICTION_FILES),
-            *(stamp(path / EXPORT_DIR / name) for name in EXPORT_FILES))
+    return ((stamp(path), *(stamp(path / name) for name in PREDICTION_FILES)),
+            tuple(stamp(path / EXPORT_DIR / name) for name in EXPORT_FILES))
 
 
 def dev_metrics(files: ModelFiles) -> dict:

@@ -92,6 +92,7 @@ class _Pending:
     future: asyncio.Future
     arrived: float
     windows: list[int]  # each text's windows (what reading it costs)
+    predictor: object   # the model that answers it, whole, even if the service loads another
     taken: int = 0      # texts handed to a model call so far
     rows: list = field(default_factory=list)  # their results, in order
 
@@ -156,7 +157,7 @@ class MicroBatcher:
             self._task = loop.create_task(self._run())
         future = loop.create_future()
         self._queue.append(_Pending(texts, top_k, long_text, future, loop.time(),
-                                    windows or [1] * len(texts)))
+                                    windows or [1] * len(texts), self.predictor))
         self._queued_texts += len(texts)
         self._arrived.set()
         while gone is not None:
@@ -223,7 +224,7 @@ class MicroBatcher:
 
     def _take_batch(self) -> list[tuple[_Pending, int]]:
         """Texts for one call, as ``(request, how many of its next texts)``: from the oldest
-        request, then those after it with the same ``long_text``, while they fit in
+        request, then those after it with the same ``long_text`` and model, while they fit in
         ``max_batch_texts`` texts and ``max_batch_windows`` windows (one text at least). A
         request not taken whole goes behind the others, so a long one takes turns with those
         that arrive after it; requests whose client left are dropped."""
@@ -235,9 +236,9 @@ class MicroBatcher:
                 self._queued_texts -= len(pending.texts) - pending.taken
                 continue
             if mode is None:
-                mode = pending.long_text
+                mode = (pending.long_text, pending.predictor)
             count = 0
-            if pending.long_text == mode:
+            if (pending.long_text, pending.predictor) == mode:
                 for cost in pending.windows[pending.taken:]:
                     if texts and (texts + 1 > self.max_batch_texts
                                   or windows + cost > self.max_batch_windows):
@@ -259,7 +260,8 @@ class MicroBatcher:
         texts = [text for pending, count in batch
                  for text in pending.texts[pending.taken - count:pending.taken]]
         largest_k = max(pending.top_k or 1 for pending, _ in batch)
-        rows = self.predictor.predict(texts, top_k=largest_k, long_text=batch[0][0].long_text)
+        first = batch[0][0]
+        rows = first.predictor.predict(texts, top_k=largest_k, long_text=first.long_text)
         results, start = [], 0
         for pending, count in batch:
             own = rows[start:start + count]
@@ -278,7 +280,8 @@ class ServedModel:
     (on ``/predict``, ``/health`` and ``/info``) the files the model was loaded from are
     compared with what is on disk (:func:`~newsclf.modeldir.directory_stamp`). When they
     changed, the directory is loaded again in the model thread, between two batches, and
-    answers from then on; while it does not load (deleted, or being written), the service
+    answers the requests that come from then on (one already waiting is answered whole by the
+    model it came to); while it does not load (deleted, or being written), the service
     answers 503 naming the reason rather than with a model that is no longer there, and
     tries again. Only a model the service loaded from its directory is watched: a
     ``Predictor`` handed to :func:`create_app` is the caller's."""
@@ -293,6 +296,7 @@ class ServedModel:
         self.problem: str | None = None
         self._stamp = directory_stamp(predictor.files.path) if load else None
         self._checked = time.monotonic()
+        self._loading = False
         self._describe()
 
     def _describe(self) -> None:
@@ -307,22 +311,30 @@ class ServedModel:
         """Load the directory again if it changed since it was loaded (see the class)."""
         from newsclf.modeldir import directory_stamp
 
-        if self._load_again is None or time.monotonic() - self._checked < self.CHECK_SECONDS:
+        if (self._load_again is None or self._loading
+                or time.monotonic() - self._checked < self.CHECK_SECONDS):
             return
         self._checked = time.monotonic()
         path = self.predictor.files.path
-        if directory_stamp(path) == self._stamp:
+        before = directory_stamp(path)
+        if before == self._stamp:
+            self.problem = None  # the files the model was loaded from are back as they were
             return
-        loop = asyncio.get_running_loop()
+        self._loading = True  # one load at a time, however many requests come meanwhile
         try:
-            predictor = await loop.run_in_executor(self.batcher.executor, self._load)
+            predictor = await asyncio.get_running_loop().run_in_executor(
+                self.batcher.executor, self._load)
         except (NewsclfError, OSError) as exc:
             if self.problem is None:
                 print(f"newsclf serve: {path} changed and does not load; answering 503 until "
                       f"it does: {exc}", file=sys.stderr, flush=True)
             self.problem = f"the model directory changed and does not load: {exc}"
             return
-        self._stamp = directory_stamp(path)  # after the load, which may add its ONNX graph
+        finally:
+            self._loading = False
+        after = directory_stamp(path)
+        # the load may write the export; a model file changed during the load is loaded next
+        self._stamp = after if after[0] == before[0] else before
         self.predictor = self.batcher.predictor = predictor
         self.problem = None
         self._describe()
@@ -331,9 +343,7 @@ class ServedModel:
               flush=True)
 
     def _load(self):
-        predictor = self._load_again()
-        predictor.predict([_WARM_UP_TEXT])
-        return predictor
+        return _warmed_up(self._load_again())
 
 
 class _JSONResponse(Response):
@@ -371,7 +381,7 @@ def create_app(model=None, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
 
     predictor = _load_predictor(model, backend, threads)
     batcher = MicroBatcher(predictor, max_batch_texts, max_wait_ms)
-    batcher.run_in_model_thread(predictor.predict, [_WARM_UP_TEXT])
+    batcher.run_in_model_thread(_warmed_up, predictor)
     served = ServedModel(predictor, batcher, None if isinstance(model, Predictor) else (
         lambda: _load_predictor(predictor.files.path, backend, threads)))
 
@@ -485,6 +495,12 @@ def _answer_errors_in_one_line(app: FastAPI) -> None:
     async def internal_error(request: Request, exc: Exception):
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"},
                             status_code=500)
+
+
+def _warmed_up(predictor):
+    """``predictor``, once it has labelled a text (its engine's first call is slow)."""
+    predictor.predict([_WARM_UP_TEXT])
+    return predictor
 
 
 def default_threads() -> int:

@@ -488,3 +488,52 @@ def test_a_server_busy_with_a_long_request_stops_at_once_with_one_line(sample_mo
     assert time.monotonic() - started < 9
     client.join()
     assert answers[0].status_code == 503 and "stopping" in answers[0].json()["detail"]
+
+
+@needs_serve
+def test_a_model_directory_moved_away_and_back_is_served_again(tmp_path, sample_model):
+    import shutil
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from newsclf.serve import ServedModel, create_app
+
+    served = tmp_path / "news"
+    shutil.copytree(sample_model, served)
+    with TestClient(create_app(served)) as client:
+        served.rename(tmp_path / "away")
+        time.sleep(ServedModel.CHECK_SECONDS + 0.1)
+        assert client.get("/health").status_code == 503
+        (tmp_path / "away").rename(served)  # the same files: nothing to load again
+        time.sleep(ServedModel.CHECK_SECONDS + 0.1)
+        assert client.get("/health").status_code == 200
+        assert client.post("/predict", json={"texts": ["沪指放量上涨"]}).status_code == 200
+
+
+@needs_serve
+def test_a_request_waiting_when_another_model_takes_over_is_answered_by_its_own():
+    import asyncio
+
+    from newsclf.serve import MicroBatcher
+
+    class Named:
+        def __init__(self, name):
+            self.name = name
+
+        def predict(self, texts, top_k, long_text):
+            return [[{"label": self.name}] * top_k for _ in texts]
+
+    async def run():
+        batcher = MicroBatcher(Named("old"), max_batch_windows=4)
+        first = asyncio.ensure_future(batcher.predict(["长文"] * 12, None, "chunk", [1] * 12))
+        await asyncio.sleep(0)
+        batcher.predictor = Named("new")  # as ServedModel does once it has loaded another
+        second = asyncio.ensure_future(batcher.predict(["短讯"], None, "chunk", [1]))
+        answers = await first, await second
+        await batcher.close()
+        return answers
+
+    first, second = asyncio.run(run())
+    assert [row["label"] for row in first] == ["old"] * 12
+    assert [row["label"] for row in second] == ["new"]
