@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from newsclf.arguments import check_count
-from newsclf.datafiles.output import OUTPUT_FORMATS
+from newsclf.datafiles.output import OUTPUT_FORMATS, partial_mark
 from newsclf.errors import DataError, NewsclfError, NoTextsError
 from newsclf.files import first_few
 from newsclf.predict import (added_column_names, checked_chunks, label_frame,
@@ -214,7 +214,7 @@ def _prepare_output_dir(output_dir: Path) -> bool:
                                "that receives one part per input chunk")
         from newsclf.datafiles.output import remove_leftovers_of_killed_runs
 
-        remove_leftovers_of_killed_runs(output_dir.glob(".partial-*"))
+        remove_leftovers_of_killed_runs(output_dir, ".")
         held = sorted(child.name for child in output_dir.iterdir())
         if held:
             raise NewsclfError(f"{output_dir}: not empty (holds {first_few(held)}); give a new "
@@ -265,7 +265,7 @@ def predict_files(model, inputs, output_dir, client, *, text_column=None,
     paths = _input_files(inputs)
     output_dir = Path(output_dir)
     created = _prepare_output_dir(output_dir)
-    staging = output_dir / f".partial-{os.getpid()}"
+    staging = output_dir / f".{partial_mark()}"
     staging.mkdir()
     started = time.perf_counter()
     executor = _OnCluster(client, distributed, model, top_k, probabilities, long_text, batch_size)

@@ -280,7 +280,7 @@ def test_the_staging_folder_a_killed_run_left_is_removed_by_the_next_run(
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # a process id that no run holds any more
     out = tmp_path / "labelled"
-    leftover = out / f".partial-{dead.pid}"
+    leftover = out / f".partial-{socket.gethostname()}-{dead.pid}"
     leftover.mkdir(parents=True)
     (leftover / "part-00000.csv").write_text("id,title\n", encoding="utf-8")
     for path in (leftover / "part-00000.csv", leftover):
@@ -291,7 +291,7 @@ def test_the_staging_folder_a_killed_run_left_is_removed_by_the_next_run(
     assert f"removed {leftover}, left by an earlier run (process {dead.pid})" in \
         capsys.readouterr().err
     # one still being written (its process alive) is not touched, and the folder is not empty
-    live = out / f".partial-{os.getpid()}"
+    live = out / f".partial-{socket.gethostname()}-{os.getpid()}"
     live.mkdir()
     (live / "part-00000.csv").write_text("id,title\n", encoding="utf-8")
     empty = tmp_path / "again"

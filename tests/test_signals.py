@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -133,7 +134,7 @@ def engine_loaded(pid):
 
 
 def partial_output(folder, process):
-    return folder / f".out.csv.partial-{process.pid}"
+    return folder / f".out.csv.partial-{socket.gethostname()}-{process.pid}"
 
 
 def has_content(path):
@@ -410,7 +411,7 @@ def test_the_workers_end_when_predict_is_killed_and_the_next_run_removes_its_lef
     assert still_running(workers) == []
     leftover = partial_output(folder, process)
     assert has_content(leftover)
-    live = folder / f".out.csv.partial-{os.getpid()}"  # a run still going: not touched
+    live = folder / f".out.csv.partial-{socket.gethostname()}-{os.getpid()}"  # a run still going: not touched
     live.write_text("rows", encoding="utf-8")
     for path in (leftover, live):
         os.utime(path, (time.time() - 120, time.time() - 120))

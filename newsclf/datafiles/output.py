@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import sys
 import time
@@ -72,9 +73,8 @@ class LabelledWriter:
         _refuse_writing_into_a_model(target)
         refuse_read_only(target)
         self.target = target
-        self.tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
-        remove_leftovers_of_killed_runs(
-            target.parent.glob(f".{glob.escape(target.name)}.partial-*"))
+        self.tmp = target.with_name(f".{target.name}.{partial_mark()}")
+        remove_leftovers_of_killed_runs(target.parent, f".{target.name}.")
         try:  # now, not after labelling the whole input (an .xlsx file is written at the end)
             self.handle = open(self.tmp, "w", encoding="utf-8-sig" if excel else "utf-8",
                                newline="")
@@ -148,14 +148,22 @@ class LabelledWriter:
 LEFTOVER_AGE = 60  # seconds without a change before a killed run's partial output is removed
 
 
-def remove_leftovers_of_killed_runs(partials) -> None:
-    """Remove the ``partials`` (files or folders named ``...-PID``: partial outputs) that runs
-    killed before their end left (their process is gone and nothing in them has changed for
-    :data:`LEFTOVER_AGE` seconds), saying so on stderr. Only where a process can be probed
-    without harm (POSIX)."""
+def partial_mark() -> str:
+    """The end of a partial output's name: this machine's name and this process's id, so that a
+    later run tells what a run killed here left from the output of a run going on elsewhere
+    (a folder shared between machines)."""
+    return f"partial-{socket.gethostname()}-{os.getpid()}"
+
+
+def remove_leftovers_of_killed_runs(folder: Path, prefix: str) -> None:
+    """Remove the partial outputs in ``folder`` named ``prefix`` + :func:`partial_mark` that
+    runs of this machine left when they were killed before their end (their process is gone
+    and nothing in them has changed for :data:`LEFTOVER_AGE` seconds), saying so on stderr.
+    Only where a process can be probed without harm (POSIX)."""
     if os.name != "posix":
         return
-    for leftover in partials:
+    mark = glob.escape(f"{prefix}partial-{socket.gethostname()}-")
+    for leftover in folder.glob(mark + "*"):
         pid = leftover.name.rsplit("-", 1)[1]
         try:
             if (not pid.isdigit() or _process_exists(int(pid))
