@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from newsclf.arguments import check_count
-from newsclf.datafiles.output import OUTPUT_FORMATS, partial_mark
+from newsclf.datafiles.output import (OUTPUT_FORMATS, partial_mark,
+                                      remove_leftovers_of_killed_runs)
 from newsclf.errors import DataError, NewsclfError, NoTextsError
 from newsclf.files import first_few
 from newsclf.predict import (added_column_names, checked_chunks, label_frame,
@@ -212,8 +213,6 @@ def _prepare_output_dir(output_dir: Path) -> bool:
         if not output_dir.is_dir():
             raise NewsclfError(f"{output_dir}: not a directory; --output names a directory "
                                "that receives one part per input chunk")
-        from newsclf.datafiles.output import remove_leftovers_of_killed_runs
-
         remove_leftovers_of_killed_runs(output_dir, ".")
         held = sorted(child.name for child in output_dir.iterdir())
         if held:
