@@ -568,3 +568,28 @@ def test_a_sheet_without_a_note_of_its_size_is_labelled(tmp_path, sample_model):
                      "--output", out)
     assert result.returncode == 0, result.stderr
     assert pd.read_csv(out)["标题"].tolist() == HEADLINES[:3]
+
+
+def test_a_formula_computed_to_an_empty_text_is_an_empty_text(tmp_path):
+    import zipfile
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["标题", "类别"])
+    workbook.active.append([HEADLINES[0], "财经"])
+    workbook.active.append(['=IF(1,"","x")', "体育"])
+    workbook.active.append(["=1+1", "体育"])
+    workbook.save(tmp_path / "written.xlsx")
+    # as Excel and LibreOffice store the results: a text result typed "str", even when empty
+    with zipfile.ZipFile(tmp_path / "written.xlsx") as source, \
+            zipfile.ZipFile(tmp_path / "computed.xlsx", "w") as computed:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.startswith("xl/worksheets/"):
+                data = data.replace(b'<c r="A3"><f>', b'<c r="A3" t="str"><f>')
+                data = re.sub(rb'(<c r="A4"><f>1\+1</f>)<v\s*/>', rb"\1<v>2</v>", data)
+            computed.writestr(item, data)
+    (frame, column), = iter_input_chunks(str(tmp_path / "computed.xlsx"))
+    assert frame[column].tolist() == [HEADLINES[0], "", "2"]
+    # the same cells without their results are still refused
+    with pytest.raises(DataError, match=r"cell A3 of sheet 'Sheet' holds a formula \(=IF"):
+        list(iter_input_chunks(str(tmp_path / "written.xlsx")))

@@ -68,7 +68,7 @@ class FormulaCells:
     def __init__(self, path: str, title: str):
         self.path, self.title = path, title
         self._workbook = self._rows = None
-        self._row = (0, ())
+        self._row = (0, {})
 
     def refused(self, rows, columns: list[int]):
         """``rows`` (``(row number, fields)``, numbers increasing), refused at the first
@@ -92,19 +92,35 @@ class FormulaCells:
             from openpyxl import load_workbook
 
             self._workbook = load_workbook(self.path, read_only=True, data_only=False)
-            worksheet = self._workbook[self.title]
-            worksheet.reset_dimensions()
-            self._rows = enumerate(worksheet.iter_rows(min_row=number, values_only=True),
-                                   number)
+            self._rows = _uncomputed_formulas(self._workbook[self.title], number)
         while self._row[0] < number:
-            self._row = next(self._rows, (number, ()))
-        cells = self._row[1]
-        value = cells[column] if column < len(cells) else None
-        return value if isinstance(value, str) and value.startswith("=") else None
+            self._row = next(self._rows, (number, {}))
+        return self._row[1].get(column + 1) if self._row[0] == number else None
 
     def close(self) -> None:
         if self._workbook is not None:
             self._workbook.close()
+
+
+def _uncomputed_formulas(worksheet, first_row: int):
+    """(row number, {column number: formula}) of the rows from ``first_row`` on that hold
+    formulas stored without a value. Excel and LibreOffice store a formula that computed to an
+    empty text as ``t="str"`` with an empty value, which is an empty text, not a missing value;
+    openpyxl's reader drops that type, so its parser is asked for it here."""
+    from openpyxl.worksheet._reader import VALUE_TAG, WorkSheetParser
+
+    class Parser(WorkSheetParser):
+        def parse_cell(self, element):
+            cell = super().parse_cell(element)
+            cell["uncomputed"] = (cell["data_type"] == "f" and not element.findtext(VALUE_TAG)
+                                  and element.get("t") != "str")
+            return cell
+
+    with worksheet._get_source() as source:
+        for number, cells in Parser(source, worksheet._shared_strings).parse():
+            if number >= first_row:
+                yield number, {cell["column"]: str(cell["value"]) for cell in cells
+                               if cell["uncomputed"]}
 
 
 def cell_text(value) -> str:
