@@ -518,6 +518,12 @@ def test_a_first_sheet_that_is_a_note_is_not_labelled_as_news(tmp_path, sample_m
     (frame, column), = iter_input_chunks(str(tmp_path / "noted.xlsx"), sheet="说明",
                                          header=False)
     assert frame[column].tolist() == ["数据见下一页"]
+    # a first sheet of a header and one headline is a table
+    workbook.active["A1"] = "标题"
+    workbook.active["A2"] = HEADLINES[3]
+    workbook.save(tmp_path / "one.xlsx")
+    (frame, column), = iter_input_chunks(str(tmp_path / "one.xlsx"))
+    assert frame[column].tolist() == [HEADLINES[3]]
 
 
 def test_formula_cells_without_a_computed_value_are_refused_not_read_as_empty(

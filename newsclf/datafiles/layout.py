@@ -449,11 +449,13 @@ _NOTE_CELLS = 2  # a first sheet of this many filled cells or fewer is a note, n
 
 def _refuse_a_note(records, source: str, title: str):
     """The rows of a workbook's first sheet, read when no sheet was chosen, unless they are a
-    note of one or two cells (a title, "see the next sheet"): labelling that would be a
+    note of one or two cells (a title, "see the next sheet") under no usual column name
+    (``标题``, ``text``...): labelling that would be a
     silent mistake, refused with the other sheets named (by the caller)."""
     head = list(itertools.islice(records, _NOTE_CELLS + 1))
     filled = sum(sum(bool(field.strip()) for field in fields) for _, fields in head)
-    if 0 < filled <= _NOTE_CELLS:
+    headed = any(field.strip().lower() in _USUAL_NAMES for field in head[0][1]) if head else False
+    if 0 < filled <= _NOTE_CELLS and not headed:  # a header and one text is a table
         raise DataError(f"{source}: sheet {title!r} holds only {filled} filled "
                         f"cell{'s' * (filled > 1)}, a note rather than a table")
     return itertools.chain(head, records)
