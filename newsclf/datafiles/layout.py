@@ -64,6 +64,13 @@ TEXT_NAMES = _with_traditional(("text", "title", "headline", "content", "sentenc
 LABEL_NAMES = _with_traditional(("label", "category", "class", "topic", "类别", "标签", "分类",
                                  "类型", "主题"))
 _USUAL_NAMES = set(TEXT_NAMES + LABEL_NAMES)
+
+
+def _as_names(fields) -> set[str]:
+    """Fields read as column names: stripped and in lower case, as names are compared."""
+    return {field.strip().lower() for field in fields}
+
+
 SAMPLE_ROWS = 1000  # rows read ahead to detect the layout
 _FEW_ROWS = 10      # fewer rows than this: repeats say little, so lengths decide the label column
 
@@ -311,8 +318,8 @@ def _sniff_format(head: Sequence[str], names: Sequence[str] = ()) -> str:
             rows = list(csv.reader(lines))
     except csv.Error:
         return "lines"
-    named = _USUAL_NAMES | {name.strip().lower() for name in names}
-    if len(rows[0]) > 1 and {field.strip().lower() for field in rows[0]} & named and sum(
+    named = _USUAL_NAMES | _as_names(names)
+    if len(rows[0]) > 1 and _as_names(rows[0]) & named and sum(
             len(row) == len(rows[0]) for row in rows[1:]) >= 0.9 * (len(rows) - 1):
         return "csv"  # a CSV with a header row (e.g. on standard input): not texts to label
     return "lines"
@@ -393,7 +400,7 @@ def _csv_delimiter(head: Sequence[str]) -> str:
             continue
         if len(rows) < 2 or len(rows[0]) < 2:
             continue
-        if {field.strip().lower() for field in rows[0]} & _USUAL_NAMES or sum(
+        if _as_names(rows[0]) & _USUAL_NAMES or sum(
                 len(row) == len(rows[0]) for row in rows[1:]) >= 0.9 * (len(rows) - 1):
             return delimiter
     return ","
@@ -454,8 +461,7 @@ def _refuse_a_note(records, source: str, title: str):
     silent mistake, refused with the other sheets named (by the caller)."""
     head = list(itertools.islice(records, _NOTE_CELLS + 1))
     filled = sum(sum(bool(field.strip()) for field in fields) for _, fields in head)
-    headed = any(field.strip().lower() in _USUAL_NAMES for field in head[0][1]) if head else False
-    if 0 < filled <= _NOTE_CELLS and not headed:  # a header and one text is a table
+    if 0 < filled <= _NOTE_CELLS and not _as_names(head[0][1]) & _USUAL_NAMES:
         raise DataError(f"{source}: sheet {title!r} holds only {filled} filled "
                         f"cell{'s' * (filled > 1)}, a note rather than a table")
     return itertools.chain(head, records)
@@ -478,9 +484,8 @@ def _table(request: _Request, records, *, encoding=None, sheet=None, delimiter="
     named = [choice for choice in choices if isinstance(choice, str) and _position(choice) is None]
     header = request.header
     if header is None:
-        lowered = {field.strip().lower() for field in first}
-        header = any(name.strip().lower() in lowered for name in named) or bool(
-            lowered & _USUAL_NAMES)
+        names = _as_names(first)
+        header = bool(_as_names(named) & names or names & _USUAL_NAMES)
     if header:
         _refuse_repeated_names(first, source, first_line)
         columns = list(first)
@@ -709,7 +714,7 @@ def _fitted(records, width, source, fmt, header, joined, delimiter=","):
     (empty cells); other rows must have one field per column. A row that repeats the header
     (files joined one after another) is refused."""
     kind = FORMAT_NAMES[fmt] if fmt != "xlsx" else "Excel sheet"
-    header_names = {name.strip().lower() for name in header} if header is not None else set()
+    header_names = _as_names(header) if header is not None else set()
     for line, fields in records:
         if len(fields) != width:
             if joined is not None and len(fields) > width:
