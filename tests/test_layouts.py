@@ -552,6 +552,13 @@ def test_formula_cells_without_a_computed_value_are_refused_not_read_as_empty(
     workbook.save(tmp_path / "labels.xlsx")
     with pytest.raises(DataError, match=r"cell B3 of sheet 'Sheet' holds a formula"):
         read_labelled(tmp_path / "labels.xlsx")
+    # an array formula is named by its text
+    from openpyxl.worksheet.formula import ArrayFormula
+
+    workbook.active["B3"] = ArrayFormula("B3", '=IF(1,"体育","")')
+    workbook.save(tmp_path / "array.xlsx")
+    with pytest.raises(DataError, match=r"holds a formula \(=IF\(1,\"体育\",\"\"\)\)"):
+        read_labelled(tmp_path / "array.xlsx")
 
 
 def test_a_sheet_without_a_note_of_its_size_is_labelled(tmp_path, sample_model):

@@ -119,8 +119,8 @@ def _uncomputed_formulas(worksheet, first_row: int):
     with worksheet._get_source() as source:
         for number, cells in Parser(source, worksheet._shared_strings).parse():
             if number >= first_row:
-                yield number, {cell["column"]: str(cell["value"]) for cell in cells
-                               if cell["uncomputed"]}
+                yield number, {cell["column"]: getattr(cell["value"], "text", cell["value"])
+                               for cell in cells if cell["uncomputed"]}  # an ArrayFormula's
 
 
 def cell_text(value) -> str:
