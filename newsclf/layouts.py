@@ -37,7 +37,8 @@ PREDICTION_FILES = (CONFIG, VOCAB, LABELS, WEIGHTS, USER_DICT, TRAINING, METRICS
 
 # --- a training run's checkpoints (newsclf.training.checkpoint) and teacher cache --------------
 CHECKPOINT_STATE = "state.json"
-TEACHER_DIR, TEACHER_VECTORS = "teacher", "vectors.safetensors"
+TEACHER_DIR, TEACHER_PROBABILITIES = "teacher", "probabilities.safetensors"
+TEACHER_VECTORS = "vectors.safetensors"  # the frozen-vector cache of earlier releases
 
 # --- the inference export (newsclf.model.export) ----------------------------------------------
 EXPORT_PREFIX, EXPORT_INFO = "model", "export.json"
@@ -79,7 +80,7 @@ MODEL_LAYOUT = (
                                       ((re.compile(r"member-\d+|student(-\d+)?"),
                                         (_CHECKPOINT_FILES, ())),
                                        (names_pattern(TEACHER_DIR),
-                                        (names_pattern(TEACHER_VECTORS), ())))))))
+                                        (names_pattern(TEACHER_PROBABILITIES, TEACHER_VECTORS), ())))))))
 MODEL_LAYOUT_DEPTH = 3  # the deepest file of MODEL_LAYOUT: checkpoint/member-1/state.json
 
 

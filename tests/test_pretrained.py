@@ -80,29 +80,43 @@ def test_a_file_that_is_not_a_packed_encoder_is_refused(tmp_path):
         E5File(truncated)
 
 
-def test_vectors_are_cached_by_their_texts(tmp_path):
-    from newsclf.pretrained.teacher import cached_vectors
+def test_the_teacher_is_computed_once_for_the_same_texts_labels_and_seed(tmp_path,
+                                                                         monkeypatch):
+    from newsclf.pretrained import teacher
 
     calls = []
 
-    def compute(texts):
-        calls.append(list(texts))
-        return np.arange(len(texts) * 2, dtype=np.float32).reshape(len(texts), 2)
+    def probabilities(texts, labels, n_classes, seed, log):
+        calls.append((list(texts), list(labels), seed))
+        return np.full((len(texts), n_classes), 1 / n_classes, dtype=np.float32)
 
-    first = cached_vectors(["甲", "乙"], tmp_path, compute)
-    again = cached_vectors(["甲", "乙"], tmp_path, compute)
-    other = cached_vectors(["甲", "丙", "丁"], tmp_path, compute)
-    assert len(calls) == 2 and calls[1] == ["甲", "丙", "丁"]
-    np.testing.assert_array_equal(first, again)
-    assert other.shape == (3, 2)
+    monkeypatch.setattr(teacher, "_probabilities", probabilities)
+
+    def run(texts, labels, seed=1):
+        return teacher.e5_teacher(texts, np.array(labels), ["丙"], 2, tmp_path, seed, print)
+
+    first = run(["甲", "乙"], [0, 1])
+    again = run(["甲", "乙"], [0, 1])
+    assert len(calls) == 1
+    np.testing.assert_array_equal(first.train_probabilities, again.train_probabilities)
+    assert again.dev_probabilities.shape == (1, 2)
+    run(["甲", "乙"], [1, 0])
+    run(["甲", "乙"], [0, 1], seed=2)
+    run(["甲", "丁"], [0, 1])
+    assert len(calls) == 4 and calls[1][1] == [1, 0] and calls[2][2] == 2
+    assert calls[3][0] == ["甲", "丁", "丙"]  # the labelled texts, then the dev ones
 
 
-def test_a_student_taught_by_e5_records_it_and_predicts_without_the_extra(tmp_path):
+def test_a_student_taught_by_e5_records_it_and_predicts_without_the_extra(tmp_path,
+                                                                          monkeypatch):
     import json
     import subprocess
     import sys
 
     from conftest import ROOT, run_cli, sample_head
+    from newsclf.pretrained import finetune
+
+    monkeypatch.setattr(finetune, "TEXT_PASSES", 1200)  # 3 epochs of the 400 texts
 
     train = sample_head(tmp_path, "train.tsv", 400)
     dev = sample_head(tmp_path, "dev.tsv", 120)
@@ -116,6 +130,7 @@ def test_a_student_taught_by_e5_records_it_and_predicts_without_the_extra(tmp_pa
     metrics = json.loads((model / "metrics.json").read_text(encoding="utf-8"))
     teacher = metrics["pretrained_teacher"]
     assert 0.0 <= teacher["weight"] <= 1.0 and teacher["dev_accuracy"] > 0.5
+    assert teacher["tuned_layers"] == 4 and teacher["epochs"] == 3
     recorded = json.loads((model / "training.json").read_text(encoding="utf-8"))
     assert recorded["settings"]["teacher"] == "e5"
     assert recorded["distillation"]["pretrained_teacher"] == teacher

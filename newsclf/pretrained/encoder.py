@@ -43,13 +43,13 @@ class PretrainedEncoder(nn.Layer):
         x = self.word_embeddings(rows) + self.position_embeddings(positions) + self.token_type
         return self.embedding_dropout(self.embedding_norm(x))
 
-    def forward(self, rows, mask, first_layer: int = 0, states=None):
-        """Token states after the last layer, ``[batch, length, hidden]``; ``mask``
-        ``[batch, length]`` is True on real tokens. From ``first_layer`` on ``states`` (the
-        states after layer ``first_layer - 1``) when given."""
+    def forward(self, rows, mask, first_layer: int = 0, states=None, last_layer=None):
+        """Token states after the last layer (or before ``last_layer``), ``[batch, length,
+        hidden]``; ``mask`` ``[batch, length]`` is True on real tokens. From ``first_layer`` on
+        ``states`` (the states after layer ``first_layer - 1``) when given."""
         x = self.embed(rows) if states is None else states
         keep = mask.unsqueeze([1, 2])
-        for layer in self.layers[first_layer:]:
+        for layer in self.layers[first_layer:last_layer]:
             x, _ = layer(x, keep)
         return x
 
@@ -126,29 +126,40 @@ class E5:
         layers run on ONNX Runtime (``engine="auto"``, when it and paddle2onnx are there) or
         on the Paddle network (``"paddle"``, and when ONNX Runtime's first batch differs from
         it); ``threads``: ONNX Runtime's (default: the cores this process may use)."""
-        from newsclf.pretrained.onnx import onnx_layers
-        from newsclf.workers import available_cores
-
-        if engine not in ("auto", "paddle"):
-            raise ValueError(f"engine must be 'auto' or 'paddle', not {engine!r}")
         piece_lists = [self.piece_ids(text) for text in texts]
         network, row_of = self.network(piece_lists)
-        pooled_layers = PooledLayers(network)
-        layers = (onnx_layers(pooled_layers, self.sizes.hidden, threads or available_cores())
-                  if engine == "auto" else None)
-        out = np.zeros((len(texts), self.sizes.hidden), dtype=np.float32)
-        for number, (index, rows, mask) in enumerate(batches(piece_lists, row_of, batch_size)):
-            with paddle.no_grad():
-                embedded = network.embed(paddle.to_tensor(rows))
-                pooled = layers(embedded.numpy(), mask) if layers is not None else None
-                if pooled is None or number == 0:  # the first batch checks the converted graph
-                    on_paddle = pooled_layers(embedded, paddle.to_tensor(mask)).numpy()
-                    if pooled is None or not _same_vectors(pooled, on_paddle):
-                        layers, pooled = None, on_paddle
-            out[index] = pooled
-            if progress is not None:
-                progress(len(index))
+        out = run_layers(PooledLayers(network), network, piece_lists, row_of, self.sizes.hidden,
+                         batch_size, progress, engine, threads)
         return out / np.linalg.norm(out, axis=1, keepdims=True).clip(min=1e-6)
+
+
+def run_layers(layers: nn.Layer, network: PretrainedEncoder, piece_lists: list, row_of: dict,
+               width: int, batch_size: int = 64, progress=None, engine: str = "auto",
+               threads: int | None = None) -> np.ndarray:
+    """``layers`` (from ``network``'s embedded pieces and their mask to ``width`` numbers per
+    text) on the texts of ``piece_lists``, ``[n, width]``: on ONNX Runtime or on Paddle, as
+    :meth:`E5.sentence_vectors` says."""
+    from newsclf.pretrained.onnx import onnx_layers
+    from newsclf.workers import available_cores
+
+    if engine not in ("auto", "paddle"):
+        raise ValueError(f"engine must be 'auto' or 'paddle', not {engine!r}")
+    layers.eval()
+    runtime = (onnx_layers(layers, network.word_embeddings.weight.shape[1],
+                           threads or available_cores()) if engine == "auto" else None)
+    out = np.zeros((len(piece_lists), width), dtype=np.float32)
+    for number, (index, rows, mask) in enumerate(batches(piece_lists, row_of, batch_size)):
+        with paddle.no_grad():
+            embedded = network.embed(paddle.to_tensor(rows))
+            result = runtime(embedded.numpy(), mask) if runtime is not None else None
+            if result is None or number == 0:  # the first batch checks the converted graph
+                on_paddle = layers(embedded, paddle.to_tensor(mask)).numpy()
+                if result is None or not _same_vectors(result, on_paddle):
+                    runtime, result = None, on_paddle
+        out[index] = result
+        if progress is not None:
+            progress(len(index))
+    return out
 
 
 def _same_vectors(ours: np.ndarray, reference: np.ndarray) -> bool:

@@ -1,99 +1,109 @@
-"""The pretrained teacher: e5's sentence vectors of the run's texts with a logistic-regression
-head fitted on the labelled ones, whose class probabilities the student learns beside the
-members' (:mod:`newsclf.training.student`).
+"""The pretrained teacher: multilingual-e5-small with its top layers and a classification head
+fine-tuned on the labelled texts (:mod:`.finetune`), whose class probabilities of the run's
+texts the student learns beside the members' (:mod:`newsclf.training.student`).
 
-The vectors are computed once per run and cached in the run directory
-(``checkpoint/teacher/vectors.safetensors``, with the hash of the texts they belong to), so a
-resumed run or a later distillation round reads them back. The head's regularization is picked
-by cross-validation on the training texts; its dev score is reported, and the share of its
-probabilities in the student's teacher is the one that does best on dev with the members'.
+The probabilities are computed once per run and cached in the run directory
+(``checkpoint/teacher/probabilities.safetensors``, with the hash of the texts, labels, seed and
+recipe they belong to), so a resumed run or a later distillation round reads them back. Their
+dev score is reported, and their share in the student's teacher is the one that does best on
+dev with the members'.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from newsclf.files import sha256_texts, write_atomic
-from newsclf.layouts import TEACHER_VECTORS as VECTORS_FILE
-# the head's inverse regularization strengths tried (cross-validated on the training texts)
-HEAD_C = (1.0, 4.0, 16.0, 64.0)
+from newsclf.layouts import TEACHER_PROBABILITIES
+
 MIX_WEIGHTS = tuple(np.round(np.arange(0.0, 1.01, 0.1), 2))
+NAME = "multilingual-e5-small, top layers fine-tuned"
 
 
 @dataclass
 class PretrainedTeacher:
     """The teacher's probabilities: of each student text (labelled then unlabelled), and of
-    each dev text; ``weight`` its share beside the members' probabilities."""
+    each dev text; ``weight`` its share beside the members' probabilities; ``recipe`` how it
+    was trained."""
 
     name: str
     train_probabilities: np.ndarray
     dev_probabilities: np.ndarray | None
-    head_c: float
+    recipe: dict
     weight: float = 1.0
     dev_scores: dict = field(default_factory=dict)
 
 
-def cached_vectors(texts: list[str], folder: Path, compute) -> np.ndarray:
-    """``compute(texts)``, or what an earlier call with the same texts saved in ``folder``."""
+def cached_array(path: Path, key: str, compute) -> np.ndarray:
+    """``compute()``, or what an earlier call with the same ``key`` saved at ``path``."""
     from safetensors.numpy import load_file, save
 
-    digest = sha256_texts(texts)
-    path = folder / VECTORS_FILE
     if path.is_file():
         saved = load_file(path)
-        if bytes(saved["texts_sha256"]).decode("ascii") == digest:
-            return saved["vectors"]
-    vectors = compute(texts)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, save({"vectors": np.ascontiguousarray(vectors, dtype=np.float32),
-                             "texts_sha256": np.frombuffer(digest.encode("ascii"), np.uint8)}))
-    return vectors
+        if bytes(saved["key"]).decode("ascii") == key:
+            return saved["array"]
+    array = np.ascontiguousarray(compute(), dtype=np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, save({"array": array,
+                             "key": np.frombuffer(key.encode("ascii"), np.uint8)}))
+    return array
 
 
-def fit_head(vectors: np.ndarray, labels: np.ndarray, seed: int):
-    """A multinomial logistic regression on ``vectors``, its C picked by 3-fold
-    cross-validation (accuracy) on the labelled texts."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_score
+def recipe() -> dict:
+    """The fine-tuning recipe's settings (part of the cache key, and recorded)."""
+    from newsclf.pretrained import finetune
 
-    folds = min(3, int(np.bincount(labels).min()))
-
-    def head(c):
-        return LogisticRegression(C=c, max_iter=2000, random_state=seed)
-
-    if folds >= 2:
-        scores = [cross_val_score(head(c), vectors, labels, cv=folds).mean() for c in HEAD_C]
-        c = HEAD_C[int(np.argmax(scores))]
-    else:
-        c = HEAD_C[1]
-    return head(c).fit(vectors, labels), c
+    return {"tuned_layers": finetune.TUNED_LAYERS, "learning_rate": finetune.LEARNING_RATE,
+            "batch_size": finetune.BATCH_SIZE, "max_epochs": finetune.MAX_EPOCHS,
+            "text_passes": finetune.TEXT_PASSES}
 
 
 def e5_teacher(texts: list[str], labels: np.ndarray, dev_texts: list[str] | None,
                n_classes: int, folder: Path, seed: int, log) -> PretrainedTeacher:
     """The e5 teacher of a run: ``texts`` are the student's (the ``len(labels)`` labelled ones
     first), ``folder`` the cache."""
-    from newsclf.pretrained.encoder import E5
+    everything = list(texts) + list(dev_texts or [])
+    labels = np.asarray(labels, dtype=np.int64)
+    settings = recipe()
+    key = hashlib.sha256(json.dumps(
+        [sha256_texts(everything), labels.tolist(), n_classes, seed, settings]).encode()
+    ).hexdigest()
+    probabilities = cached_array(folder / TEACHER_PROBABILITIES, key, lambda: _probabilities(
+        everything, labels, n_classes, seed, log))
+    from newsclf.pretrained.finetune import epochs_for
+
+    settings["epochs"] = epochs_for(len(labels))
+    return PretrainedTeacher(NAME, probabilities[:len(texts)],
+                             probabilities[len(texts):] if dev_texts else None, settings)
+
+
+def _probabilities(texts: list[str], labels: np.ndarray, n_classes: int, seed: int,
+                   log) -> np.ndarray:
+    """The tuned teacher's class probabilities of ``texts`` (the labelled ones first)."""
+    from newsclf.pretrained.encoder import E5, run_layers
+    from newsclf.pretrained.finetune import (DROPOUT, TUNED_LAYERS, Classifier, fine_tune,
+                                             lower_states)
     from newsclf.runtime import math_threads
 
-    e5 = E5()
-    everything = list(texts) + list(dev_texts or [])
-    log(f"pretrained teacher: multilingual-e5-small sentence vectors of {len(everything)} texts")
-
-    def compute(chunk):
-        with math_threads(2):
-            return e5.sentence_vectors(chunk, batch_size=128, threads=2)
-
-    vectors = cached_vectors(everything, folder, compute)
-    head, c = fit_head(vectors[:len(labels)], labels, seed)
-    probabilities = np.zeros((len(vectors), n_classes), dtype=np.float32)
-    probabilities[:, head.classes_] = head.predict_proba(vectors)
-    return PretrainedTeacher("multilingual-e5-small + logistic regression",
-                             probabilities[:len(texts)],
-                             probabilities[len(texts):] if dev_texts else None, c)
+    with math_threads(2):
+        e5 = E5()
+        piece_lists = [e5.piece_ids(text) for text in texts]
+        network, row_of = e5.network(piece_lists, dropout=DROPOUT)
+        log(f"pretrained teacher: multilingual-e5-small, states of the {len(labels)} labelled "
+            "texts")
+        states = lower_states(network, piece_lists[:len(labels)], row_of,
+                              e5.sizes.layers - TUNED_LAYERS)
+        tuned = fine_tune(network, states, labels, n_classes, seed, log)
+        log(f"pretrained teacher: scoring {len(texts)} texts")
+        scores = run_layers(Classifier(network, tuned), network, piece_lists, row_of,
+                            n_classes, batch_size=128, threads=2)
+    scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return scores / scores.sum(axis=1, keepdims=True)
 
 
 def best_mix(members_dev: np.ndarray, teacher_dev: np.ndarray, y_dev: np.ndarray) -> float:

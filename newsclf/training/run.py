@@ -342,7 +342,7 @@ def _pretrained_teacher(setup: RunSetup, members: list[MemberResult], texts: lis
                                   .argmax(1), n_classes)
     teacher.dev_scores = {"dev_accuracy": alone[0], "dev_macro_f1": alone[1],
                           "with_members_dev_accuracy": mixed[0]}
-    log(f"pretrained teacher: {teacher.name} (C {teacher.head_c:g}), dev accuracy {alone[0]:.4f}; "
+    log(f"pretrained teacher: {teacher.name}, dev accuracy {alone[0]:.4f}; "
         f"with the members, weighted {teacher.weight:g}: {mixed[0]:.4f}")
     return teacher
 
@@ -407,7 +407,7 @@ def _save(setup: RunSetup, results: list[MemberResult], students: list[MemberRes
         if setup.pretrained is not None:
             distillation["pretrained_teacher"] = {
                 "name": setup.pretrained.name, "weight": setup.pretrained.weight,
-                "head_c": setup.pretrained.head_c, **setup.pretrained.dev_scores}
+                **setup.pretrained.recipe, **setup.pretrained.dev_scores}
             metrics.update(pretrained_teacher=distillation["pretrained_teacher"])
         metrics.update(n_unlabeled=n_unlabeled, predicts_with=predicts_with)
         if len(students) > 1:
