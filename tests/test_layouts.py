@@ -559,6 +559,14 @@ def test_formula_cells_without_a_computed_value_are_refused_not_read_as_empty(
     workbook.save(tmp_path / "array.xlsx")
     with pytest.raises(DataError, match=r"holds a formula \(=IF\(1,\"体育\",\"\"\)\)"):
         read_labelled(tmp_path / "array.xlsx")
+    # a row of uncomputed formulas only is not skipped as an empty row, in the middle or last
+    for rows in ([HEADLINES[0]], ["=A2"], [HEADLINES[1]]), ([HEADLINES[0]], [None], ["=A2"]):
+        workbook = openpyxl.Workbook()
+        for row in (["标题"], *rows):
+            workbook.active.append(row)
+        workbook.save(tmp_path / "rows.xlsx")
+        with pytest.raises(DataError, match=r"cell A(3|4) of sheet 'Sheet' holds a formula"):
+            list(iter_input_chunks(str(tmp_path / "rows.xlsx")))
 
 
 def test_a_sheet_without_a_note_of_its_size_is_labelled(tmp_path, sample_model):

@@ -4,6 +4,7 @@ sheet of labelled rows written as it streams in."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import deque
 from pathlib import Path
 from typing import Iterator
 
@@ -47,16 +48,23 @@ def open_sheet(path: str, sheet: str | None):
     return workbook, worksheet
 
 
-def sheet_records(worksheet, first_row: int = 1) -> Iterator[tuple[int, list[str]]]:
+def sheet_records(worksheet, first_row: int = 1, read_as_empty: deque | None = None
+                  ) -> Iterator[tuple[int, list[str]]]:
     """``(row number, cells as text)`` for each row from ``first_row`` on with a non-empty
-    cell; trailing empty cells are left out."""
+    cell; trailing empty cells are left out. The numbers of the rows read as empty after the
+    first non-empty one go to ``read_as_empty`` (their cells may be formulas without values:
+    :meth:`FormulaCells.refused` checks them)."""
+    started = False
     for number, row in enumerate(worksheet.iter_rows(min_row=first_row, values_only=True),
                                  first_row):
         fields = [cell_text(value) for value in row]
         while fields and fields[-1] == "":
             fields.pop()
         if fields:
+            started = True
             yield number, fields
+        elif started and read_as_empty is not None:
+            read_as_empty.append(number)
 
 
 class FormulaCells:
@@ -70,22 +78,30 @@ class FormulaCells:
         self._workbook = self._rows = None
         self._row = (0, {})
 
-    def refused(self, rows, columns: list[int]):
+    def refused(self, rows, columns: list[int], read_as_empty: deque):
         """``rows`` (``(row number, fields)``, numbers increasing), refused at the first
         cell of ``columns`` (indexes from 0) that is empty because it holds a formula with no
-        value."""
+        value, in those rows or in the rows between them whose numbers ``read_as_empty`` holds
+        (filled by :func:`sheet_records` as it reads)."""
         for number, fields in rows:
-            for column in columns:
-                if fields[column] == "" and (formula := self._formula(number, column)):
-                    from openpyxl.utils import get_column_letter
-
-                    raise DataError(
-                        f"{self.path}: cell {get_column_letter(column + 1)}{number} of sheet "
-                        f"{self.title!r} holds a formula ({formula[:40]}) whose value was "
-                        "never computed, so it reads as empty (the workbook was written by a "
-                        "program that does not calculate formulas); open it in Excel or "
-                        "LibreOffice and save it, which stores the values")
+            while read_as_empty and read_as_empty[0] < number:
+                self._refuse_formulas(read_as_empty.popleft(), columns)
+            self._refuse_formulas(number, [column for column in columns if fields[column] == ""])
             yield number, fields
+        while read_as_empty:
+            self._refuse_formulas(read_as_empty.popleft(), columns)
+
+    def _refuse_formulas(self, number: int, columns: list[int]) -> None:
+        for column in columns:
+            if formula := self._formula(number, column):
+                from openpyxl.utils import get_column_letter
+
+                raise DataError(
+                    f"{self.path}: cell {get_column_letter(column + 1)}{number} of sheet "
+                    f"{self.title!r} holds a formula ({formula[:40]}) whose value was "
+                    "never computed, so it reads as empty (the workbook was written by a "
+                    "program that does not calculate formulas); open it in Excel or "
+                    "LibreOffice and save it, which stores the values")
 
     def _formula(self, number: int, column: int) -> str | None:
         if self._rows is None:

@@ -30,7 +30,7 @@ import itertools
 import os
 import re
 import stat
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -429,13 +429,14 @@ def _open_sheet_table(request: _Request) -> Table:
     try:
         rows_in_dimension = worksheet.max_row  # from the file's own note, which may be wrong
         worksheet.reset_dimensions()  # so every row and column is read, whatever the note says
-        records = sheet_records(worksheet, request.skip_rows + 1)
+        read_as_empty: deque = deque()
+        records = sheet_records(worksheet, request.skip_rows + 1, read_as_empty)
         if sheet is None and others:
             records = _refuse_a_note(records, source, worksheet.title)
         layout, rows = _table(request, records, sheet=worksheet.title)
         formulas = FormulaCells(source, worksheet.title)
         rows = formulas.refused(rows, [index for index in (layout.text_index, layout.label_index)
-                                       if index is not None])
+                                       if index is not None], read_as_empty)
     except DataError as exc:
         workbook.close()
         raise naming_the_sheets(exc) from None
