@@ -202,6 +202,8 @@ def test_usage_errors_are_one_line_naming_the_command(tmp_path):
     (["predict", "--text", "股市", "--excel"], "--excel goes with --input/--output"),
     (["predict", "--text", "股市", "--probabilities"],
      "--probabilities goes with --input/--output"),
+    (["predict", "--text", "股市", "--text-column", "2", "--skip-rows", "1"],
+     "--text-column, --skip-rows tell how to read an --input file"),
     (["predict", "--input", "news/*.csv", "--output", "out.csv"],
      "news/*.csv: file not found; newsclf reads one file here and does not expand * or ?"),
 ])

@@ -65,6 +65,9 @@ def _format_name(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+_LAYOUT_DEFAULTS = {"encoding": "auto", "skip_rows": 0}  # the others' default is None
+
+
 def add_layout_options(parser: argparse.ArgumentParser, labelled: bool) -> None:
     """``--format``, ``--header``/``--no-header``, ``--text-column`` (and ``--label-column``),
     ``--sheet``, ``--encoding``: what to read when detection is not wanted or not possible."""
@@ -88,10 +91,11 @@ def add_layout_options(parser: argparse.ArgumentParser, labelled: bool) -> None:
     parser.add_argument("--sheet", metavar="NAME|N",
                         help="sheet of an .xlsx workbook, by name or position from 1 (default: "
                              "the first)")
-    parser.add_argument("--skip-rows", type=_row_count, default=0, metavar="N",
+    parser.add_argument("--skip-rows", type=_row_count, default=_LAYOUT_DEFAULTS["skip_rows"],
+                        metavar="N",
                         help="lines (rows of an Excel sheet) above the table to leave out, such "
                              "as a title (default: 0)")
-    parser.add_argument("--encoding", default="auto",
+    parser.add_argument("--encoding", default=_LAYOUT_DEFAULTS["encoding"],
                         help="file encoding (default: auto = UTF-8, UTF-8 with BOM, GBK/GB18030 or Big5)")
 
 
@@ -99,6 +103,15 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", metavar="PATH",
                         help="class-names file, one per line; labels may then be ids (line N = id N)")
     add_layout_options(parser, labelled=True)
+
+
+def given_layout_options(args: argparse.Namespace) -> list[str]:
+    """The layout options given on the command line (not left at their default)."""
+    flags = {"format": "--format", "header": "--header/--no-header",
+             "text_column": "--text-column", "sheet": "--sheet", "encoding": "--encoding",
+             "skip_rows": "--skip-rows"}
+    return [flag for name, flag in flags.items()
+            if getattr(args, name, None) != _LAYOUT_DEFAULTS.get(name)]
 
 
 def layout_arguments(args: argparse.Namespace) -> dict:

@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from newsclf.cli.common import (add_layout_options, add_model_option, at_least_one,
-                                layout_arguments, layout_help, log_to_stderr)
+                                given_layout_options, layout_arguments, layout_help,
+                                log_to_stderr)
 from newsclf.errors import NewsclfError
 from newsclf.spec import BACKENDS, LONG_TEXT_MODES
 
@@ -76,6 +77,9 @@ def run(args: argparse.Namespace) -> None:
                            "scores")
     if args.text is not None and args.scheduler is not None:
         raise NewsclfError("--scheduler goes with --input/--output; --text is labelled here")
+    if args.text is not None and (layout_options := given_layout_options(args)):
+        raise NewsclfError(f"{', '.join(layout_options)} tell how to read an --input file; "
+                           "the texts of --text are read as given")
     if args.text is not None:
         predictor = Predictor.from_dir(args.model, backend=args.backend)
         results = predictor.predict(args.text, top_k=args.top_k, batch_size=args.batch_size,
