@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from newsclf import __version__
-from newsclf.modeldir import ModelFiles, dev_metrics, load_model_dir
+from newsclf.modeldir import ModelFiles, dev_metrics, installed_versions, load_model_dir
 from newsclf.spec import BACKENDS
 
 
@@ -57,7 +57,8 @@ def model_info(path: str | Path) -> dict:
                   "inference_export": _folder_bytes(export_dir) if export_dir.is_dir() else 0},
         "training": _record(files.training.get("settings")),
         "trained_with": files.info.get("libraries", {}),
-        "installed": {"newsclf": __version__, **_installed_versions()},
+        "installed": {"newsclf": __version__,
+                      **installed_versions("paddlepaddle", "onnxruntime")},
         "backends": {name: status[name] for name in BACKENDS if name != "auto"},
         "backend_auto": auto,
     }
@@ -67,18 +68,6 @@ def _record(value) -> dict:
     """A part of a record (``training.json``, which loading never reads and a user may have
     edited) that should be a JSON object: {} when it is not one."""
     return value if isinstance(value, dict) else {}
-
-
-def _installed_versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {}
-    for package in ("paddlepaddle", "onnxruntime"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = None
-    return versions
 
 
 def student_round(metrics: dict) -> str:

@@ -40,10 +40,17 @@ FORMAT_VERSION = 2
 
 
 def library_versions() -> dict:
+    """The versions a model directory records of what trained it."""
+    return {"python": platform.python_version(),
+            **installed_versions("paddlepaddle", "jieba", "numpy", "scikit-learn")}
+
+
+def installed_versions(*packages: str) -> dict:
+    """Each package's installed version, None for one that is not installed."""
     from importlib.metadata import PackageNotFoundError, version
 
-    versions = {"python": platform.python_version()}
-    for package in ("paddlepaddle", "jieba", "numpy", "scikit-learn"):
+    versions = {}
+    for package in packages:
         try:
             versions[package] = version(package)
         except PackageNotFoundError:

@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> None:
         _predict_on_cluster(args)
         return
     summary = predict_file(
-        args.model, args.input, args.output, **layout_arguments(args), top_k=args.top_k, probabilities=args.probabilities,
+        args.model, args.input, args.output, **layout_arguments(args), top_k=args.top_k,
+        probabilities=args.probabilities,
         batch_size=args.batch_size, excel=args.excel, long_text=args.long_text,
         workers=args.workers, progress=not args.no_progress, backend=args.backend,
         log=log_to_stderr)
