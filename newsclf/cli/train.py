@@ -16,8 +16,8 @@ from newsclf.info import student_round
 from newsclf.layouts import METRICS
 from newsclf.spec import POOLINGS, POSITIONS, TOKENIZERS
 
-_CHOICES = {"tokenizer": TOKENIZERS, "pooling": POOLINGS, "position": POSITIONS,
-            "teacher": TEACHERS}
+_CHOICES = {"tokenizer": TOKENIZERS, "pooling": POOLINGS, "position": POSITIONS}
+_METAVARS = {"teacher": "|".join(TEACHERS) + "|DIR"}
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -89,7 +89,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
         else:
             group.add_argument(flag, dest=field.name, type=setting_type(field.name), default=None,
                                choices=_CHOICES.get(field.name), help=help_text,
-                               metavar=None if field.name in _CHOICES else field.name.upper())
+                               metavar=None if field.name in _CHOICES
+                               else _METAVARS.get(field.name, field.name.upper()))
     return train
 
 

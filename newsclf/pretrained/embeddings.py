@@ -1,26 +1,27 @@
 """Student embeddings that start knowing something: each vocabulary entry (a character, bigram
-or jieba word) as the mean of e5's input embeddings of its pieces, projected on the entries'
-first ``d_model`` principal components and scaled like the network's own initialization."""
+or jieba word) as the mean of a pretrained encoder's input embeddings of its pieces, projected
+on the entries' first ``d_model`` principal components and scaled like the network's own
+initialization."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from newsclf.pretrained.sentencepiece import METASPACE
 
-
-def entry_vectors(e5, tokens: list[str], d_model: int) -> np.ndarray:
+def entry_vectors(encoder, tokens: list[str], d_model: int) -> np.ndarray:
     """``[len(tokens), d_model]`` initial embeddings for vocabulary ``tokens`` (``c:``, ``b:``
-    or ``w:`` and the entry's text; the first two, ``[PAD]`` and ``[UNK]``, get zeros)."""
-    lone_space = e5.tokenizer.piece_id(METASPACE)
+    or ``w:`` and the entry's text; the first two, ``[PAD]`` and ``[UNK]``, get zeros) from
+    ``encoder`` (:class:`~.encoder.E5` or :class:`~.hf.HFEncoder`)."""
     pieces = []
     for token in tokens[2:]:
-        ids = e5.tokenizer.content_ids(token.split(":", 1)[-1])
-        pieces.append([piece for piece in ids if piece != lone_space] or ids)
-    rows = np.unique(np.concatenate([np.asarray(ids) for ids in pieces]))
-    table = e5.file.tensor("emb.word", rows=rows)
+        ids = encoder.content_ids(token.split(":", 1)[-1])
+        pieces.append([piece for piece in ids if piece != encoder.filler] or ids)
+    rows = np.unique(np.concatenate([np.asarray(ids, dtype=np.int64) for ids in pieces]))
+    table = encoder.input_embeddings(rows)
     row_of = {int(piece): row for row, piece in enumerate(rows)}
-    vectors = np.stack([table[[row_of[piece] for piece in ids]].mean(axis=0) for ids in pieces])
+    mean = table.mean(axis=0) if len(table) else np.zeros(encoder.sizes.hidden, np.float32)
+    vectors = np.stack([table[[row_of[piece] for piece in ids]].mean(axis=0) if ids else mean
+                        for ids in pieces])
     vectors -= vectors.mean(axis=0)
     _, _, components = np.linalg.svd(vectors, full_matrices=False)
     # fewer components than d_model when the entries or e5's width are fewer: zeros after them

@@ -13,7 +13,7 @@ import numpy as np
 
 from newsclf.model.layers import EncoderLayer, configure_paddle
 from newsclf.pretrained.e5file import E5File, bundled_e5_path
-from newsclf.pretrained.sentencepiece import UnigramTokenizer
+from newsclf.pretrained.sentencepiece import METASPACE, UnigramTokenizer
 
 paddle = configure_paddle()
 import paddle.nn as nn  # noqa: E402
@@ -97,6 +97,8 @@ class E5:
     """multilingual-e5-small: its tokenizer and, built on demand for the pieces of the texts
     it is given, its Paddle network. ``path``: a packed e5 file (default: the bundled one)."""
 
+    name = "multilingual-e5-small"
+
     def __init__(self, path=None):
         self.file = E5File(path or bundled_e5_path())
         self.sizes = self.file.sizes
@@ -111,12 +113,25 @@ class E5:
 
     def network(self, piece_lists: list, dropout: float = 0.0):
         """The network for texts of ``piece_lists``, and the map from piece id to its row."""
-        rows = np.unique(np.concatenate([np.asarray(ids) for ids in piece_lists]
-                                        + [[self.file.pieces.pad]]))
-        network = PretrainedEncoder(len(rows), self.sizes, dropout)
-        load_strictly(network, state_dict_from_e5(self.file, rows))
-        network.eval()
-        return network, {int(piece): row for row, piece in enumerate(rows)}
+        return network_of(self.sizes, lambda rows: state_dict_from_e5(self.file, rows),
+                          piece_lists, self.file.pieces.pad, dropout)
+
+    def identity(self) -> str:
+        """What tells this encoder from another (part of the teacher cache's key)."""
+        return f"{self.file.path.name}:{self.file.path.stat().st_size}"
+
+    @property
+    def filler(self) -> int:
+        """The piece of a lone word start, which says nothing of a text's content."""
+        return self.tokenizer.piece_id(METASPACE)
+
+    def content_ids(self, text: str) -> list[int]:
+        """The pieces of ``text`` alone (no ``<s>``, ``</s>`` or query prefix)."""
+        return self.tokenizer.content_ids(text)
+
+    def input_embeddings(self, rows: np.ndarray) -> np.ndarray:
+        """The piece embeddings of ``rows`` ``[len(rows), hidden]``."""
+        return self.file.tensor("emb.word", rows=rows)
 
     def sentence_vectors(self, texts: list[str], batch_size: int = 64, progress=None,
                          engine: str = "auto", threads: int | None = None) -> np.ndarray:
@@ -160,6 +175,18 @@ def run_layers(layers: nn.Layer, network: PretrainedEncoder, piece_lists: list, 
         if progress is not None:
             progress(len(index))
     return out
+
+
+def network_of(sizes, weights_of_rows, piece_lists: list, pad: int, dropout: float = 0.0):
+    """A :class:`PretrainedEncoder` of ``sizes`` holding the embedding rows of the pieces of
+    ``piece_lists`` (and ``pad``), its weights ``weights_of_rows(rows)``; and the map from piece
+    id to its row."""
+    rows = np.unique(np.concatenate([np.asarray(ids, dtype=np.int64) for ids in piece_lists]
+                                    + [[pad]]))
+    network = PretrainedEncoder(len(rows), sizes, dropout)
+    load_strictly(network, weights_of_rows(rows))
+    network.eval()
+    return network, {int(piece): row for row, piece in enumerate(rows)}
 
 
 def _same_vectors(ours: np.ndarray, reference: np.ndarray) -> bool:

@@ -1,4 +1,4 @@
-"""Fine-tuning e5's top layers and a classification head on the labelled texts, on a CPU: the
+"""Fine-tuning a pretrained encoder's top layers and a classification head on the labelled texts, on a CPU: the
 states of each labelled text below those layers are computed once (:func:`lower_states`), and
 only the top layers and the head learn from them (:func:`fine_tune`). :class:`Classifier` is
 the whole tuned network, from embedded pieces to class scores, as it scores every text."""
@@ -31,6 +31,11 @@ MAX_EPOCHS = 8
 TEXT_PASSES = 24_000
 # e5's pooled states are L2-normalized and scaled so that a linear head can be sure
 POOL_SCALE = 20.0
+
+
+def tuned_layers(encoder_layers: int) -> int:
+    """How many top layers are tuned of an encoder of ``encoder_layers``."""
+    return min(TUNED_LAYERS, encoder_layers)
 
 
 def epochs_for(n_labelled: int) -> int:
@@ -106,11 +111,12 @@ def _training_batches(lengths: np.ndarray, rng) -> list[np.ndarray]:
 
 def fine_tune(encoder: PretrainedEncoder, states: list[np.ndarray], labels: np.ndarray,
               n_classes: int, seed: int, log) -> TunedTop:
-    """The top :data:`TUNED_LAYERS` of ``encoder`` and a head tuned on the labelled texts'
+    """The top :func:`tuned_layers` of ``encoder`` and a head tuned on the labelled texts'
     lower ``states``: AdamW with a linear warm-up and decay over :func:`epochs_for` epochs."""
     paddle.seed(seed)
     rng = np.random.default_rng(seed)
-    tuned = TunedTop(encoder, len(encoder.layers) - TUNED_LAYERS, n_classes)
+    n_tuned = tuned_layers(len(encoder.layers))
+    tuned = TunedTop(encoder, len(encoder.layers) - n_tuned, n_classes)
     epochs = epochs_for(len(labels))
     steps = epochs * math.ceil(len(labels) / BATCH_SIZE)
     warmup = max(1, int(WARMUP_SHARE * steps))
@@ -132,7 +138,7 @@ def fine_tune(encoder: PretrainedEncoder, states: list[np.ndarray], labels: np.n
             optimizer.clear_grad()
             schedule.step()
             total += float(loss) * len(index)
-        log(f"pretrained teacher: fine-tuning e5's top {TUNED_LAYERS} layers, epoch "
+        log(f"pretrained teacher: fine-tuning the top {n_tuned} layers, epoch "
             f"{epoch}/{epochs}, training loss {total / len(labels):.4f}")
     tuned.eval()
     return tuned

@@ -1,10 +1,11 @@
-"""The pretrained teacher: multilingual-e5-small with its top layers and a classification head
-fine-tuned on the labelled texts (:mod:`.finetune`), whose class probabilities of the run's
-texts the student learns beside the members' (:mod:`newsclf.training.student`).
+"""The pretrained teacher: a pretrained encoder (multilingual-e5-small, or a Hugging Face
+BERT-family model) with its top layers and a classification head fine-tuned on the labelled
+texts (:mod:`.finetune`), whose class probabilities of the run's texts the student learns
+beside the members' (:mod:`newsclf.training.student`).
 
 The probabilities are computed once per run and cached in the run directory
-(``checkpoint/teacher/probabilities.safetensors``, with the hash of the texts, labels, seed and
-recipe they belong to), so a resumed run or a later distillation round reads them back. Their
+(``checkpoint/teacher/probabilities.safetensors``, with the hash of the texts, labels, seed,
+recipe and encoder they belong to), so a resumed run or a later distillation round reads them back. Their
 dev score is reported, and their share in the student's teacher is the one that does best on
 dev with the members'.
 """
@@ -22,7 +23,6 @@ from newsclf.files import sha256_texts, write_atomic
 from newsclf.layouts import TEACHER_PROBABILITIES
 
 MIX_WEIGHTS = tuple(np.round(np.arange(0.0, 1.01, 0.1), 2))
-NAME = "multilingual-e5-small, top layers fine-tuned"
 
 
 @dataclass
@@ -63,41 +63,66 @@ def recipe() -> dict:
             "text_passes": finetune.TEXT_PASSES}
 
 
-def e5_teacher(texts: list[str], labels: np.ndarray, dev_texts: list[str] | None,
-               n_classes: int, folder: Path, seed: int, log) -> PretrainedTeacher:
-    """The e5 teacher of a run: ``texts`` are the student's (the ``len(labels)`` labelled ones
-    first), ``folder`` the cache."""
+def teacher_encoder(teacher: str):
+    """The pretrained encoder a ``--teacher`` value names: ``e5`` (the bundled
+    multilingual-e5-small) or the directory of a Hugging Face BERT-family model. A directory
+    is read (config and tokenizer, not the weights) and refused here if it does not fit."""
+    if teacher == "e5":
+        from newsclf.pretrained.encoder import E5
+
+        return E5()
+    from newsclf.pretrained.hf import HFEncoder
+
+    return HFEncoder(teacher)
+
+
+def check_teacher(teacher: str) -> None:
+    """Refuse, before any training, a teacher that cannot be had (cheaply: e5's file is found,
+    a directory is read without its weights)."""
+    if teacher == "e5":
+        from newsclf.pretrained.e5file import bundled_e5_path
+
+        bundled_e5_path()
+    else:
+        teacher_encoder(teacher)
+
+
+def pretrained_teacher(encoder, texts: list[str], labels: np.ndarray,
+                       dev_texts: list[str] | None, n_classes: int, folder: Path, seed: int,
+                       log) -> PretrainedTeacher:
+    """The teacher of a run made of ``encoder`` (:func:`teacher_encoder`): ``texts`` are the
+    student's (the ``len(labels)`` labelled ones first), ``folder`` the cache."""
+    from newsclf.pretrained.finetune import epochs_for, tuned_layers
+
     everything = list(texts) + list(dev_texts or [])
     labels = np.asarray(labels, dtype=np.int64)
     settings = recipe()
     key = hashlib.sha256(json.dumps(
-        [sha256_texts(everything), labels.tolist(), n_classes, seed, settings]).encode()
-    ).hexdigest()
+        [sha256_texts(everything), labels.tolist(), n_classes, seed, settings,
+         encoder.identity()]).encode()).hexdigest()
     probabilities = cached_array(folder / TEACHER_PROBABILITIES, key, lambda: _probabilities(
-        everything, labels, n_classes, seed, log))
-    from newsclf.pretrained.finetune import epochs_for
-
-    settings["epochs"] = epochs_for(len(labels))
-    return PretrainedTeacher(NAME, probabilities[:len(texts)],
+        encoder, everything, labels, n_classes, seed, log))
+    settings.update(tuned_layers=tuned_layers(encoder.sizes.layers),
+                    epochs=epochs_for(len(labels)))
+    return PretrainedTeacher(f"{encoder.name}, top layers fine-tuned",
+                             probabilities[:len(texts)],
                              probabilities[len(texts):] if dev_texts else None, settings)
 
 
-def _probabilities(texts: list[str], labels: np.ndarray, n_classes: int, seed: int,
+def _probabilities(encoder, texts: list[str], labels: np.ndarray, n_classes: int, seed: int,
                    log) -> np.ndarray:
     """The tuned teacher's class probabilities of ``texts`` (the labelled ones first)."""
-    from newsclf.pretrained.encoder import E5, run_layers
-    from newsclf.pretrained.finetune import (DROPOUT, TUNED_LAYERS, Classifier, fine_tune,
-                                             lower_states)
+    from newsclf.pretrained.encoder import run_layers
+    from newsclf.pretrained.finetune import (DROPOUT, Classifier, fine_tune, lower_states,
+                                             tuned_layers)
     from newsclf.runtime import math_threads
 
     with math_threads(2):
-        e5 = E5()
-        piece_lists = [e5.piece_ids(text) for text in texts]
-        network, row_of = e5.network(piece_lists, dropout=DROPOUT)
-        log(f"pretrained teacher: multilingual-e5-small, states of the {len(labels)} labelled "
-            "texts")
+        piece_lists = [encoder.piece_ids(text) for text in texts]
+        network, row_of = encoder.network(piece_lists, dropout=DROPOUT)
+        log(f"pretrained teacher: {encoder.name}, states of the {len(labels)} labelled texts")
         states = lower_states(network, piece_lists[:len(labels)], row_of,
-                              e5.sizes.layers - TUNED_LAYERS)
+                              encoder.sizes.layers - tuned_layers(encoder.sizes.layers))
         tuned = fine_tune(network, states, labels, n_classes, seed, log)
         log(f"pretrained teacher: scoring {len(texts)} texts")
         scores = run_layers(Classifier(network, tuned), network, piece_lists, row_of,

@@ -124,10 +124,10 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     if unlabeled_texts is not None:
         check_unlabeled_allowed(config)
         unlabeled_texts = unlabeled_text_list(unlabeled_texts, "unlabeled_texts")
-    if config.teacher == "e5":  # before any training: the teacher is needed at its end
-        from newsclf.pretrained.e5file import bundled_e5_path
+    if config.teacher != "none":  # before any training: the teacher is needed at its end
+        from newsclf.pretrained.teacher import check_teacher
 
-        bundled_e5_path()
+        check_teacher(config.teacher)
     output = OutputDirectory(output_dir, overwrite=overwrite, resume=resume)
     output.check()  # before Paddle's seconds of import; checked again holding the lock
     classes = resolve_classes(train_data, dev_data, class_names)
@@ -262,11 +262,13 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
                 dev_data.texts if dev_data else None, log))
         if config.pretrained_embeddings and student_start(config) == "random":
             from newsclf.pretrained.embeddings import entry_vectors
-            from newsclf.pretrained.encoder import E5
+            from newsclf.pretrained.teacher import teacher_encoder
 
+            encoder = teacher_encoder(config.teacher)
             setup = dataclasses.replace(setup, initial_embedding=entry_vectors(
-                E5(), vocab.tokens, config.d_model))
-            log(f"the student's {len(vocab)} embeddings start from e5's input embeddings")
+                encoder, vocab.tokens, config.d_model))
+            log(f"the student's {len(vocab)} embeddings start from {encoder.name}'s input "
+                "embeddings")
         students = (train_students(dataclasses.replace(setup, dev_ids=dev_ids), results,
                                    unlabeled_ids, reporter, parallel)
                     if config.distilling else [])
@@ -324,10 +326,12 @@ def _pretrained_teacher(setup: RunSetup, members: list[MemberResult], texts: lis
     ``texts`` (labelled, then unlabelled), its share beside the ``members`` chosen on dev."""
     from newsclf.evaluation.metrics import accuracy_and_macro_f1
     from newsclf.layouts import TEACHER_DIR
-    from newsclf.pretrained.teacher import best_mix, e5_teacher
+    from newsclf.pretrained.teacher import best_mix, pretrained_teacher, teacher_encoder
 
-    teacher = e5_teacher(texts, setup.y_train, dev_texts, len(setup.classes),
-                         setup.output_dir / CHECKPOINT_DIR / TEACHER_DIR, setup.config.seed, log)
+    teacher = pretrained_teacher(teacher_encoder(setup.config.teacher), texts, setup.y_train,
+                                 dev_texts, len(setup.classes),
+                                 setup.output_dir / CHECKPOINT_DIR / TEACHER_DIR,
+                                 setup.config.seed, log)
     if teacher.dev_probabilities is None:
         teacher.weight = 0.5
         log(f"pretrained teacher: {teacher.name}; no dev data to weigh it against the members: "
