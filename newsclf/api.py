@@ -11,8 +11,8 @@ def train(train, dev=None, output: str | Path = "model", *, classes=None, unlabe
           config: str | Path | None = None, fmt: str | None = None, text_column=None,
           label_column=None, header: bool | None = None, encoding: str | None = None,
           sheet: str | None = None, resume: bool = False, overwrite: bool = False,
-          export: bool = True, workers: int | None = None, verbose: bool = True,
-          **settings):
+          export: bool = True, workers: int | None = None, device: str = "cpu",
+          verbose: bool = True, **settings):
     """Train a model as ``newsclf train`` does, write its directory to ``output`` and return
     its :class:`~newsclf.predictor.Predictor`::
 
@@ -26,9 +26,10 @@ def train(train, dev=None, output: str | Path = "model", *, classes=None, unlabe
     of texts (its layout detected) or a list of them, for the student (see ``newsclf train
     --unlabeled``).
     ``settings`` are :class:`~newsclf.config.TrainConfig`'s (``epochs=10``, ``teacher="e5"``),
-    over those of the JSON file ``config``. ``resume``, ``overwrite``, ``export`` and
-    ``workers`` are the command's ``--resume``, ``--overwrite``, ``--no-export`` (inverted) and
-    ``--workers``. ``verbose`` prints what the command prints on stderr, with a progress bar.
+    over those of the JSON file ``config``. ``resume``, ``overwrite``, ``export``, ``workers``
+    and ``device`` are the command's ``--resume``, ``--overwrite``, ``--no-export`` (inverted),
+    ``--workers`` and ``--device``. ``verbose`` prints what the command prints on stderr, with
+    a progress bar.
     Errors the user can fix raise :class:`~newsclf.errors.NewsclfError`."""
     from newsclf.config import TrainConfig
     from newsclf.datafiles import read_class_names
@@ -59,7 +60,7 @@ def train(train, dev=None, output: str | Path = "model", *, classes=None, unlabe
                                               _name(unlabeled, "unlabeled"))
     result = train_run(train_config, train_data, dev_data, output, classes, progress=verbose,
                        log=log, resume=resume, export=export, workers=workers,
-                       overwrite=overwrite, unlabeled_texts=unlabeled_texts)
+                       overwrite=overwrite, unlabeled_texts=unlabeled_texts, device=device)
     return Predictor.from_dir(result.output_dir)
 
 

@@ -8,6 +8,8 @@
   a C++ "FatalError" banner on standard output and aborts; this import keeps the handlers the
   process had, so importing Paddle through newsclf (from the main thread, the only one that can
   set handlers) leaves signal handling as it was.
+- :func:`check_device` and :func:`use_device` choose what Paddle computes on: the CPU (the
+  default) or a GPU of a ``paddlepaddle-gpu`` install.
 - :func:`math_threads` runs a block with Paddle's CPU math on more than one thread (Paddle's
   default is one); the number changes a result's last bits, so training fixes it per model.
 - :func:`signals_held_back` defers SIGINT and SIGTERM over a block of code that must not be
@@ -24,6 +26,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -57,6 +60,35 @@ def configure_paddle():
     import paddle as paddle_module
 
     return paddle_module
+
+
+def check_device(device) -> str:
+    """``device`` (``cpu``, ``gpu`` or ``gpu:N``), refused unless Paddle can compute on it here:
+    a GPU needs Paddle's GPU build (``paddlepaddle-gpu``) and that GPU. Paddle is imported only
+    for a GPU."""
+    from newsclf.errors import NewsclfError
+
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|gpu(:\d+)?", device):
+        raise NewsclfError(f"device must be cpu, gpu or gpu:N (N from 0), not {device!r}")
+    if device != "cpu":
+        paddle = configure_paddle()
+        if not paddle.device.is_compiled_with_cuda():
+            raise NewsclfError(f"--device {device}: this Paddle ({paddle.__version__}) is the CPU "
+                               "build; install paddlepaddle-gpu for the machine's CUDA version, "
+                               "or train on the CPU (--device cpu)")
+        count = paddle.device.cuda.device_count()
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            raise NewsclfError(f"--device {device}: this machine has "
+                               + (f"{count} GPU(s), gpu:0 to gpu:{count - 1}" if count
+                                  else "no GPU that Paddle sees"))
+    return device
+
+
+def use_device(device: str) -> None:
+    """Paddle's tensors of this process from now on on ``device`` (checked by
+    :func:`check_device`)."""
+    configure_paddle().set_device(device)
 
 
 HELD_BACK_SIGNALS = (signal.SIGINT, signal.SIGTERM)

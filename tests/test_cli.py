@@ -213,3 +213,30 @@ def test_counts_and_options_that_cannot_apply_are_refused_before_anything_loads(
     # predict --text ignored --excel
     result = run_cli(arguments[0], "--model", sample_model, *arguments[1:])
     assert_user_error(result, message)
+
+
+@pytest.mark.parametrize("device, fragment", [
+    ("tpu", "device must be cpu, gpu or gpu:N (N from 0), not 'tpu'"),
+    ("gpu:99", "--device gpu:99: this"),  # the CPU build, or fewer GPUs
+])
+def test_a_device_paddle_cannot_compute_on_is_refused_before_training(tmp_path, device,
+                                                                      fragment):
+    result = run_cli("train", "--train", SAMPLE / "train.tsv", "--output", tmp_path / "m",
+                     "--device", device, "--no-progress")
+    assert_user_error(result, fragment)
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_model_trained_on_a_gpu_predicts_on_any_machine(tmp_path):
+    from newsclf.runtime import configure_paddle
+
+    paddle = configure_paddle()
+    if not paddle.device.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0:
+        pytest.skip("no GPU here: training on one needs paddlepaddle-gpu and a GPU")
+    out = tmp_path / "model"
+    result = run_cli("train", "--train", SAMPLE / "train.tsv", "--dev", SAMPLE / "dev.tsv",
+                     "--output", out, "--epochs", "2", "--d-model", "32", "--n-heads", "2",
+                     "--d-ff", "64", "--no-progress", "--device", "gpu")
+    assert result.returncode == 0, result.stderr
+    shown = run_cli("predict", "--model", out, "--text", "国足公布集训名单", "--backend", "onnx")
+    assert shown.returncode == 0, shown.stderr

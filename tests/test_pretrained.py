@@ -88,7 +88,7 @@ def test_the_teacher_is_computed_once_for_the_same_texts_labels_seed_and_encoder
 
     calls = []
 
-    def probabilities(encoder, texts, labels, n_classes, seed, log):
+    def probabilities(encoder, texts, labels, n_classes, seed, log, engine):
         calls.append((list(texts), list(labels), seed, encoder.identity()))
         return np.full((len(texts), n_classes), 1 / n_classes, dtype=np.float32)
 

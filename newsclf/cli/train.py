@@ -67,6 +67,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
                        help="ensemble members trained at once, one process and CPU core each "
                             "(default: as many as members and cores allow; results do not "
                             "depend on it)")
+    train.add_argument("--device", default="cpu", metavar="cpu|gpu|gpu:N",
+                       help="what Paddle trains on (and the teacher computes on): cpu (the "
+                            "default), or a GPU with paddlepaddle-gpu installed")
     parallel = train.add_argument_group("data-parallel training")
     parallel.add_argument("--nproc-per-node", type=int, metavar="N",
                           help="train in N processes on this machine through "
@@ -136,7 +139,7 @@ def run(args: argparse.Namespace) -> None:
     result = train(config, train_data, dev_data, args.output, class_names,
                    progress=not args.no_progress, log=log_to_stderr, resume=args.resume,
                    export=not args.no_export, workers=args.workers, overwrite=args.overwrite,
-                   unlabeled_texts=unlabeled)
+                   unlabeled_texts=unlabeled, device=args.device)
     if not os.environ.get(LAUNCHED_BY_NEWSCLF):  # else the process that launched it says it
         _show_result(result.metrics, result.output_dir)
 

@@ -89,9 +89,11 @@ def check_teacher(teacher: str) -> None:
 
 def pretrained_teacher(encoder, texts: list[str], labels: np.ndarray,
                        dev_texts: list[str] | None, n_classes: int, folder: Path, seed: int,
-                       log) -> PretrainedTeacher:
+                       log, on_cpu: bool = True) -> PretrainedTeacher:
     """The teacher of a run made of ``encoder`` (:func:`teacher_encoder`): ``texts`` are the
-    student's (the ``len(labels)`` labelled ones first), ``folder`` the cache."""
+    student's (the ``len(labels)`` labelled ones first), ``folder`` the cache. ``on_cpu``:
+    whether Paddle computes on the CPU, where ONNX Runtime scores the texts faster (on a GPU,
+    Paddle does)."""
     from newsclf.pretrained.finetune import epochs_for, tuned_layers
 
     everything = list(texts) + list(dev_texts or [])
@@ -101,7 +103,7 @@ def pretrained_teacher(encoder, texts: list[str], labels: np.ndarray,
         [sha256_texts(everything), labels.tolist(), n_classes, seed, settings,
          encoder.identity()]).encode()).hexdigest()
     probabilities = cached_array(folder / TEACHER_PROBABILITIES, key, lambda: _probabilities(
-        encoder, everything, labels, n_classes, seed, log))
+        encoder, everything, labels, n_classes, seed, log, "auto" if on_cpu else "paddle"))
     settings.update(tuned_layers=tuned_layers(encoder.sizes.layers),
                     epochs=epochs_for(len(labels)))
     return PretrainedTeacher(f"{encoder.name}, top layers fine-tuned",
@@ -110,7 +112,7 @@ def pretrained_teacher(encoder, texts: list[str], labels: np.ndarray,
 
 
 def _probabilities(encoder, texts: list[str], labels: np.ndarray, n_classes: int, seed: int,
-                   log) -> np.ndarray:
+                   log, engine: str = "auto") -> np.ndarray:
     """The tuned teacher's class probabilities of ``texts`` (the labelled ones first)."""
     from newsclf.pretrained.encoder import run_layers
     from newsclf.pretrained.finetune import (DROPOUT, Classifier, fine_tune, lower_states,
@@ -126,7 +128,7 @@ def _probabilities(encoder, texts: list[str], labels: np.ndarray, n_classes: int
         tuned = fine_tune(network, states, labels, n_classes, seed, log)
         log(f"pretrained teacher: scoring {len(texts)} texts")
         scores = run_layers(Classifier(network, tuned), network, piece_lists, row_of,
-                            n_classes, batch_size=128, threads=2)
+                            n_classes, batch_size=128, engine=engine, threads=2)
     scores = np.exp(scores - scores.max(axis=1, keepdims=True))
     return scores / scores.sum(axis=1, keepdims=True)
 

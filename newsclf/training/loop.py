@@ -120,6 +120,8 @@ class RunSetup:
     # token embeddings the model starts from (newsclf.pretrained.embeddings), when it does not
     # start from initial_weights
     initial_embedding: np.ndarray | None = None
+    # what Paddle computes on in every process of the run (newsclf.runtime.check_device)
+    device: str = "cpu"
 
     @property
     def student(self) -> bool:
@@ -278,9 +280,10 @@ class _Training:
     and checkpoint, for :func:`train_member`'s epoch loop."""
 
     def __init__(self, member: int, setup: RunSetup, report, parallel: Parallel):
-        from newsclf.runtime import configure_paddle
+        from newsclf.runtime import configure_paddle, use_device
 
         paddle = configure_paddle()
+        use_device(setup.device)
         from newsclf.model.layers import build_network, load_weights
 
         self.member, self.setup, self.report, self.parallel = member, setup, report, parallel

@@ -96,7 +96,8 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
           output_dir: str | Path, class_names: Sequence[str] | None = None,
           progress: bool = True, log=print, resume: bool = False,
           export: bool = True, workers: int | None = None,
-          overwrite: bool = False, unlabeled_texts: Sequence[str] | None = None) -> TrainResult:
+          overwrite: bool = False, unlabeled_texts: Sequence[str] | None = None,
+          device: str = "cpu") -> TrainResult:
     """Train a model and write its directory to ``output_dir``; returns the best dev metrics.
 
     ``output_dir`` must be absent or empty, unless ``overwrite=True``: then a model (or an
@@ -115,12 +116,13 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     skipped; their words join the vocabulary, the members read those they never trained on as
     ``[UNK]``, and the student learns them from the teacher), and the model directory predicts
     with it alone, unless its dev accuracy is more than half a point below the ensemble's (see
-    :mod:`.distill`).
+    :mod:`.distill`). ``device``: ``cpu``, or ``gpu``/``gpu:N`` with ``paddlepaddle-gpu``.
     """
-    from newsclf.runtime import configure_paddle
+    from newsclf.runtime import check_device, configure_paddle, use_device
 
     config.validate()
     workers = check_count(workers, "workers", optional=True)
+    device = check_device(device)
     if unlabeled_texts is not None:
         check_unlabeled_allowed(config)
         unlabeled_texts = unlabeled_text_list(unlabeled_texts, "unlabeled_texts")
@@ -134,6 +136,7 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
     # read once: what the model trains with is what its directory keeps
     user_dict = read_user_dictionary(config.user_dict) if config.user_dict else None
     configure_paddle()
+    use_device(device)
     parallel = Parallel()
     if parallel.writer:
         for warning in data_warnings(train_data, dev_data, classes):
@@ -144,7 +147,7 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
         work_dir = Path(parallel.broadcast(None))
         _train_locked(config, train_data, dev_data, unlabeled_texts or [], work_dir, classes,
                       False, lambda message: None, resume, parallel, 1,
-                      output.resume_flags(work_dir), user_dict)
+                      output.resume_flags(work_dir), user_dict, device)
         return TrainResult(output.path, {})
     with output.lock():
         target_existed = output.path.exists()
@@ -155,7 +158,7 @@ def train(config: TrainConfig, train_data: LabelledData, dev_data: LabelledData 
         try:
             metrics = _train_locked(config, train_data, dev_data, unlabeled_texts or [],
                                     work_dir, classes, progress, log, resume, parallel, workers,
-                                    resume_flags, user_dict)
+                                    resume_flags, user_dict, device)
             if export:
                 _export(work_dir, log)
         except NewsclfError as exc:
@@ -198,7 +201,7 @@ def _export(model_dir: Path, log) -> None:
 
 def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path, classes,
                   progress, log, resume, parallel: Parallel, workers: int,
-                  resume_flags: str, user_dict=None) -> dict:
+                  resume_flags: str, user_dict=None, device: str = "cpu") -> dict:
     """Train into ``work_dir`` (the output directory or its staging directory) and write the
     model there; returns the metrics ({} on the processes that do not write). ``resume_flags``
     are the options that continue the run if it is interrupted; ``user_dict`` is the
@@ -235,7 +238,7 @@ def _train_locked(config, train_data, dev_data, unlabeled_texts, work_dir: Path,
                        if unseen is not None and dev_ids is not None else dev_ids)
     setup = RunSetup(config, classes, vocab, train_ids, y_train, members_dev_ids, y_dev,
                      run_identity, work_dir, resume, resume_flags, automatic=tuple(automatic),
-                     user_dict=user_dict,
+                     user_dict=user_dict, device=device,
                      student_settings=(student_config(config, automatic, n_student)
                                        if config.distilling else None))
     n_members = config.ensemble_size
@@ -331,7 +334,7 @@ def _pretrained_teacher(setup: RunSetup, members: list[MemberResult], texts: lis
     teacher = pretrained_teacher(teacher_encoder(setup.config.teacher), texts, setup.y_train,
                                  dev_texts, len(setup.classes),
                                  setup.output_dir / CHECKPOINT_DIR / TEACHER_DIR,
-                                 setup.config.seed, log)
+                                 setup.config.seed, log, on_cpu=setup.device == "cpu")
     if teacher.dev_probabilities is None:
         teacher.weight = 0.5
         log(f"pretrained teacher: {teacher.name}; no dev data to weigh it against the members: "
