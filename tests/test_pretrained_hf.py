@@ -17,7 +17,7 @@ MODELS = ROOT / "tests" / "fixtures" / "hf-models"
 EXPECTED = json.loads((MODELS / "expected.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta"])
+@pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta", "tiny-roberta-pad1"])
 @pytest.mark.parametrize("engine", ["paddle", "auto"])
 def test_the_encoder_of_a_directory_computes_what_transformers_computes(name, engine):
     from newsclf.pretrained.encoder import PooledLayers, run_layers
@@ -31,6 +31,63 @@ def test_the_encoder_of_a_directory_computes_what_transformers_computes(name, en
     pooled = run_layers(PooledLayers(network), network, piece_lists, row_of,
                         encoder.sizes.hidden, batch_size=8, engine=engine)
     np.testing.assert_allclose(pooled, np.array([row["pooled"] for row in rows]), atol=2e-5)
+
+
+def _pooled(folder, rows):
+    from newsclf.pretrained.encoder import PooledLayers, run_layers
+    from newsclf.pretrained.hf import HFEncoder
+
+    encoder = HFEncoder(folder)
+    piece_lists = [encoder.piece_ids(row["text"]) for row in rows]
+    network, row_of = encoder.network(piece_lists)
+    return run_layers(PooledLayers(network), network, piece_lists, row_of,
+                      encoder.sizes.hidden, engine="paddle")
+
+
+def _save_bfloat16(source, target):
+    """The float32 safetensors file ``source`` with every tensor rounded down to bfloat16."""
+    from safetensors.numpy import load_file
+
+    header, blobs, at = {}, [], 0
+    for name, value in load_file(source).items():
+        blob = (np.ascontiguousarray(value, np.float32).view(np.uint32) >> 16).astype(
+            "<u2").tobytes()
+        header[name] = {"dtype": "BF16", "shape": list(value.shape),
+                        "data_offsets": [at, at + len(blob)]}
+        blobs.append(blob)
+        at += len(blob)
+    text = json.dumps(header).encode()
+    target.write_bytes(len(text).to_bytes(8, "little") + text + b"".join(blobs))
+
+
+def test_a_padding_id_left_out_is_roberta_s_and_bfloat16_weights_are_read(tmp_path):
+    rows = EXPECTED["tiny-roberta-pad1"]
+    folder = _copy(tmp_path, "tiny-roberta-pad1")
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    del config["pad_token_id"]  # transformers reads RoBERTa's default, 1
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    expected = np.array([row["pooled"] for row in rows])
+    np.testing.assert_allclose(_pooled(folder, rows), expected, atol=2e-5)
+    _save_bfloat16(folder / "model.safetensors", folder / "model.safetensors")
+    # bfloat16 keeps 8 bits of each weight: close, not equal
+    np.testing.assert_allclose(_pooled(folder, rows), expected, atol=2e-2)
+
+
+def test_what_tells_a_checkpoint_apart_covers_its_weights_and_tokenizer(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from newsclf.pretrained.hf import HFEncoder
+
+    folder = _copy(tmp_path)
+    first = HFEncoder(folder).identity()
+    weights = load_file(folder / "model.safetensors")
+    save_file({name: value * 1.5 for name, value in weights.items()},
+              folder / "model.safetensors")  # the same size: trained further
+    scaled = HFEncoder(folder).identity()
+    settings = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    settings["do_lower_case"] = False
+    (folder / "tokenizer_config.json").write_text(json.dumps(settings), encoding="utf-8")
+    assert len({first, scaled, HFEncoder(folder).identity()}) == 3
 
 
 def test_a_vocabulary_file_alone_tokenizes_as_the_tokenizer_file(tmp_path):
@@ -72,6 +129,24 @@ def _damaged_weights(folder):
     (folder / "model.safetensors").write_bytes(b"not weights")
 
 
+def _damaged_tokenizer(folder):
+    (folder / "tokenizer.json").write_text('{"version": 1, x}', encoding="utf-8")
+
+
+def _a_weight_missing(folder):
+    from safetensors.numpy import load_file, save_file
+
+    weights = load_file(folder / "model.safetensors")
+    del weights["encoder.layer.1.output.dense.weight"]
+    save_file(weights, folder / "model.safetensors")
+
+
+def _a_shard_missing(folder):
+    (folder / "model.safetensors").rename(folder / "model-1.safetensors")
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        "a": "model-1.safetensors", "b": "model-2.safetensors"}}), encoding="utf-8")
+
+
 @pytest.mark.parametrize("damage, fragments", [
     (_no_config, ["not a Hugging Face model directory (no config.json)"]),
     (lambda folder: _edit_config(folder, model_type="gpt2"),
@@ -80,6 +155,10 @@ def _damaged_weights(folder):
     (lambda folder: _edit_config(folder, hidden_size=None), ["config.json: no usable"]),
     (_torch_weights_only, ["holds PyTorch weights only; save them as model.safetensors"]),
     (_no_tokenizer, ["no tokenizer (tokenizer.json or vocab.txt)"]),
+    (_damaged_tokenizer, ["tokenizer.json: not a readable tokenizer file"]),
+    (_damaged_weights, ["model.safetensors: not readable safetensors weights"]),
+    (_a_weight_missing, ["the weights have no encoder.layer.1.output.dense.weight"]),
+    (_a_shard_missing, ["model-2.safetensors: missing (the weights index names it)"]),
 ])
 def test_a_directory_that_is_not_a_usable_model_is_refused_before_training(
         tmp_path, damage, fragments):
@@ -91,17 +170,10 @@ def test_a_directory_that_is_not_a_usable_model_is_refused_before_training(
     assert not (tmp_path / "model").exists()
 
 
-def test_a_missing_directory_and_damaged_weights_are_one_line(tmp_path):
+def test_a_missing_directory_is_one_line(tmp_path):
     missing = run_cli("train", "--train", sample_head(tmp_path, "train.tsv", 100), "--output",
                       tmp_path / "model", "--teacher", tmp_path / "nowhere", "--no-progress")
     assert_user_error(missing, "nowhere: no such directory (--teacher takes none, e5 or")
-    from newsclf.errors import NewsclfError
-    from newsclf.pretrained.hf import HFEncoder
-
-    teacher = _copy(tmp_path)
-    _damaged_weights(teacher)
-    with pytest.raises(NewsclfError, match="model.safetensors: not readable safetensors"):
-        HFEncoder(teacher).network([[2, 3]])
 
 
 def test_a_student_taught_by_a_model_directory_records_it_and_predicts(tmp_path):

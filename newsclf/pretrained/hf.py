@@ -41,7 +41,8 @@ class HFEncoder:
         if config.get("hidden_act", "gelu") != "gelu":
             raise NewsclfError(f"{self.directory}: activation {config['hidden_act']!r}; "
                                "--teacher reads models with gelu")
-        self.pad = int(config.get("pad_token_id") or 0)
+        # transformers' default where the config names none: 1 for RoBERTa and XLM-R
+        self.pad = int(config.get("pad_token_id", 0 if self.model_type == "bert" else 1) or 0)
         # RoBERTa's positions start after its padding id
         self.position_offset = self.pad + 1 if self.model_type != "bert" else 0
         try:
@@ -57,6 +58,54 @@ class HFEncoder:
         self.name = str(config.get("_name_or_path") or self.directory.name)
         self.weight_files = self._weight_files()
         self.tokenizer = self._tokenizer()
+        # XLM-R's SentencePiece has the lone word start e5's has; WordPiece has none
+        self.filler = (self.tokenizer.token_to_id("\u2581") if self.model_type == "xlm-roberta"
+                       else None)
+
+    def check_weights(self) -> None:
+        """Refuse, reading the weight files' headers only, weights that are missing, that are
+        not safetensors or that lack a tensor the network needs."""
+        from safetensors import safe_open
+
+        names = set()
+        for path in self.weight_files:
+            try:
+                with safe_open(str(path), framework="np") as weights:
+                    names.update(weights.keys())
+            except FileNotFoundError:
+                raise NewsclfError(f"{path}: missing (the weights index names it)") from None
+            except Exception as exc:  # safetensors raises its own error types
+                raise NewsclfError(f"{path}: not readable safetensors weights "
+                                   f"({exc})") from None
+        prefix = self._prefix(names)
+        for name in self._needed():
+            if not self._present(prefix, name, names):
+                raise NewsclfError(f"{self.directory}: the weights have no {prefix + name}")
+
+    def _needed(self) -> list[str]:
+        needed = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+                  "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"]
+        for layer in range(self.sizes.layers):
+            for part in (*_LINEARS, *_NORMS):
+                needed += [f"encoder.layer.{layer}.{part}.weight",
+                           f"encoder.layer.{layer}.{part}.bias"]
+        return needed
+
+    @staticmethod
+    def _present(prefix: str, name: str, names) -> str | None:
+        """The stored name of ``name`` (``LayerNorm.gamma``/``beta`` in older checkpoints)."""
+        for each in (name, name.replace(".weight", ".gamma").replace(".bias", ".beta")):
+            if prefix + each in names:
+                return prefix + each
+        return None
+
+    def _prefix(self, names) -> str:
+        prefix = next((name[:-len("embeddings.word_embeddings.weight")] for name in names
+                       if name.endswith("embeddings.word_embeddings.weight")), None)
+        if prefix is None:
+            raise NewsclfError(f"{self.directory}: the weights hold no word embeddings "
+                               "(embeddings.word_embeddings.weight)")
+        return prefix
 
     def _config(self) -> dict:
         path = self.directory / "config.json"
@@ -100,35 +149,45 @@ class HFEncoder:
             raise NewsclfError(f"--teacher DIR needs the tokenizers package: "
                                f"{INSTALL_HINT}") from None
         whole, vocab = self.directory / "tokenizer.json", self.directory / "vocab.txt"
-        if whole.is_file():
-            tokenizer = Tokenizer.from_file(str(whole))
-        elif vocab.is_file():
-            settings_path = self.directory / "tokenizer_config.json"
-            settings = (json.loads(settings_path.read_text(encoding="utf-8"))
-                        if settings_path.is_file() else {})
-            tokenizer = BertWordPieceTokenizer(
-                str(vocab), lowercase=settings.get("do_lower_case", True),
-                strip_accents=settings.get("strip_accents"),
-                handle_chinese_chars=settings.get("tokenize_chinese_chars", True))
-        else:
+        settings_path = self.directory / "tokenizer_config.json"
+        if not whole.is_file() and not vocab.is_file():
             raise NewsclfError(f"{self.directory}: no tokenizer (tokenizer.json or vocab.txt)")
+        read = whole if whole.is_file() else settings_path
+        try:
+            if whole.is_file():
+                tokenizer = Tokenizer.from_file(str(whole))
+            else:
+                settings = (json.loads(settings_path.read_text(encoding="utf-8"))
+                            if settings_path.is_file() else {})
+                read = vocab
+                tokenizer = BertWordPieceTokenizer(
+                    str(vocab), lowercase=settings.get("do_lower_case", True),
+                    strip_accents=settings.get("strip_accents"),
+                    handle_chinese_chars=settings.get("tokenize_chinese_chars", True))
+        except Exception as exc:  # tokenizers raises plain Exceptions for a damaged file
+            raise NewsclfError(f"{read}: not a readable tokenizer file ({exc})") from None
         tokenizer.no_padding()
         tokenizer.enable_truncation(self.sizes.max_positions)
         return tokenizer
 
     def identity(self) -> str:
-        """What tells this checkpoint from another (part of the teacher cache's key)."""
-        digest = hashlib.sha256((self.directory / "config.json").read_bytes())
+        """The hash of the files that make this checkpoint: its configuration, tokenizer and
+        weights (part of the teacher cache's key)."""
+        digest = hashlib.sha256()
+        for name in ("config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json"):
+            path = self.directory / name
+            digest.update(name.encode() + (path.read_bytes() if path.is_file() else b"-"))
         for path in self.weight_files:
-            digest.update(f"{path.name}:{path.stat().st_size}".encode())
+            with path.open("rb") as stream:
+                digest.update(path.name.encode())
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
         return digest.hexdigest()
 
     def piece_ids(self, text: str) -> list[int]:
         """The token ids of ``text`` as the checkpoint's tokenizer gives them ([CLS], the
         pieces, [SEP]), the first ``max_position_embeddings``."""
         return self.tokenizer.encode(text).ids
-
-    filler = None  # no piece of a WordPiece vocabulary says nothing
 
     def content_ids(self, text: str) -> list[int]:
         """The pieces of ``text`` alone (no [CLS] or [SEP])."""
@@ -146,24 +205,22 @@ class HFEncoder:
 
     def weights(self, rows: np.ndarray) -> dict:
         """The :class:`~.encoder.PretrainedEncoder` weights for the embedding rows ``rows``."""
+        self.check_weights()
         tensors = self._tensors()
-        prefix = next((name[:-len("embeddings.word_embeddings.weight")] for name in tensors
-                       if name.endswith("embeddings.word_embeddings.weight")), None)
-        if prefix is None:
-            raise NewsclfError(f"{self.directory}: the weights hold no word embeddings "
-                               "(embeddings.word_embeddings.weight)")
+        prefix = self._prefix(tensors)
 
         def get(name: str) -> np.ndarray:
-            for each in (name, name.replace(".weight", ".gamma").replace(".bias", ".beta")):
-                if prefix + each in tensors:
-                    return np.asarray(tensors[prefix + each], dtype=np.float32)
-            raise NewsclfError(f"{self.directory}: no weight {prefix + name}")
+            return tensors[self._present(prefix, name, tensors)]
+
+        types = self._present(prefix, "embeddings.token_type_embeddings.weight", tensors)
 
         start, stop = self.position_offset, self.position_offset + self.sizes.max_positions
         weights = {"word_embeddings.weight": get("embeddings.word_embeddings.weight")[rows],
                    "position_embeddings.weight":
                        get("embeddings.position_embeddings.weight")[start:stop],
-                   "token_type": get("embeddings.token_type_embeddings.weight")[0],
+                   # a model without token types adds nothing in their place
+                   "token_type": tensors[types][0] if types
+                   else np.zeros(self.sizes.hidden, np.float32),
                    "embedding_norm.weight": get("embeddings.LayerNorm.weight"),
                    "embedding_norm.bias": get("embeddings.LayerNorm.bias")}
         for layer in range(self.sizes.layers):
@@ -177,14 +234,38 @@ class HFEncoder:
         return weights
 
     def _tensors(self) -> dict:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
+        """Every weight as float32 numpy."""
         tensors = {}
         for path in self.weight_files:
-            try:
-                tensors.update(load_file(path))
-            except (OSError, SafetensorError, TypeError, ValueError) as exc:
-                raise NewsclfError(f"{path}: not readable safetensors weights "
-                                   f"({exc})") from None
+            tensors.update(_float32_tensors(path))
         return tensors
+
+
+# safetensors' float types, as numpy reads their bytes (bfloat16: the top half of a float32)
+_FLOAT_TYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16}
+
+
+def _float32_tensors(path: Path) -> dict:
+    """The tensors of a safetensors file as float32 arrays. Its layout (an 8-byte header
+    length, a JSON header of each tensor's type, shape and byte range, the data) is read here
+    because safetensors' numpy reader has no bfloat16, the type many checkpoints are saved in."""
+    try:
+        data = np.memmap(path, dtype=np.uint8, mode="r")
+        length = int(data[:8].view("<u8")[0])
+        header = json.loads(bytes(data[8:8 + length]).decode("utf-8"))
+        start = 8 + length
+        tensors = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            kind = _FLOAT_TYPES.get(info["dtype"])
+            if kind is None:
+                raise ValueError(f"tensor {name} is {info['dtype']}, not a float type")
+            begin, end = info["data_offsets"]
+            values = data[start + begin:start + end].view(np.dtype(kind).newbyteorder("<"))
+            if info["dtype"] == "BF16":
+                values = (values.astype(np.uint32) << 16).view(np.float32)
+            tensors[name] = values.astype(np.float32).reshape(info["shape"])
+        return tensors
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise NewsclfError(f"{path}: not readable safetensors weights ({exc})") from None

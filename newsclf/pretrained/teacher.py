@@ -59,8 +59,11 @@ def recipe() -> dict:
     from newsclf.pretrained import finetune
 
     return {"tuned_layers": finetune.TUNED_LAYERS, "learning_rate": finetune.LEARNING_RATE,
-            "batch_size": finetune.BATCH_SIZE, "max_epochs": finetune.MAX_EPOCHS,
-            "text_passes": finetune.TEXT_PASSES}
+            "warmup_share": finetune.WARMUP_SHARE, "weight_decay": finetune.WEIGHT_DECAY,
+            "batch_size": finetune.BATCH_SIZE, "sorting_pool": finetune.SORTING_POOL,
+            "dropout": finetune.DROPOUT, "max_epochs": finetune.MAX_EPOCHS,
+            "text_passes": finetune.TEXT_PASSES, "pool_scale": finetune.POOL_SCALE,
+            "max_pieces": finetune.MAX_PIECES}
 
 
 def teacher_encoder(teacher: str):
@@ -78,13 +81,13 @@ def teacher_encoder(teacher: str):
 
 def check_teacher(teacher: str) -> None:
     """Refuse, before any training, a teacher that cannot be had (cheaply: e5's file is found,
-    a directory is read without its weights)."""
+    a directory is read with its weights' headers only)."""
     if teacher == "e5":
         from newsclf.pretrained.e5file import bundled_e5_path
 
         bundled_e5_path()
     else:
-        teacher_encoder(teacher)
+        teacher_encoder(teacher).check_weights()
 
 
 def pretrained_teacher(encoder, texts: list[str], labels: np.ndarray,
@@ -115,12 +118,12 @@ def _probabilities(encoder, texts: list[str], labels: np.ndarray, n_classes: int
                    log, engine: str = "auto") -> np.ndarray:
     """The tuned teacher's class probabilities of ``texts`` (the labelled ones first)."""
     from newsclf.pretrained.encoder import run_layers
-    from newsclf.pretrained.finetune import (DROPOUT, Classifier, fine_tune, lower_states,
-                                             tuned_layers)
+    from newsclf.pretrained.finetune import (DROPOUT, Classifier, fine_tune,
+                                             lower_states, tuned_layers)
     from newsclf.runtime import math_threads
 
     with math_threads(2):
-        piece_lists = [encoder.piece_ids(text) for text in texts]
+        piece_lists = [_cut(encoder.piece_ids(text)) for text in texts]
         network, row_of = encoder.network(piece_lists, dropout=DROPOUT)
         log(f"pretrained teacher: {encoder.name}, states of the {len(labels)} labelled texts")
         states = lower_states(network, piece_lists[:len(labels)], row_of,
@@ -131,6 +134,13 @@ def _probabilities(encoder, texts: list[str], labels: np.ndarray, n_classes: int
                             n_classes, batch_size=128, engine=engine, threads=2)
     scores = np.exp(scores - scores.max(axis=1, keepdims=True))
     return scores / scores.sum(axis=1, keepdims=True)
+
+
+def _cut(ids: list[int]) -> list[int]:
+    """The first pieces of a text and its closing one, :data:`~.finetune.MAX_PIECES` in all."""
+    from newsclf.pretrained.finetune import MAX_PIECES
+
+    return ids if len(ids) <= MAX_PIECES else ids[:MAX_PIECES - 1] + ids[-1:]
 
 
 def best_mix(members_dev: np.ndarray, teacher_dev: np.ndarray, y_dev: np.ndarray) -> float:
