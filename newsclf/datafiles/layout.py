@@ -373,7 +373,9 @@ def _text_table(request: _Request, lines, head, encoding):
     if fmt == "tsv":
         records, delimiter = rec.tsv_records(lines, source, first_line), ","
     else:
-        delimiter = _csv_delimiter(head)
+        named = [choice for choice in (request.text_choice, request.label_choice)
+                 if isinstance(choice, str)]
+        delimiter = _csv_delimiter(head, named)
         records = rec.csv_records(lines, source, delimiter, first_line)
     return _table(request, records, encoding=encoding, delimiter=delimiter)
 
@@ -386,18 +388,26 @@ def _layout(request: _Request, columns, text_index, label_index, **found) -> Lay
 _DELIMITER_NAMES = {",": "commas", "\t": "tabs", ";": "semicolons"}
 
 
-def _csv_delimiter(head: Sequence[str]) -> str:
+def _csv_delimiter(head: Sequence[str], named: Sequence[str] = ()) -> str:
     """The field separator of a CSV file: the first of comma, tab and semicolon that cuts the
-    first line into two fields or more, either usual column names or as many fields as it cuts
-    at least 90% of the first lines into (a spreadsheet saved with another separator under the
-    name ``.csv``); a comma if none does."""
+    first line into the ``named`` columns (the ones the user chose by name), exactly or as
+    names are compared; else the first that cuts it into two fields or more, either usual
+    column names or as many fields as it cuts at least 90% of the first lines into (a
+    spreadsheet saved with another separator under the name ``.csv``); a comma if none does."""
     lines = [line for line in head if line.strip()]
+    cut = {}
     for delimiter in _DELIMITER_NAMES:
         try:
             with rec.unlimited_fields():
-                rows = list(csv.reader(lines, delimiter=delimiter))
+                cut[delimiter] = list(csv.reader(lines, delimiter=delimiter))
         except csv.Error:
             continue
+    for fits in (lambda names, first: set(names) <= set(first),
+                 lambda names, first: _as_names(names) <= _as_names(first)):
+        for delimiter, rows in cut.items():
+            if named and rows and fits(named, rows[0]):
+                return delimiter
+    for delimiter, rows in cut.items():
         if len(rows) < 2 or len(rows[0]) < 2:
             continue
         if _as_names(rows[0]) & _USUAL_NAMES or sum(
