@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -9,6 +10,15 @@ SAMPLE = ROOT / "data" / "sample"
 THUCNEWS = ROOT.parent / "shared" / "data" / "thucnews-headlines"
 
 os.environ.setdefault("GLOG_minloglevel", "2")
+
+
+def pytest_configure(config):
+    """A shell starts a background job (a CI runner's, ``cmd &``) with SIGINT ignored, and
+    every process it starts inherits that: the tests that stop newsclf as Ctrl-C does need
+    SIGINT to be Python's KeyboardInterrupt again, here and in the processes started from
+    here."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _onnx_extra_installed() -> bool:
