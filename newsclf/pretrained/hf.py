@@ -195,7 +195,8 @@ class HFEncoder:
 
     def input_embeddings(self, rows: np.ndarray) -> np.ndarray:
         """The token embeddings of ``rows`` ``[len(rows), hidden]``."""
-        return self.weights(rows)["word_embeddings.weight"]
+        tensors = self._tensors()
+        return tensors[self._prefix(tensors) + "embeddings.word_embeddings.weight"][rows]
 
     def network(self, piece_lists: list, dropout: float = 0.0):
         """The network for texts of ``piece_lists``, and the map from token id to its row."""
